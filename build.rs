@@ -1,0 +1,241 @@
+//! Build script: the host-compiled shared-math headers (always) and the CUDA kernels (when nvcc is found).
+//!
+//! Kernels: every `kernels/*.cu` becomes one fatbin in OUT_DIR with SASS for each `sm_*` entry of the
+//! architecture list and PTX for each `compute_*` entry, embedded in the library by the generated
+//! `kernels_generated.rs`. ptxas's resource report (registers, shared memory, stack, spills) is written
+//! to `ptxas_resources.tsv` beside it and embedded too, so a test can check it.
+//!
+//! nvcc is looked up as `NVCC`, then `CUDA_HOME`/`CUDA_PATH` + `/bin/nvcc`, then `PATH`. Without it the
+//! kernel set is empty (a cargo warning says so) unless `TRILEMMA_REQUIRE_NVCC=1`, which makes it an error.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// SASS for Ampere (A100, A10/RTX 30), Ada (L4/RTX 40) and Hopper with its `a` features (wgmma,
+/// setmaxnreg), plus Ampere PTX that newer GPUs can JIT.
+const DEFAULT_ARCHS: &str = "sm_80,sm_86,sm_89,sm_90a,compute_80";
+
+fn main() {
+    println!("cargo:rerun-if-changed=kernels");
+    println!("cargo:rerun-if-changed=csrc");
+    println!("cargo:rerun-if-changed=build.rs");
+    for var in [
+        "NVCC",
+        "CUDA_HOME",
+        "CUDA_PATH",
+        "PATH",
+        "TRILEMMA_CUDA_ARCHS",
+        "TRILEMMA_REQUIRE_NVCC",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+
+    build_host_math();
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let require = env::var("TRILEMMA_REQUIRE_NVCC").is_ok_and(|v| v == "1");
+    match find_nvcc() {
+        Some(nvcc) => compile_kernels(&nvcc, &out_dir),
+        None if require => panic!(
+            "TRILEMMA_REQUIRE_NVCC=1 but no nvcc was found: set NVCC to its path, or CUDA_HOME/CUDA_PATH \
+             to a CUDA toolkit, or put nvcc on PATH"
+        ),
+        None => {
+            println!(
+                "cargo:warning=trilemma: nvcc not found (NVCC, CUDA_HOME, CUDA_PATH, PATH); building without \
+                 CUDA kernels. The CPU backend works; asking for a CUDA device returns KernelsNotCompiled."
+            );
+            write_generated(&out_dir, None, &[], &[], "");
+        }
+    }
+}
+
+/// The shared-math headers (Philox, later integrator and posterior coefficients) as host C++, so the
+/// CPU backend runs the kernels' own arithmetic. No fp contraction: the host must do exactly the fp32
+/// operations the header spells out.
+fn build_host_math() {
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/host_math.cpp")
+        .include("kernels")
+        .std("c++17")
+        .opt_level(2)
+        .flag("-ffp-contract=off")
+        .warnings(true)
+        .extra_warnings(true)
+        .warnings_into_errors(true)
+        .compile("trilemma_host_math");
+}
+
+fn find_nvcc() -> Option<PathBuf> {
+    if let Some(p) = env::var_os("NVCC") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Some(p);
+        }
+        println!("cargo:warning=trilemma: NVCC={} is not a file; looking elsewhere", p.display());
+    }
+    for var in ["CUDA_HOME", "CUDA_PATH"] {
+        if let Some(root) = env::var_os(var) {
+            let p = Path::new(&root).join("bin").join("nvcc");
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path).map(|d| d.join("nvcc")).find(|p| p.is_file())
+}
+
+/// Parses `TRILEMMA_CUDA_ARCHS` (comma-separated `sm_XY[a]` for SASS, `compute_XY[a]` for PTX) into
+/// nvcc `-gencode` values.
+fn archs() -> Vec<String> {
+    let spec = env::var("TRILEMMA_CUDA_ARCHS").unwrap_or_else(|_| DEFAULT_ARCHS.to_string());
+    let archs: Vec<String> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    for a in &archs {
+        let num = a
+            .strip_prefix("sm_")
+            .or_else(|| a.strip_prefix("compute_"))
+            .map(|n| n.trim_end_matches('a'));
+        let ok = num.is_some_and(|n| n.len() >= 2 && n.chars().all(|c| c.is_ascii_digit()));
+        assert!(
+            ok,
+            "TRILEMMA_CUDA_ARCHS: `{a}` is not of the form sm_XY, sm_XYa, compute_XY or compute_XYa (got `{spec}`)"
+        );
+    }
+    assert!(!archs.is_empty(), "TRILEMMA_CUDA_ARCHS is empty");
+    archs
+}
+
+fn gencode(arch: &str) -> String {
+    match arch.strip_prefix("sm_") {
+        Some(n) => format!("arch=compute_{n},code=sm_{n}"),
+        None => format!("arch={arch},code={arch}"),
+    }
+}
+
+fn nvcc_release(nvcc: &Path) -> String {
+    let out = Command::new(nvcc)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} --version: {e}", nvcc.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("release ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| panic!("cannot read the release from `{} --version`:\n{text}", nvcc.display()))
+}
+
+fn compile_kernels(nvcc: &Path, out_dir: &Path) {
+    let release = nvcc_release(nvcc);
+    let archs = archs();
+    let mut sources: Vec<PathBuf> = fs::read_dir("kernels")
+        .expect("kernels/ exists")
+        .map(|e| e.expect("readable kernels/ entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cu"))
+        .collect();
+    sources.sort();
+
+    let mut modules = Vec::new();
+    let mut tsv = String::from(
+        "module\tkernel\tarch\tregisters\tshared_bytes\tstack_bytes\tspill_store_bytes\tspill_load_bytes\n",
+    );
+    for src in &sources {
+        let stem = src.file_stem().and_then(|s| s.to_str()).expect("utf-8 kernel file name").to_string();
+        let fatbin = out_dir.join(format!("{stem}.fatbin"));
+        let mut cmd = Command::new(nvcc);
+        cmd.args(["-fatbin", "-O3", "-lineinfo", "-std=c++17", "-Werror", "all-warnings"])
+            .args(["-Xptxas", "-v", "--threads", "2", "-I", "kernels"]);
+        for a in &archs {
+            cmd.arg("-gencode").arg(gencode(a));
+        }
+        cmd.arg("-o").arg(&fatbin).arg(src);
+        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", nvcc.display()));
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "nvcc failed on {}:\n{cmd:?}\n{log}", src.display());
+        for r in parse_ptxas(&log) {
+            writeln!(
+                tsv,
+                "{stem}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                r.kernel, r.arch, r.registers, r.shared, r.stack, r.spill_stores, r.spill_loads
+            )
+            .expect("write to String");
+        }
+        modules.push((stem, fatbin));
+    }
+    write_generated(out_dir, Some(&release), &archs, &modules, &tsv);
+}
+
+#[derive(Default)]
+struct Resources {
+    kernel: String,
+    arch: String,
+    registers: u32,
+    shared: u32,
+    stack: u32,
+    spill_stores: u32,
+    spill_loads: u32,
+}
+
+/// The number written just before `unit` in `line` ("... 24 bytes stack frame" -> 24).
+fn number_before(line: &str, unit: &str) -> Option<u32> {
+    let head = &line[..line.find(unit)?];
+    head.split(|c: char| !c.is_ascii_digit()).rfind(|s| !s.is_empty())?.parse().ok()
+}
+
+/// Reads `ptxas -v` output: "Compiling entry function 'K' for 'sm_XY'", then the stack/spill line, then
+/// "Used N registers, ... N bytes smem ...", which completes the record.
+fn parse_ptxas(log: &str) -> Vec<Resources> {
+    let mut out = Vec::new();
+    let mut cur: Option<Resources> = None;
+    for line in log.lines() {
+        if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+            let mut parts = rest.split('\'');
+            let kernel = parts.next().unwrap_or_default().to_string();
+            let arch = parts.nth(1).unwrap_or_default().to_string();
+            cur = Some(Resources { kernel, arch, ..Default::default() });
+        } else if line.contains("bytes stack frame") {
+            if let Some(r) = cur.as_mut() {
+                r.stack = number_before(line, "bytes stack frame").unwrap_or(0);
+                r.spill_stores = number_before(line, "bytes spill stores").unwrap_or(0);
+                r.spill_loads = number_before(line, "bytes spill loads").unwrap_or(0);
+            }
+        } else if line.contains("Used ") && line.contains("registers") {
+            if let Some(mut r) = cur.take() {
+                r.registers = number_before(line, "registers").unwrap_or(0);
+                r.shared = number_before(line, "bytes smem").unwrap_or(0);
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+fn write_generated(out_dir: &Path, release: Option<&str>, archs: &[String], modules: &[(String, PathBuf)], tsv: &str) {
+    let tsv_path = out_dir.join("ptxas_resources.tsv");
+    fs::write(&tsv_path, tsv).expect("write ptxas_resources.tsv");
+    let mut src = String::from("// Generated by build.rs; do not edit.\n");
+    match release {
+        Some(r) => writeln!(src, "pub const NVCC_RELEASE: Option<&str> = Some({r:?});"),
+        None => writeln!(src, "pub const NVCC_RELEASE: Option<&str> = None;"),
+    }
+    .expect("write to String");
+    writeln!(src, "pub const CUDA_ARCHS: &[&str] = &{archs:?};").expect("write to String");
+    src.push_str("pub const FATBINS: &[(&str, &[u8])] = &[\n");
+    for (name, path) in modules {
+        writeln!(src, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).expect("write to String");
+    }
+    src.push_str("];\n");
+    writeln!(src, "pub const PTXAS_RESOURCES_TSV: &str = include_str!({:?});", tsv_path.display().to_string())
+        .expect("write to String");
+    fs::write(out_dir.join("kernels_generated.rs"), src).expect("write kernels_generated.rs");
+}

@@ -1,0 +1,33 @@
+// host_math.cpp — the kernels' shared-math headers compiled as host C++ for the CPU backend and tests.
+//
+// Nothing here re-implements kernel math: each function is a thin extern "C" entry over the same
+// __host__ __device__ header the .cu files include (kernels/common/). Built by build.rs with the cc
+// crate and -ffp-contract=off, so the host does exactly the fp32 operations written in the header.
+#include "common/params.h"
+#include "common/philox.h"
+
+extern "C" {
+
+// One Philox4x32-10 block: ctr[4], key[2] -> out[4]. For the Random123 known-answer tests.
+void trilemma_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
+    TriU32x4 c;
+    for (int i = 0; i < 4; ++i) c.v[i] = ctr[i];
+    TriU32x4 r = tri_philox4x32_10(c, key[0], key[1]);
+    for (int i = 0; i < 4; ++i) out[i] = r.v[i];
+}
+
+// The CPU reference of kernels/philox_normal.cu: fills out[num_samples * elems_per_sample] in fp32,
+// one Philox block (four elements) at a time, exactly as one GPU thread does.
+void trilemma_randn_f32(const TriRandnParams* p, float* out) {
+    const uint64_t blocks_per_sample = (p->elems_per_sample + 3) / 4;
+    for (uint32_t s = 0; s < p->num_samples; ++s) {
+        float* row = out + (uint64_t)s * p->elems_per_sample;
+        for (uint64_t b = 0; b < blocks_per_sample; ++b) {
+            float z[4];
+            tri_randn_block(p, p->first_sample + s, (uint32_t)b, z);
+            for (uint64_t i = 0; i < 4 && 4 * b + i < p->elems_per_sample; ++i) row[4 * b + i] = z[i];
+        }
+    }
+}
+
+}  // extern "C"

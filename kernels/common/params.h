@@ -1,0 +1,36 @@
+// params.h — launch-parameter structs shared by the kernels and the Rust host.
+//
+// This header is the single declaration of every struct passed by value to a kernel. The Rust side
+// (src/kernels/params_bindings.rs) is generated from it by bindgen and committed; the test
+// `tests/bindings_fresh.rs` regenerates it and fails when the committed copy is stale
+// (TRILEMMA_BLESS=1 rewrites it). Keep fields naturally aligned and padding explicit, so the layout
+// is the same for nvcc, the host C++ compiler and Rust's #[repr(C)].
+#pragma once
+
+#include <stdint.h>
+
+// Standard-normal noise from Philox4x32-10 (kernels/philox_normal.cu; CPU reference: the same header
+// compiled by csrc/host_math.cpp). The tensor is [num_samples, elems_per_sample], row-major.
+// Element e of local sample s is a pure function of
+//   (seed, stream, first_sample + s, step, e)
+// so any split of a batch across launches, processes or devices reproduces the same noise.
+typedef struct TriRandnParams {
+    uint64_t seed;              // Philox key (low word = key[0], high word = key[1])
+    uint64_t elems_per_sample;  // elements in one sample; at most 4 * 2^32
+    uint32_t num_samples;       // samples in this tensor
+    uint32_t first_sample;      // global index of this tensor's first sample
+    uint32_t step;              // sampler step (counter word 3)
+    uint32_t stream;            // noise purpose, e.g. sampler noise vs. DDGAN latent z (counter word 1)
+} TriRandnParams;
+
+// y[i] = a * x[i] + b * y[i], computed in fp32 whatever the storage type.
+typedef struct TriAxpbyParams {
+    uint64_t n;
+    float a;
+    float b;
+} TriAxpbyParams;
+
+// y[i] = convert(x[i]) between storage types, round-to-nearest-even.
+typedef struct TriCastParams {
+    uint64_t n;
+} TriCastParams;

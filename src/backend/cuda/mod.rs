@@ -1,0 +1,7 @@
+//! The CUDA backend: device storage and the launch wrappers of the kernels in `kernels/`.
+
+mod elementwise;
+mod randn;
+mod storage;
+
+pub use storage::CudaStorage;

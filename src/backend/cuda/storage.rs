@@ -1,0 +1,102 @@
+//! Device storage: a block of the device's caching allocator holding `len` elements of `dtype`.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaView, CudaViewMut};
+
+use crate::backend::cpu::CpuStorage;
+use crate::device::{allocator::PooledBlock, CudaDevice};
+use crate::error::{Error, Result};
+use crate::tensor::DType;
+
+pub struct CudaStorage {
+    block: PooledBlock<crate::device::CudaRaw>,
+    len: usize,
+    dtype: DType,
+    device: Arc<CudaDevice>,
+}
+
+impl std::fmt::Debug for CudaStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaStorage({} x {} on cuda:{})", self.len, self.dtype, self.device.ordinal())
+    }
+}
+
+impl CudaStorage {
+    /// Uninitialised storage; crate-private callers write every element before it is read.
+    pub(crate) fn alloc(device: &Arc<CudaDevice>, len: usize, dtype: DType) -> Result<CudaStorage> {
+        let bytes = len.checked_mul(dtype.size_in_bytes()).ok_or_else(|| Error::InvalidParam {
+            op: "alloc",
+            what: "element count",
+            rule: "small enough that its size in bytes fits in usize",
+            found: len.to_string(),
+        })?;
+        let block = device.alloc("alloc", bytes)?;
+        Ok(CudaStorage { block, len, dtype, device: Arc::clone(device) })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn device(&self) -> &Arc<CudaDevice> {
+        &self.device
+    }
+
+    pub fn num_bytes(&self) -> usize {
+        self.len * self.dtype.size_in_bytes()
+    }
+
+    /// The tensor's bytes (the block may be larger).
+    pub(crate) fn view(&self) -> CudaView<'_, u8> {
+        self.block.block().slice(0..self.num_bytes())
+    }
+
+    pub(crate) fn view_mut(&mut self) -> CudaViewMut<'_, u8> {
+        let n = self.num_bytes();
+        self.block.block_mut().slice_mut(0..n)
+    }
+
+    /// Host to device. Returns once the host data has been staged, so `src` may be dropped at once.
+    pub(crate) fn from_cpu(device: &Arc<CudaDevice>, src: &CpuStorage) -> Result<CudaStorage> {
+        let mut dst = CudaStorage::alloc(device, src.len(), src.dtype())?;
+        if !src.is_empty() {
+            let stream = Arc::clone(device.stream());
+            stream.memcpy_htod(src.as_bytes(), &mut dst.view_mut()).map_err(Error::driver("to_device", "cuMemcpyHtoDAsync"))?;
+        }
+        Ok(dst)
+    }
+
+    /// Device to host; waits for the stream, so it also reports errors of queued kernels.
+    pub(crate) fn to_cpu(&self) -> Result<CpuStorage> {
+        let mut out = CpuStorage::zeros(self.len, self.dtype);
+        if !self.is_empty() {
+            self.device
+                .stream()
+                .memcpy_dtoh(&self.view(), out.as_bytes_mut())
+                .map_err(Error::driver("to_cpu", "cuMemcpyDtoHAsync"))?;
+        }
+        self.device.synchronize()?;
+        Ok(out)
+    }
+
+    /// A device-to-device copy, queued on the stream.
+    pub(crate) fn try_clone(&self) -> Result<CudaStorage> {
+        let mut dst = CudaStorage::alloc(&self.device, self.len, self.dtype)?;
+        if !self.is_empty() {
+            self.device
+                .stream()
+                .memcpy_dtod(&self.view(), &mut dst.view_mut())
+                .map_err(Error::driver("copy", "cuMemcpyDtoDAsync"))?;
+        }
+        Ok(dst)
+    }
+}

@@ -1,0 +1,20 @@
+//! The backend split: every op is a method of [`BackendStorage`], implemented once for host memory
+//! ([`cpu::CpuStorage`], the reference and fallback) and once for GPU memory ([`cuda::CudaStorage`],
+//! the kernels). `crate::ops` validates arguments and dispatches; by then shapes and dtypes are known
+//! to be consistent, so backends only check what they alone can (e.g. driver errors).
+
+pub mod cpu;
+pub mod cuda;
+
+use crate::error::Result;
+use crate::kernels::params::TriRandnParams;
+use crate::tensor::DType;
+
+pub trait BackendStorage: Sized {
+    /// Overwrites every element with Philox normals (see `crate::rng`), rounded to the storage type.
+    fn randn_philox(&mut self, p: &TriRandnParams) -> Result<()>;
+    /// self = a * x + b * self, in fp32, rounded once to the storage type.
+    fn axpby(&mut self, x: &Self, a: f32, b: f32) -> Result<()>;
+    /// A copy converted to `dtype` (round to nearest even).
+    fn cast(&self, dtype: DType) -> Result<Self>;
+}

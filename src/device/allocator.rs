@@ -1,0 +1,306 @@
+//! A stream-ordered caching allocator: device memory is taken from the driver once and then recycled,
+//! so a sampling loop that frees and re-allocates the same shapes makes no driver allocation after its
+//! first step.
+//!
+//! Blocks are returned to the cache when their handle drops, possibly while kernels that use them are
+//! still queued. That is safe because every kernel, copy and allocation of a device goes through its
+//! one stream: a later user of a recycled block is queued behind the earlier ones. Memory is handed
+//! back to the driver only by [`CachingAllocator::release_cached`] (also tried once when the driver
+//! reports out-of-memory), through the driver's stream-ordered free.
+//!
+//! The pool logic is generic over a [`RawAllocator`], so it is tested on the CPU with a counting mock.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+
+/// Requests up to this size are rounded to a multiple of [`SMALL_GRANULE`], larger ones to a multiple
+/// of [`LARGE_GRANULE`]: coarse enough that activations of nearby sizes share blocks, fine enough that
+/// rounding wastes at most 1/2048 of a large block.
+pub const SMALL_LIMIT: usize = 1 << 20;
+pub const SMALL_GRANULE: usize = 512;
+pub const LARGE_GRANULE: usize = 1 << 20;
+/// A cached block is reused for a request only if it is at most this many times larger.
+pub const MAX_REUSE_RATIO: usize = 2;
+
+/// Why a raw allocation failed: out-of-memory is retried after releasing the cache.
+#[derive(Debug)]
+pub enum RawAllocError {
+    OutOfMemory,
+    Other(Error),
+}
+
+/// The driver-facing half: allocate exactly `bytes`; dropping a block frees it (stream-ordered).
+pub trait RawAllocator: Send + Sync {
+    type Block: Send;
+    fn alloc(&self, bytes: usize) -> Result<Self::Block, RawAllocError>;
+    /// (free, total) bytes on the device, for out-of-memory messages.
+    fn mem_info(&self) -> (usize, usize);
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocStats {
+    /// Allocations that went to the driver.
+    pub driver_allocs: u64,
+    /// Allocations served from the cache.
+    pub cache_hits: u64,
+    /// Bytes (rounded) held by live blocks.
+    pub bytes_in_use: usize,
+    /// Bytes held by cached, free blocks.
+    pub bytes_cached: usize,
+    pub peak_bytes_in_use: usize,
+}
+
+struct PoolState<B> {
+    /// Free blocks by rounded size.
+    free: BTreeMap<usize, Vec<B>>,
+    stats: AllocStats,
+}
+
+pub struct CachingAllocator<A: RawAllocator> {
+    raw: A,
+    state: Mutex<PoolState<A::Block>>,
+}
+
+/// The size class of a request.
+pub fn rounded_size(bytes: usize) -> usize {
+    let granule = if bytes <= SMALL_LIMIT { SMALL_GRANULE } else { LARGE_GRANULE };
+    bytes.max(1).div_ceil(granule).saturating_mul(granule)
+}
+
+impl<A: RawAllocator> CachingAllocator<A> {
+    pub fn new(raw: A) -> Arc<Self> {
+        Arc::new(CachingAllocator { raw, state: Mutex::new(PoolState { free: BTreeMap::new(), stats: AllocStats::default() }) })
+    }
+
+    pub fn raw(&self) -> &A {
+        &self.raw
+    }
+
+    // A poisoned lock only means another thread panicked while holding it; the map and counters are
+    // updated in single statements, so the state is still consistent.
+    fn lock(&self) -> MutexGuard<'_, PoolState<A::Block>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn stats(&self) -> AllocStats {
+        self.lock().stats
+    }
+
+    /// A block of at least `bytes` bytes, from the cache when one of a close size is free.
+    pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: usize) -> Result<PooledBlock<A>> {
+        let size = rounded_size(bytes);
+        {
+            let mut st = self.lock();
+            let hit = st.free.range_mut(size..=size.saturating_mul(MAX_REUSE_RATIO)).find_map(|(&k, v)| v.pop().map(|b| (k, b)));
+            if let Some((k, block)) = hit {
+                if st.free.get(&k).is_some_and(Vec::is_empty) {
+                    st.free.remove(&k);
+                }
+                st.stats.cache_hits += 1;
+                st.stats.bytes_cached -= k;
+                Self::note_in_use(&mut st.stats, k);
+                return Ok(PooledBlock { block: Some(block), bytes: k, pool: Arc::clone(self) });
+            }
+        }
+        let block = match self.raw.alloc(size) {
+            Ok(b) => b,
+            Err(RawAllocError::OutOfMemory) => {
+                let cached = self.release_cached();
+                match self.raw.alloc(size) {
+                    Ok(b) => b,
+                    Err(RawAllocError::OutOfMemory) => {
+                        let (free, total) = self.raw.mem_info();
+                        return Err(Error::OutOfMemory {
+                            op,
+                            requested: size,
+                            in_use: self.stats().bytes_in_use,
+                            cached,
+                            free,
+                            total,
+                        });
+                    }
+                    Err(RawAllocError::Other(e)) => return Err(e),
+                }
+            }
+            Err(RawAllocError::Other(e)) => return Err(e),
+        };
+        let mut st = self.lock();
+        st.stats.driver_allocs += 1;
+        Self::note_in_use(&mut st.stats, size);
+        Ok(PooledBlock { block: Some(block), bytes: size, pool: Arc::clone(self) })
+    }
+
+    fn note_in_use(stats: &mut AllocStats, bytes: usize) {
+        stats.bytes_in_use += bytes;
+        stats.peak_bytes_in_use = stats.peak_bytes_in_use.max(stats.bytes_in_use);
+    }
+
+    /// Hands every cached block back to the driver; returns how many bytes that was.
+    pub fn release_cached(&self) -> usize {
+        let free = {
+            let mut st = self.lock();
+            st.stats.bytes_cached = 0;
+            std::mem::take(&mut st.free)
+        };
+        let bytes = free.iter().map(|(k, v)| k * v.len()).sum();
+        drop(free);
+        bytes
+    }
+
+    fn give_back(&self, bytes: usize, block: A::Block) {
+        let mut st = self.lock();
+        st.stats.bytes_in_use -= bytes;
+        st.stats.bytes_cached += bytes;
+        st.free.entry(bytes).or_default().push(block);
+    }
+}
+
+/// A live block; returns to its pool's cache on drop.
+pub struct PooledBlock<A: RawAllocator> {
+    block: Option<A::Block>,
+    bytes: usize,
+    pool: Arc<CachingAllocator<A>>,
+}
+
+impl<A: RawAllocator> PooledBlock<A> {
+    /// Capacity in bytes (the request rounded up to its size class).
+    pub fn capacity(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn block(&self) -> &A::Block {
+        self.block.as_ref().expect("a PooledBlock holds its block until drop")
+    }
+
+    pub fn block_mut(&mut self) -> &mut A::Block {
+        self.block.as_mut().expect("a PooledBlock holds its block until drop")
+    }
+}
+
+impl<A: RawAllocator> Drop for PooledBlock<A> {
+    fn drop(&mut self) {
+        if let Some(b) = self.block.take() {
+            self.pool.give_back(self.bytes, b);
+        }
+    }
+}
+
+impl<A: RawAllocator> std::fmt::Debug for PooledBlock<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PooledBlock({} bytes)", self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts live bytes like a device would and fails beyond a capacity.
+    struct Mock {
+        capacity: usize,
+        live: Arc<AtomicUsize>,
+    }
+    struct MockBlock {
+        bytes: usize,
+        live: Arc<AtomicUsize>,
+    }
+    impl Drop for MockBlock {
+        fn drop(&mut self) {
+            self.live.fetch_sub(self.bytes, Ordering::SeqCst);
+        }
+    }
+    impl RawAllocator for Mock {
+        type Block = MockBlock;
+        fn alloc(&self, bytes: usize) -> Result<MockBlock, RawAllocError> {
+            if self.live.load(Ordering::SeqCst) + bytes > self.capacity {
+                return Err(RawAllocError::OutOfMemory);
+            }
+            self.live.fetch_add(bytes, Ordering::SeqCst);
+            Ok(MockBlock { bytes, live: Arc::clone(&self.live) })
+        }
+        fn mem_info(&self) -> (usize, usize) {
+            (self.capacity - self.live.load(Ordering::SeqCst), self.capacity)
+        }
+    }
+
+    fn pool(capacity: usize) -> (Arc<CachingAllocator<Mock>>, Arc<AtomicUsize>) {
+        let live = Arc::new(AtomicUsize::new(0));
+        (CachingAllocator::new(Mock { capacity, live: Arc::clone(&live) }), live)
+    }
+
+    #[test]
+    fn size_classes_round_up() {
+        assert_eq!(rounded_size(0), 512);
+        assert_eq!(rounded_size(1), 512);
+        assert_eq!(rounded_size(512), 512);
+        assert_eq!(rounded_size(513), 1024);
+        assert_eq!(rounded_size(SMALL_LIMIT), SMALL_LIMIT);
+        assert_eq!(rounded_size(SMALL_LIMIT + 1), 2 * LARGE_GRANULE);
+    }
+
+    #[test]
+    fn a_loop_of_same_shapes_hits_the_driver_only_in_its_first_step() {
+        let (p, _) = pool(1 << 30);
+        for _ in 0..100 {
+            let a = p.alloc("test", 4 * 3 * 32 * 32).unwrap();
+            let b = p.alloc("test", 4 * 128 * 32 * 32).unwrap();
+            let c = p.alloc("test", 4 * 3 * 32 * 32).unwrap();
+            drop((a, b, c));
+        }
+        let s = p.stats();
+        assert_eq!(s.driver_allocs, 3, "{s:?}");
+        assert_eq!(s.cache_hits, 297, "{s:?}");
+        assert_eq!(s.bytes_in_use, 0);
+        assert_eq!(s.bytes_cached, 2 * rounded_size(4 * 3 * 32 * 32) + rounded_size(4 * 128 * 32 * 32));
+    }
+
+    #[test]
+    fn reuse_is_bounded_by_size_ratio() {
+        let (p, _) = pool(1 << 30);
+        drop(p.alloc("test", 8 << 20).unwrap());
+        // 1 MiB must not take the cached 8 MiB block.
+        let small = p.alloc("test", 1 << 20).unwrap();
+        assert_eq!(small.capacity(), 1 << 20);
+        assert_eq!(p.stats().driver_allocs, 2);
+        // 5 MiB may (8 <= 2 * 5).
+        let mid = p.alloc("test", 5 << 20).unwrap();
+        assert_eq!(mid.capacity(), 8 << 20);
+        assert_eq!(p.stats().cache_hits, 1);
+    }
+
+    #[test]
+    fn out_of_memory_releases_the_cache_then_retries() {
+        let (p, live) = pool(10 << 20);
+        drop(p.alloc("test", 6 << 20).unwrap()); // cached, still held from the device
+        assert_eq!(live.load(Ordering::SeqCst), 6 << 20);
+        // 7 MiB cannot reuse the smaller cached block and does not fit beside it: the pool must hand
+        // the cached 6 MiB back to the driver and retry.
+        let big = p.alloc("test", 7 << 20).unwrap();
+        assert_eq!(big.capacity(), 7 << 20);
+        assert_eq!(live.load(Ordering::SeqCst), 7 << 20);
+        assert_eq!(p.stats().bytes_cached, 0);
+    }
+
+    #[test]
+    fn out_of_memory_after_release_is_a_clear_error() {
+        let (p, _) = pool(10 << 20);
+        let _held = p.alloc("test", 6 << 20).unwrap();
+        let err = p.alloc("sampler step", 6 << 20).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::OutOfMemory { requested, in_use, .. } if requested == 6 << 20 && in_use == 6 << 20), "{msg}");
+        assert!(msg.contains("sampler step") && msg.contains("out of memory"), "{msg}");
+    }
+
+    #[test]
+    fn release_cached_returns_memory_to_the_driver() {
+        let (p, live) = pool(1 << 30);
+        drop(p.alloc("test", 3 << 20).unwrap());
+        drop(p.alloc("test", 1000).unwrap());
+        assert_eq!(live.load(Ordering::SeqCst), (3 << 20) + 1024);
+        assert_eq!(p.release_cached(), (3 << 20) + 1024);
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    }
+}

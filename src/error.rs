@@ -1,0 +1,106 @@
+//! The crate's one error type. Every variant carries what a user needs to find the problem: the file
+//! and tensor, the op and parameter, expected and found values, or how to fix a missing piece.
+
+use std::path::PathBuf;
+
+use crate::tensor::DType;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- CUDA availability ------------------------------------------------------------------------
+    #[error("CUDA unavailable: {0}")]
+    NoCuda(String),
+    #[error(
+        "CUDA driver too old: it supports CUDA {}, the kernels were built by nvcc {built_with} and need a \
+         driver for CUDA {}. Update the driver, or rebuild with an older toolkit (NVCC=/path/to/nvcc)",
+        fmt_cuda_version(*found), fmt_cuda_version(*required)
+    )]
+    DriverTooOld { found: i32, required: i32, built_with: String },
+    #[error(
+        "CUDA kernels were not compiled into this build (no nvcc was found when it was built). Install a \
+         CUDA toolkit or the pinned nvcc wheels (see README), set NVCC or CUDA_HOME, and rebuild; set \
+         TRILEMMA_REQUIRE_NVCC=1 to make a missing nvcc a build error"
+    )]
+    KernelsNotCompiled,
+    #[error(
+        "no kernel image for this GPU (compute capability {major}.{minor}): built for {archs:?}. Rebuild with \
+         TRILEMMA_CUDA_ARCHS including sm_{major}{minor}"
+    )]
+    NoKernelForDevice { major: i32, minor: i32, archs: Vec<String> },
+    #[error("kernel `{kernel}` not found in module `{module}` ({source})")]
+    MissingKernel {
+        module: &'static str,
+        kernel: String,
+        #[source]
+        source: cudarc::driver::DriverError,
+    },
+    #[error("{call} failed in {op}: {source}")]
+    Driver {
+        op: &'static str,
+        call: &'static str,
+        #[source]
+        source: cudarc::driver::DriverError,
+    },
+    #[error(
+        "GPU out of memory in {op}: asked for {requested} bytes with {in_use} bytes in use by tensors and \
+         {cached} bytes cached (cache was released before retrying); device reports {free} of {total} bytes free"
+    )]
+    OutOfMemory { op: &'static str, requested: usize, in_use: usize, cached: usize, free: usize, total: usize },
+
+    // ---- Tensors and ops --------------------------------------------------------------------------
+    #[error("{op}: {what} must be {rule}, got {found}")]
+    InvalidParam { op: &'static str, what: &'static str, rule: &'static str, found: String },
+    #[error("{op}: `{tensor}` has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch { op: &'static str, tensor: &'static str, expected: Vec<usize>, found: Vec<usize> },
+    #[error("{op}: `{tensor}` has dtype {found}, expected {expected}")]
+    DTypeMismatch { op: &'static str, tensor: &'static str, expected: DType, found: DType },
+    #[error("{op}: operands live on different devices ({a} and {b})")]
+    DeviceMismatch { op: &'static str, a: String, b: String },
+    #[error("non-finite value in `{tensor}` at sampler step {step}")]
+    NonFinite { tensor: String, step: usize },
+
+    // ---- Files ------------------------------------------------------------------------------------
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: truncated: {what} needs {expected} bytes, the file has {found}", file.display())]
+    Truncated { file: PathBuf, what: String, expected: u64, found: u64 },
+    #[error("{}: not a valid safetensors file: {reason}", file.display())]
+    BadHeader { file: PathBuf, reason: String },
+    #[error("{}: tensor `{tensor}` missing{}", file.display(), hint_suffix(hint))]
+    MissingTensor { file: PathBuf, tensor: String, hint: String },
+    #[error("{}: tensor `{tensor}` has shape {found:?}, expected {expected:?}", file.display())]
+    TensorShape { file: PathBuf, tensor: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error("{}: tensor `{tensor}` has dtype {found}, expected {expected}", file.display())]
+    TensorDType { file: PathBuf, tensor: String, expected: String, found: String },
+}
+
+fn fmt_cuda_version(v: i32) -> String {
+    format!("{}.{}", v / 1000, (v % 1000) / 10)
+}
+
+fn hint_suffix(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!(" ({hint})")
+    }
+}
+
+impl Error {
+    /// Wraps a driver error with the op and the driver call that failed.
+    pub fn driver(op: &'static str, call: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
+        move |source| Error::Driver { op, call, source }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}

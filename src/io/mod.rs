@@ -1,0 +1,3 @@
+//! Files: safetensors weights and fixtures.
+
+pub mod safetensors;

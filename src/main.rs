@@ -1,0 +1,71 @@
+//! The `trilemma` command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "trilemma", version, about = "Fast diffusion-model sampling on hand-written CUDA kernels")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the build's kernels and the GPUs, driver and memory this machine has.
+    Info,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Info => info(),
+    }
+}
+
+fn gib(bytes: usize) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+fn info() -> ExitCode {
+    println!("trilemma {}", env!("CARGO_PKG_VERSION"));
+    match trilemma::kernels::NVCC_RELEASE {
+        Some(release) => println!(
+            "kernels: {} modules built by nvcc {release} for {}",
+            trilemma::kernels::FATBINS.len(),
+            trilemma::kernels::CUDA_ARCHS.join(", ")
+        ),
+        None => println!("kernels: none (built without nvcc; only the CPU backend is available)"),
+    }
+    match trilemma::device::driver_version() {
+        Ok(v) => println!("driver: CUDA {}.{}", v / 1000, (v % 1000) / 10),
+        Err(e) => {
+            println!("driver: none ({e})");
+            println!("devices: no GPU on this machine; the CPU backend is available");
+            return ExitCode::SUCCESS;
+        }
+    }
+    match trilemma::device::cuda_devices() {
+        Ok(devs) => {
+            for d in devs {
+                println!(
+                    "cuda:{}  {}  compute {}.{}  {} SMs  memory {} total, {} free  kernels: {}",
+                    d.ordinal,
+                    d.name,
+                    d.compute_capability.0,
+                    d.compute_capability.1,
+                    d.multiprocessors,
+                    gib(d.total_memory),
+                    gib(d.free_memory),
+                    d.kernel_image.unwrap_or("none for this GPU (rebuild with TRILEMMA_CUDA_ARCHS)")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("devices: none usable ({e})");
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Ops: argument validation, then dispatch to the backend that holds the tensors. A bad argument is an
+//! [`crate::Error`] here, on every backend, before anything is launched.
+
+mod axpby;
+mod cast;
+mod randn;
+
+pub use axpby::axpby;
+pub use cast::cast;
+pub use randn::{randn, randn_into};
+
+use crate::error::{Error, Result};
+use crate::tensor::{Storage, Tensor};
+
+/// Both tensors on the CPU or both on the same GPU.
+pub(crate) fn check_same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    let same = match (a.storage(), b.storage()) {
+        (Storage::Cpu(_), Storage::Cpu(_)) => true,
+        (Storage::Cuda(x), Storage::Cuda(y)) => std::sync::Arc::ptr_eq(x.device(), y.device()),
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(Error::DeviceMismatch { op, a: a.device().describe(), b: b.device().describe() })
+    }
+}

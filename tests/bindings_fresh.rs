@@ -1,0 +1,59 @@
+//! The committed Rust side of `kernels/common/params.h` (src/kernels/params_bindings.rs) must equal what
+//! bindgen generates now. `TRILEMMA_BLESS=1 cargo test --test bindings_fresh` rewrites it.
+//!
+//! Needs libclang at run time. Without it the test says so and passes, unless
+//! `TRILEMMA_REQUIRE_LIBCLANG=1` (CI sets it) makes that a failure.
+
+use std::path::Path;
+
+const HEADER: &str = "kernels/common/params.h";
+const BINDINGS: &str = "src/kernels/params_bindings.rs";
+
+fn generate() -> Result<String, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = root.join(HEADER);
+    let builder = bindgen::Builder::default()
+        .header(header.to_str().expect("utf-8 path"))
+        .allowlist_type("Tri.*Params")
+        .derive_default(true)
+        .derive_copy(true)
+        .derive_debug(true)
+        .layout_tests(true)
+        .raw_line(format!(
+            "// Generated from {HEADER} by tests/bindings_fresh.rs (bindgen); do not edit.\n\
+             // TRILEMMA_BLESS=1 cargo test --test bindings_fresh regenerates it."
+        ));
+    // bindgen panics when libclang cannot be loaded; turn that into a reportable condition.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate()));
+    match result {
+        Ok(Ok(b)) => Ok(b.to_string()),
+        Ok(Err(e)) => panic!("bindgen failed on {HEADER}: {e}"),
+        Err(_) => Err("libclang could not be loaded (install libclang-dev)".to_string()),
+    }
+}
+
+#[test]
+fn committed_bindings_match_params_header() {
+    let generated = match generate() {
+        Ok(g) => g,
+        Err(why) => {
+            if std::env::var("TRILEMMA_REQUIRE_LIBCLANG").is_ok_and(|v| v == "1") {
+                panic!("TRILEMMA_REQUIRE_LIBCLANG=1: {why}");
+            }
+            eprintln!("SKIP committed_bindings_match_params_header: {why}");
+            return;
+        }
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(BINDINGS);
+    if std::env::var("TRILEMMA_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &generated).expect("write bindings");
+        eprintln!("wrote {BINDINGS}");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{BINDINGS} is stale relative to {HEADER}: run `TRILEMMA_BLESS=1 cargo test --test bindings_fresh` and \
+         commit the result.\n--- generated ---\n{generated}"
+    );
+}
