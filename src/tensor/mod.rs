@@ -81,6 +81,16 @@ impl Tensor {
         Tensor::from_f32(&vec![value; n], shape, dtype, device)
     }
 
+    /// A tensor of zeros, made on the device itself (no host buffer of its size).
+    pub fn zeros(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        let n = elem_count("Tensor::zeros", shape)?;
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(CpuStorage::zeros(n, dtype)),
+            Device::Cuda(dev) => Storage::Cuda(CudaStorage::zeros(dev, n, dtype)?),
+        };
+        Ok(Tensor { shape: shape.to_vec(), storage })
+    }
+
     /// Storage for `shape` whose contents are unspecified: only for ops that write every element.
     pub(crate) fn uninit(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         let n = elem_count("Tensor::uninit", shape)?;

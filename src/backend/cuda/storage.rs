@@ -65,6 +65,16 @@ impl CudaStorage {
         self.block.block_mut().slice_mut(0..n)
     }
 
+    /// Zero-filled storage (a memset queued on the stream).
+    pub(crate) fn zeros(device: &Arc<CudaDevice>, len: usize, dtype: DType) -> Result<CudaStorage> {
+        let mut s = CudaStorage::alloc(device, len, dtype)?;
+        if !s.is_empty() {
+            let stream = Arc::clone(device.stream());
+            stream.memset_zeros(&mut s.view_mut()).map_err(Error::driver("zeros", "cuMemsetD8Async"))?;
+        }
+        Ok(s)
+    }
+
     /// Host to device. Returns once the host data has been staged, so `src` may be dropped at once.
     pub(crate) fn from_cpu(device: &Arc<CudaDevice>, src: &CpuStorage) -> Result<CudaStorage> {
         let mut dst = CudaStorage::alloc(device, src.len(), src.dtype())?;

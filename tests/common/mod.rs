@@ -1,0 +1,46 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use trilemma::Device;
+
+/// The GPU under test, or `None` with the reason printed. With `TRILEMMA_REQUIRE_GPU=1` a missing GPU is
+/// a failure instead, so a GPU runner cannot pass by skipping.
+pub fn gpu_or_skip(test: &str) -> Option<Device> {
+    match Device::cuda(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            if std::env::var("TRILEMMA_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("{test}: TRILEMMA_REQUIRE_GPU=1 but no usable GPU: {e}");
+            }
+            eprintln!("SKIP {test}: {e}");
+            None
+        }
+    }
+}
+
+/// ||out - ref|| / ||ref|| (L2), in f64.
+pub fn rel_err(out: &[f32], reference: &[f32]) -> f64 {
+    assert_eq!(out.len(), reference.len(), "rel_err: lengths differ");
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&o, &r) in out.iter().zip(reference) {
+        num += (o as f64 - r as f64).powi(2);
+        den += (r as f64).powi(2);
+    }
+    (num / den.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+/// max |out - ref|; NaN anywhere in `out` (an unwritten, poisoned element) gives infinity.
+pub fn max_abs_err(out: &[f32], reference: &[f32]) -> f64 {
+    assert_eq!(out.len(), reference.len(), "max_abs_err: lengths differ");
+    out.iter()
+        .zip(reference)
+        .map(|(&o, &r)| if o.is_finite() { (o as f64 - r as f64).abs() } else { f64::INFINITY })
+        .fold(0.0, f64::max)
+}
+
+/// Fresh random inputs in [-2, 2) from a seeded generator (never zeros).
+pub fn random_vec(n: usize, seed: u64) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.gen_range(-2.0f32..2.0)).collect()
+}

@@ -1,0 +1,98 @@
+//! ptxas's resource report for every kernel and architecture of this build: printed as a table, and a
+//! failure on any register spill or local-memory stack frame that kernels/resource-allowances.tsv does
+//! not allow. Runs whenever kernels were compiled; without nvcc it skips, unless
+//! TRILEMMA_REQUIRE_NVCC=1 (CI) makes an empty kernel set a failure.
+
+use trilemma::kernels::{self, KernelResources};
+
+struct Allowance {
+    kernel: String,
+    max_stack: u32,
+    max_spill: u32,
+}
+
+fn allowances() -> Vec<Allowance> {
+    include_str!("../kernels/resource-allowances.tsv")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(f.len() >= 4, "resource-allowances.tsv: need kernel, stack, spill, reason: `{l}`");
+            Allowance {
+                kernel: f[0].to_string(),
+                max_stack: f[1].parse().expect("max_stack_bytes is a number"),
+                max_spill: f[2].parse().expect("max_spill_bytes is a number"),
+            }
+        })
+        .collect()
+}
+
+fn table(rows: &[KernelResources]) -> String {
+    let mut s = format!(
+        "{:<14} {:<22} {:<8} {:>5} {:>7} {:>6} {:>7} {:>7}\n",
+        "module", "kernel", "arch", "regs", "smem B", "stack", "spill>", "spill<"
+    );
+    for r in rows {
+        s += &format!(
+            "{:<14} {:<22} {:<8} {:>5} {:>7} {:>6} {:>7} {:>7}\n",
+            r.module, r.kernel, r.arch, r.registers, r.shared_bytes, r.stack_bytes, r.spill_store_bytes, r.spill_load_bytes
+        );
+    }
+    s
+}
+
+#[test]
+fn no_kernel_spills_or_uses_stack_unless_allowed() {
+    if !kernels::compiled() {
+        if std::env::var("TRILEMMA_REQUIRE_NVCC").is_ok_and(|v| v == "1") {
+            panic!("TRILEMMA_REQUIRE_NVCC=1 but this build has no kernels");
+        }
+        eprintln!("SKIP no_kernel_spills_or_uses_stack_unless_allowed: built without nvcc");
+        return;
+    }
+    let rows = kernels::resources();
+    println!("ptxas resources (nvcc {}):\n{}", kernels::NVCC_RELEASE.unwrap_or("?"), table(&rows));
+
+    // Every module's kernels were reported for every SASS architecture of the build.
+    let sass: Vec<&str> = kernels::CUDA_ARCHS.iter().copied().filter(|a| a.starts_with("sm_")).collect();
+    for (module, _) in kernels::FATBINS {
+        for arch in &sass {
+            assert!(
+                rows.iter().any(|r| r.module == *module && r.arch == *arch),
+                "no ptxas report for module {module} on {arch}"
+            );
+        }
+    }
+
+    let allowed = allowances();
+    let offenders: Vec<String> = rows
+        .iter()
+        .filter(|r| {
+            let a = allowed.iter().find(|a| a.kernel == r.kernel);
+            let (max_stack, max_spill) = a.map_or((0, 0), |a| (a.max_stack, a.max_spill));
+            r.stack_bytes > max_stack || r.spill_store_bytes.max(r.spill_load_bytes) > max_spill
+        })
+        .map(|r| format!("{} on {}: stack {} B, spills {}/{} B", r.kernel, r.arch, r.stack_bytes, r.spill_store_bytes, r.spill_load_bytes))
+        .collect();
+    assert!(offenders.is_empty(), "kernels over their local-memory allowance:\n{}", offenders.join("\n"));
+}
+
+#[test]
+fn every_kernel_the_host_launches_is_in_the_build() {
+    if !kernels::compiled() {
+        eprintln!("SKIP every_kernel_the_host_launches_is_in_the_build: built without nvcc");
+        return;
+    }
+    let rows = kernels::resources();
+    let mut expected = Vec::new();
+    for d in ["f32", "bf16", "f16"] {
+        expected.push(("philox_normal", format!("randn_philox_{d}")));
+        expected.push(("elementwise", format!("axpby_{d}")));
+    }
+    for (a, b) in [("f32", "bf16"), ("f32", "f16"), ("bf16", "f32"), ("f16", "f32"), ("bf16", "f16"), ("f16", "bf16")] {
+        expected.push(("elementwise", format!("cast_{a}_to_{b}")));
+    }
+    for (module, kernel) in expected {
+        assert!(rows.iter().any(|r| r.module == module && r.kernel == kernel), "{module}.cu has no entry point {kernel}");
+    }
+}
