@@ -76,7 +76,10 @@ fn find_nvcc() -> Option<PathBuf> {
         if p.is_file() {
             return Some(p);
         }
-        println!("cargo:warning=trilemma: NVCC={} is not a file; looking elsewhere", p.display());
+        println!(
+            "cargo:warning=trilemma: NVCC={} is not a file; looking elsewhere",
+            p.display()
+        );
     }
     for var in ["CUDA_HOME", "CUDA_PATH"] {
         if let Some(root) = env::var_os(var) {
@@ -87,7 +90,9 @@ fn find_nvcc() -> Option<PathBuf> {
         }
     }
     let path = env::var_os("PATH")?;
-    env::split_paths(&path).map(|d| d.join("nvcc")).find(|p| p.is_file())
+    env::split_paths(&path)
+        .map(|d| d.join("nvcc"))
+        .find(|p| p.is_file())
 }
 
 /// Parses `TRILEMMA_CUDA_ARCHS` (comma-separated `sm_XY[a]` for SASS, `compute_XY[a]` for PTX) into
@@ -132,7 +137,12 @@ fn nvcc_release(nvcc: &Path) -> String {
         .nth(1)
         .and_then(|rest| rest.split(',').next())
         .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| panic!("cannot read the release from `{} --version`:\n{text}", nvcc.display()))
+        .unwrap_or_else(|| {
+            panic!(
+                "cannot read the release from `{} --version`:\n{text}",
+                nvcc.display()
+            )
+        })
 }
 
 fn compile_kernels(nvcc: &Path, out_dir: &Path) {
@@ -150,18 +160,39 @@ fn compile_kernels(nvcc: &Path, out_dir: &Path) {
         "module\tkernel\tarch\tregisters\tshared_bytes\tstack_bytes\tspill_store_bytes\tspill_load_bytes\n",
     );
     for src in &sources {
-        let stem = src.file_stem().and_then(|s| s.to_str()).expect("utf-8 kernel file name").to_string();
+        let stem = src
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 kernel file name")
+            .to_string();
         let fatbin = out_dir.join(format!("{stem}.fatbin"));
         let mut cmd = Command::new(nvcc);
-        cmd.args(["-fatbin", "-O3", "-lineinfo", "-std=c++17", "-Werror", "all-warnings"])
-            .args(["-Xptxas", "-v", "--threads", "2", "-I", "kernels"]);
+        cmd.args([
+            "-fatbin",
+            "-O3",
+            "-lineinfo",
+            "-std=c++17",
+            "-Werror",
+            "all-warnings",
+        ])
+        .args(["-Xptxas", "-v", "--threads", "2", "-I", "kernels"]);
         for a in &archs {
             cmd.arg("-gencode").arg(gencode(a));
         }
         cmd.arg("-o").arg(&fatbin).arg(src);
-        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", nvcc.display()));
-        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "nvcc failed on {}:\n{cmd:?}\n{log}", src.display());
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", nvcc.display()));
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "nvcc failed on {}:\n{cmd:?}\n{log}",
+            src.display()
+        );
         for r in parse_ptxas(&log) {
             writeln!(
                 tsv,
@@ -189,7 +220,10 @@ struct Resources {
 /// The number written just before `unit` in `line` ("... 24 bytes stack frame" -> 24).
 fn number_before(line: &str, unit: &str) -> Option<u32> {
     let head = &line[..line.find(unit)?];
-    head.split(|c: char| !c.is_ascii_digit()).rfind(|s| !s.is_empty())?.parse().ok()
+    head.split(|c: char| !c.is_ascii_digit())
+        .rfind(|s| !s.is_empty())?
+        .parse()
+        .ok()
 }
 
 /// Reads `ptxas -v` output: "Compiling entry function 'K' for 'sm_XY'", then the stack/spill line, then
@@ -202,7 +236,11 @@ fn parse_ptxas(log: &str) -> Vec<Resources> {
             let mut parts = rest.split('\'');
             let kernel = parts.next().unwrap_or_default().to_string();
             let arch = parts.nth(1).unwrap_or_default().to_string();
-            cur = Some(Resources { kernel, arch, ..Default::default() });
+            cur = Some(Resources {
+                kernel,
+                arch,
+                ..Default::default()
+            });
         } else if line.contains("bytes stack frame") {
             if let Some(r) = cur.as_mut() {
                 r.stack = number_before(line, "bytes stack frame").unwrap_or(0);
@@ -220,7 +258,13 @@ fn parse_ptxas(log: &str) -> Vec<Resources> {
     out
 }
 
-fn write_generated(out_dir: &Path, release: Option<&str>, archs: &[String], modules: &[(String, PathBuf)], tsv: &str) {
+fn write_generated(
+    out_dir: &Path,
+    release: Option<&str>,
+    archs: &[String],
+    modules: &[(String, PathBuf)],
+    tsv: &str,
+) {
     let tsv_path = out_dir.join("ptxas_resources.tsv");
     fs::write(&tsv_path, tsv).expect("write ptxas_resources.tsv");
     let mut src = String::from("// Generated by build.rs; do not edit.\n");
@@ -232,10 +276,19 @@ fn write_generated(out_dir: &Path, release: Option<&str>, archs: &[String], modu
     writeln!(src, "pub const CUDA_ARCHS: &[&str] = &{archs:?};").expect("write to String");
     src.push_str("pub const FATBINS: &[(&str, &[u8])] = &[\n");
     for (name, path) in modules {
-        writeln!(src, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).expect("write to String");
+        writeln!(
+            src,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("write to String");
     }
     src.push_str("];\n");
-    writeln!(src, "pub const PTXAS_RESOURCES_TSV: &str = include_str!({:?});", tsv_path.display().to_string())
-        .expect("write to String");
+    writeln!(
+        src,
+        "pub const PTXAS_RESOURCES_TSV: &str = include_str!({:?});",
+        tsv_path.display().to_string()
+    )
+    .expect("write to String");
     fs::write(out_dir.join("kernels_generated.rs"), src).expect("write kernels_generated.rs");
 }

@@ -29,6 +29,9 @@ fn time_gpu(dev: &Device, iters: u64, mut f: impl FnMut()) -> Duration {
 fn gpu_benches(c: &mut Criterion) {
     let gpu = match Device::cuda(0) {
         Ok(d) => d,
+        Err(e) if std::env::var("TRILEMMA_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("TRILEMMA_REQUIRE_GPU=1 but no usable GPU: {e}")
+        }
         Err(e) => {
             eprintln!("SKIP GPU benchmarks: {e}");
             return;
@@ -36,7 +39,14 @@ fn gpu_benches(c: &mut Criterion) {
     };
     const MIB: usize = 256;
     let n = MIB * (1 << 20) / 4;
-    let src = randn(&[1, n], DType::F32, &gpu, NoiseKey::new(1, NoiseStream::Prior, 0), 0).expect("randn");
+    let src = randn(
+        &[1, n],
+        DType::F32,
+        &gpu,
+        NoiseKey::new(1, NoiseStream::Prior, 0),
+        0,
+    )
+    .expect("randn");
 
     let mut g = c.benchmark_group("copy");
     g.throughput(Throughput::Bytes(2 * (n * 4) as u64));
@@ -61,7 +71,8 @@ fn gpu_benches(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 time_gpu(&gpu, iters, || {
                     step += 1;
-                    randn_into(&mut out, NoiseKey::new(7, NoiseStream::Step, step), 0).expect("randn");
+                    randn_into(&mut out, NoiseKey::new(7, NoiseStream::Step, step), 0)
+                        .expect("randn");
                 })
             })
         });

@@ -18,7 +18,11 @@ pub enum Error {
          driver for CUDA {}. Update the driver, or rebuild with an older toolkit (NVCC=/path/to/nvcc)",
         fmt_cuda_version(*found), fmt_cuda_version(*required)
     )]
-    DriverTooOld { found: i32, required: i32, built_with: String },
+    DriverTooOld {
+        found: i32,
+        required: i32,
+        built_with: String,
+    },
     #[error(
         "CUDA kernels were not compiled into this build (no nvcc was found when it was built). Install a \
          CUDA toolkit or the pinned nvcc wheels (see README), set NVCC or CUDA_HOME, and rebuild; set \
@@ -29,7 +33,11 @@ pub enum Error {
         "no kernel image for this GPU (compute capability {major}.{minor}): built for {archs:?}. Rebuild with \
          TRILEMMA_CUDA_ARCHS including sm_{major}{minor}"
     )]
-    NoKernelForDevice { major: i32, minor: i32, archs: Vec<String> },
+    NoKernelForDevice {
+        major: i32,
+        minor: i32,
+        archs: Vec<String>,
+    },
     #[error("kernel `{kernel}` not found in module `{module}` ({source})")]
     MissingKernel {
         module: &'static str,
@@ -48,17 +56,43 @@ pub enum Error {
         "GPU out of memory in {op}: asked for {requested} bytes with {in_use} bytes in use by tensors and \
          {cached} bytes cached (cache was released before retrying); device reports {free} of {total} bytes free"
     )]
-    OutOfMemory { op: &'static str, requested: usize, in_use: usize, cached: usize, free: usize, total: usize },
+    OutOfMemory {
+        op: &'static str,
+        requested: usize,
+        in_use: usize,
+        cached: usize,
+        free: usize,
+        total: usize,
+    },
 
     // ---- Tensors and ops --------------------------------------------------------------------------
     #[error("{op}: {what} must be {rule}, got {found}")]
-    InvalidParam { op: &'static str, what: &'static str, rule: &'static str, found: String },
+    InvalidParam {
+        op: &'static str,
+        what: &'static str,
+        rule: &'static str,
+        found: String,
+    },
     #[error("{op}: `{tensor}` has shape {found:?}, expected {expected:?}")]
-    ShapeMismatch { op: &'static str, tensor: &'static str, expected: Vec<usize>, found: Vec<usize> },
+    ShapeMismatch {
+        op: &'static str,
+        tensor: &'static str,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error("{op}: `{tensor}` has dtype {found}, expected {expected}")]
-    DTypeMismatch { op: &'static str, tensor: &'static str, expected: DType, found: DType },
+    DTypeMismatch {
+        op: &'static str,
+        tensor: &'static str,
+        expected: DType,
+        found: DType,
+    },
     #[error("{op}: operands live on different devices ({a} and {b})")]
-    DeviceMismatch { op: &'static str, a: String, b: String },
+    DeviceMismatch {
+        op: &'static str,
+        a: String,
+        b: String,
+    },
     #[error("non-finite value in `{tensor}` at sampler step {step}")]
     NonFinite { tensor: String, step: usize },
 
@@ -70,15 +104,34 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{}: truncated: {what} needs {expected} bytes, the file has {found}", file.display())]
-    Truncated { file: PathBuf, what: String, expected: u64, found: u64 },
+    Truncated {
+        file: PathBuf,
+        what: String,
+        expected: u64,
+        found: u64,
+    },
     #[error("{}: not a valid safetensors file: {reason}", file.display())]
     BadHeader { file: PathBuf, reason: String },
     #[error("{}: tensor `{tensor}` missing{}", file.display(), hint_suffix(hint))]
-    MissingTensor { file: PathBuf, tensor: String, hint: String },
+    MissingTensor {
+        file: PathBuf,
+        tensor: String,
+        hint: String,
+    },
     #[error("{}: tensor `{tensor}` has shape {found:?}, expected {expected:?}", file.display())]
-    TensorShape { file: PathBuf, tensor: String, expected: Vec<usize>, found: Vec<usize> },
+    TensorShape {
+        file: PathBuf,
+        tensor: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error("{}: tensor `{tensor}` has dtype {found}, expected {expected}", file.display())]
-    TensorDType { file: PathBuf, tensor: String, expected: String, found: String },
+    TensorDType {
+        file: PathBuf,
+        tensor: String,
+        expected: String,
+        found: String,
+    },
 }
 
 fn fmt_cuda_version(v: i32) -> String {
@@ -95,7 +148,10 @@ fn hint_suffix(hint: &str) -> String {
 
 impl Error {
     /// Wraps a driver error with the op and the driver call that failed.
-    pub fn driver(op: &'static str, call: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
+    pub fn driver(
+        op: &'static str,
+        call: &'static str,
+    ) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
         move |source| Error::Driver { op, call, source }
     }
 

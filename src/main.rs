@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "trilemma", version, about = "Fast diffusion-model sampling on hand-written CUDA kernels")]
+#[command(
+    name = "trilemma",
+    version,
+    about = "Fast diffusion-model sampling on hand-written CUDA kernels"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,7 +62,8 @@ fn info() -> ExitCode {
                     d.multiprocessors,
                     gib(d.total_memory),
                     gib(d.free_memory),
-                    d.kernel_image.unwrap_or("none for this GPU (rebuild with TRILEMMA_CUDA_ARCHS)")
+                    d.kernel_image
+                        .unwrap_or("none for this GPU (rebuild with TRILEMMA_CUDA_ARCHS)")
                 );
             }
             ExitCode::SUCCESS

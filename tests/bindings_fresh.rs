@@ -4,13 +4,20 @@
 //! Needs libclang at run time. Without it the test says so and passes, unless
 //! `TRILEMMA_REQUIRE_LIBCLANG=1` (CI sets it) makes that a failure.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 const HEADER: &str = "kernels/common/params.h";
 const BINDINGS: &str = "src/kernels/params_bindings.rs";
 
+/// The source tree (TRILEMMA_SOURCE_DIR overrides the build-time path for prebuilt executables).
+fn root() -> PathBuf {
+    std::env::var_os("TRILEMMA_SOURCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn generate() -> Result<String, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let header = root.join(HEADER);
     let builder = bindgen::Builder::default()
         .header(header.to_str().expect("utf-8 path"))
@@ -44,7 +51,7 @@ fn committed_bindings_match_params_header() {
             return;
         }
     };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(BINDINGS);
+    let path = root().join(BINDINGS);
     if std::env::var("TRILEMMA_BLESS").is_ok_and(|v| v == "1") {
         std::fs::write(&path, &generated).expect("write bindings");
         eprintln!("wrote {BINDINGS}");

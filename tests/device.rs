@@ -18,7 +18,13 @@ fn opening_a_gpu_returns_a_device_or_a_typed_error() {
                 panic!("TRILEMMA_REQUIRE_GPU=1: {e}");
             }
             assert!(
-                matches!(e, Error::NoCuda(_) | Error::KernelsNotCompiled | Error::DriverTooOld { .. } | Error::NoKernelForDevice { .. }),
+                matches!(
+                    e,
+                    Error::NoCuda(_)
+                        | Error::KernelsNotCompiled
+                        | Error::DriverTooOld { .. }
+                        | Error::NoKernelForDevice { .. }
+                ),
                 "unexpected error kind: {e:?}"
             );
             assert!(!e.to_string().is_empty());
@@ -29,7 +35,9 @@ fn opening_a_gpu_returns_a_device_or_a_typed_error() {
 
 #[test]
 fn a_missing_ordinal_is_an_error() {
-    let Some(_) = common::gpu_or_skip("a_missing_ordinal_is_an_error") else { return };
+    let Some(_) = common::gpu_or_skip("a_missing_ordinal_is_an_error") else {
+        return;
+    };
     let e = Device::cuda(4096).unwrap_err();
     assert!(matches!(e, Error::NoCuda(_)), "{e:?}");
     assert!(e.to_string().contains("4096"), "{e}");

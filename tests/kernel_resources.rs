@@ -17,7 +17,10 @@ fn allowances() -> Vec<Allowance> {
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            assert!(f.len() >= 4, "resource-allowances.tsv: need kernel, stack, spill, reason: `{l}`");
+            assert!(
+                f.len() >= 4,
+                "resource-allowances.tsv: need kernel, stack, spill, reason: `{l}`"
+            );
             Allowance {
                 kernel: f[0].to_string(),
                 max_stack: f[1].parse().expect("max_stack_bytes is a number"),
@@ -35,7 +38,14 @@ fn table(rows: &[KernelResources]) -> String {
     for r in rows {
         s += &format!(
             "{:<14} {:<22} {:<8} {:>5} {:>7} {:>6} {:>7} {:>7}\n",
-            r.module, r.kernel, r.arch, r.registers, r.shared_bytes, r.stack_bytes, r.spill_store_bytes, r.spill_load_bytes
+            r.module,
+            r.kernel,
+            r.arch,
+            r.registers,
+            r.shared_bytes,
+            r.stack_bytes,
+            r.spill_store_bytes,
+            r.spill_load_bytes
         );
     }
     s
@@ -51,10 +61,18 @@ fn no_kernel_spills_or_uses_stack_unless_allowed() {
         return;
     }
     let rows = kernels::resources();
-    println!("ptxas resources (nvcc {}):\n{}", kernels::NVCC_RELEASE.unwrap_or("?"), table(&rows));
+    println!(
+        "ptxas resources (nvcc {}):\n{}",
+        kernels::NVCC_RELEASE.unwrap_or("?"),
+        table(&rows)
+    );
 
     // Every module's kernels were reported for every SASS architecture of the build.
-    let sass: Vec<&str> = kernels::CUDA_ARCHS.iter().copied().filter(|a| a.starts_with("sm_")).collect();
+    let sass: Vec<&str> = kernels::CUDA_ARCHS
+        .iter()
+        .copied()
+        .filter(|a| a.starts_with("sm_"))
+        .collect();
     for (module, _) in kernels::FATBINS {
         for arch in &sass {
             assert!(
@@ -72,9 +90,18 @@ fn no_kernel_spills_or_uses_stack_unless_allowed() {
             let (max_stack, max_spill) = a.map_or((0, 0), |a| (a.max_stack, a.max_spill));
             r.stack_bytes > max_stack || r.spill_store_bytes.max(r.spill_load_bytes) > max_spill
         })
-        .map(|r| format!("{} on {}: stack {} B, spills {}/{} B", r.kernel, r.arch, r.stack_bytes, r.spill_store_bytes, r.spill_load_bytes))
+        .map(|r| {
+            format!(
+                "{} on {}: stack {} B, spills {}/{} B",
+                r.kernel, r.arch, r.stack_bytes, r.spill_store_bytes, r.spill_load_bytes
+            )
+        })
         .collect();
-    assert!(offenders.is_empty(), "kernels over their local-memory allowance:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "kernels over their local-memory allowance:\n{}",
+        offenders.join("\n")
+    );
 }
 
 #[test]
@@ -89,10 +116,21 @@ fn every_kernel_the_host_launches_is_in_the_build() {
         expected.push(("philox_normal", format!("randn_philox_{d}")));
         expected.push(("elementwise", format!("axpby_{d}")));
     }
-    for (a, b) in [("f32", "bf16"), ("f32", "f16"), ("bf16", "f32"), ("f16", "f32"), ("bf16", "f16"), ("f16", "bf16")] {
+    for (a, b) in [
+        ("f32", "bf16"),
+        ("f32", "f16"),
+        ("bf16", "f32"),
+        ("f16", "f32"),
+        ("bf16", "f16"),
+        ("f16", "bf16"),
+    ] {
         expected.push(("elementwise", format!("cast_{a}_to_{b}")));
     }
     for (module, kernel) in expected {
-        assert!(rows.iter().any(|r| r.module == module && r.kernel == kernel), "{module}.cu has no entry point {kernel}");
+        assert!(
+            rows.iter()
+                .any(|r| r.module == module && r.kernel == kernel),
+            "{module}.cu has no entry point {kernel}"
+        );
     }
 }

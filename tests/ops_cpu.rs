@@ -17,10 +17,22 @@ fn axpby_f32_matches_f64_reference() {
     let mut yt = Tensor::from_f32(&y0, &[10, 100], DType::F32, &Device::Cpu).unwrap();
     axpby(a, &xt, b, &mut yt).unwrap();
     let out = yt.to_vec_f32().unwrap();
-    let reference: Vec<f32> = x.iter().zip(&y0).map(|(&x, &y)| (a as f64 * x as f64 + b as f64 * y as f64) as f32).collect();
+    let reference: Vec<f32> = x
+        .iter()
+        .zip(&y0)
+        .map(|(&x, &y)| (a as f64 * x as f64 + b as f64 * y as f64) as f32)
+        .collect();
     // fp32 CPU: two rounded products and a rounded sum, within a few ulp of the f64 result.
-    assert!(rel_err(&out, &reference) <= 1e-6, "rel {}", rel_err(&out, &reference));
-    assert!(max_abs_err(&out, &reference) <= 2e-6, "max {}", max_abs_err(&out, &reference));
+    assert!(
+        rel_err(&out, &reference) <= 1e-6,
+        "rel {}",
+        rel_err(&out, &reference)
+    );
+    assert!(
+        max_abs_err(&out, &reference) <= 2e-6,
+        "max {}",
+        max_abs_err(&out, &reference)
+    );
 }
 
 #[test]
@@ -56,12 +68,23 @@ fn cast_round_trips_and_rounds_to_nearest_even() {
         assert_eq!(c.shape(), &[5, 100]);
         let back = cast(&c, DType::F32).unwrap().to_vec_f32().unwrap();
         // bf16 keeps 8 significant bits (relative rounding error <= 2^-9), f16 11 (<= 2^-12) for |x| < 2.
-        let bound = if dtype == DType::BF16 { 2f64.powi(-9) } else { 2f64.powi(-11) };
-        assert!(rel_err(&back, &x) <= bound, "{dtype}: {}", rel_err(&back, &x));
+        let bound = if dtype == DType::BF16 {
+            2f64.powi(-9)
+        } else {
+            2f64.powi(-11)
+        };
+        assert!(
+            rel_err(&back, &x) <= bound,
+            "{dtype}: {}",
+            rel_err(&back, &x)
+        );
     }
     // Ties go to even: 1 + 2^-8 is halfway between two bf16 values; the even one is 1.0.
     let tie = Tensor::from_f32(&[1.0 + 2f32.powi(-8)], &[1], DType::F32, &Device::Cpu).unwrap();
-    assert_eq!(cast(&tie, DType::BF16).unwrap().to_vec_f32().unwrap(), vec![1.0]);
+    assert_eq!(
+        cast(&tie, DType::BF16).unwrap().to_vec_f32().unwrap(),
+        vec![1.0]
+    );
 }
 
 #[test]
@@ -70,7 +93,10 @@ fn ops_reject_mismatched_operands() {
     let mut y = Tensor::full(1.0, &[3, 2], DType::F32, &Device::Cpu).unwrap();
     let e = axpby(1.0, &x, 1.0, &mut y).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { op: "axpby", .. }), "{e}");
-    assert!(e.to_string().contains("[2, 3]") && e.to_string().contains("[3, 2]"), "{e}");
+    assert!(
+        e.to_string().contains("[2, 3]") && e.to_string().contains("[3, 2]"),
+        "{e}"
+    );
     let mut z = Tensor::full(1.0, &[2, 3], DType::BF16, &Device::Cpu).unwrap();
     let e = axpby(1.0, &x, 1.0, &mut z).unwrap_err();
     assert!(matches!(e, Error::DTypeMismatch { op: "axpby", .. }), "{e}");

@@ -7,7 +7,11 @@ use trilemma::{DType, Device, Error, Tensor};
 
 /// Random123's known-answer vectors (kat_vectors, philox4x32 10): counter, key, expected output.
 const KAT: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-    ([0, 0, 0, 0], [0, 0], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]),
+    (
+        [0, 0, 0, 0],
+        [0, 0],
+        [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+    ),
     (
         [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff],
         [0xffffffff, 0xffffffff],
@@ -23,12 +27,19 @@ const KAT: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
 #[test]
 fn philox4x32_10_matches_random123_known_answers() {
     for (ctr, key, expected) in KAT {
-        assert_eq!(philox4x32_10(ctr, key), expected, "ctr {ctr:08x?} key {key:08x?}");
+        assert_eq!(
+            philox4x32_10(ctr, key),
+            expected,
+            "ctr {ctr:08x?} key {key:08x?}"
+        );
     }
 }
 
 fn cpu_randn(shape: &[usize], key: NoiseKey, first: u32) -> Vec<f32> {
-    randn(shape, DType::F32, &Device::Cpu, key, first).unwrap().to_vec_f32().unwrap()
+    randn(shape, DType::F32, &Device::Cpu, key, first)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap()
 }
 
 #[test]
@@ -44,7 +55,10 @@ fn normals_have_unit_moments() {
     assert!(mean.abs() < 5e-3, "mean {mean}");
     assert!((var - 1.0).abs() < 7e-3, "variance {var}");
     assert!((kurt - 3.0).abs() < 2.5e-2, "kurtosis {kurt}");
-    assert!((within_1 - 0.682_689_5).abs() < 2.5e-3, "P(|z|<1) {within_1}");
+    assert!(
+        (within_1 - 0.682_689_5).abs() < 2.5e-3,
+        "P(|z|<1) {within_1}"
+    );
     assert!(z.iter().all(|x| x.is_finite()));
 }
 
@@ -78,7 +92,10 @@ fn different_keys_give_different_noise() {
     ] {
         let b = cpu_randn(&[2, 64], other, 0);
         let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
-        assert!(same < 2, "{other:?} shares {same} of 128 values with {base:?}");
+        assert!(
+            same < 2,
+            "{other:?} shares {same} of 128 values with {base:?}"
+        );
     }
     // Sample 0 and sample 1 differ too.
     assert_ne!(&a[..64], &a[64..]);
@@ -89,8 +106,14 @@ fn reduced_precision_noise_is_the_rounded_fp32_noise() {
     let key = NoiseKey::new(99, NoiseStream::Prior, 0);
     let f = cpu_randn(&[2, 33], key, 5);
     for dtype in [DType::BF16, DType::F16] {
-        let r = randn(&[2, 33], dtype, &Device::Cpu, key, 5).unwrap().to_vec_f32().unwrap();
-        let expect = Tensor::from_f32(&f, &[2, 33], dtype, &Device::Cpu).unwrap().to_vec_f32().unwrap();
+        let r = randn(&[2, 33], dtype, &Device::Cpu, key, 5)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        let expect = Tensor::from_f32(&f, &[2, 33], dtype, &Device::Cpu)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         assert_eq!(r, expect, "{dtype}");
     }
 }
@@ -109,8 +132,20 @@ fn randn_into_overwrites_every_element() {
 fn randn_rejects_bad_arguments() {
     let key = NoiseKey::new(0, NoiseStream::Step, 0);
     let e = randn(&[], DType::F32, &Device::Cpu, key, 0).unwrap_err();
-    assert!(matches!(e, Error::InvalidParam { what: "shape", .. }), "{e}");
+    assert!(
+        matches!(e, Error::InvalidParam { what: "shape", .. }),
+        "{e}"
+    );
     let e = randn(&[4, 2], DType::F32, &Device::Cpu, key, u32::MAX - 1).unwrap_err();
-    assert!(matches!(e, Error::InvalidParam { what: "first_sample + num_samples", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::InvalidParam {
+                what: "first_sample + num_samples",
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("randn"), "{e}");
 }

@@ -25,7 +25,16 @@ fn valid_file(dir: &Path) -> (PathBuf, Vec<u8>) {
     let b = Tensor::from_f32(&random_vec(5, 2), &[5], DType::BF16, &Device::Cpu).unwrap();
     let c = Tensor::from_f32(&random_vec(6, 3), &[3, 2], DType::F16, &Device::Cpu).unwrap();
     let meta = BTreeMap::from([("family".to_string(), "cld".to_string())]);
-    save(&path, &[("all_modules.0.weight", &a), ("all_modules.1.bias", &b), ("z.scale", &c)], &meta).unwrap();
+    save(
+        &path,
+        &[
+            ("all_modules.0.weight", &a),
+            ("all_modules.1.bias", &b),
+            ("z.scale", &c),
+        ],
+        &meta,
+    )
+    .unwrap();
     let bytes = std::fs::read(&path).unwrap();
     (path, bytes)
 }
@@ -43,9 +52,14 @@ fn save_then_load_round_trips_every_dtype() {
     let dir = tmpdir("roundtrip");
     let (path, _) = valid_file(&dir);
     let st = SafeTensors::open(&path).unwrap();
-    assert_eq!(st.names().collect::<Vec<_>>(), ["all_modules.0.weight", "all_modules.1.bias", "z.scale"]);
+    assert_eq!(
+        st.names().collect::<Vec<_>>(),
+        ["all_modules.0.weight", "all_modules.1.bias", "z.scale"]
+    );
     assert_eq!(st.metadata().get("family").map(String::as_str), Some("cld"));
-    let a = st.load_typed("all_modules.0.weight", &[2, 3, 4], DType::F32, &Device::Cpu).unwrap();
+    let a = st
+        .load_typed("all_modules.0.weight", &[2, 3, 4], DType::F32, &Device::Cpu)
+        .unwrap();
     assert_eq!(a.to_vec_f32().unwrap(), random_vec(24, 1));
     let b = st.load("all_modules.1.bias", &[5], &Device::Cpu).unwrap();
     assert_eq!(b.dtype(), DType::BF16);
@@ -65,80 +79,191 @@ fn wrong_shape_dtype_and_missing_names_are_reported_with_file_and_tensor() {
     let (path, _) = valid_file(&dir);
     let st = SafeTensors::open(&path).unwrap();
 
-    let e = st.load("all_modules.0.weight", &[2, 4, 3], &Device::Cpu).unwrap_err();
-    assert!(matches!(&e, Error::TensorShape { expected, found, .. } if expected == &[2, 4, 3] && found == &[2, 3, 4]), "{e}");
+    let e = st
+        .load("all_modules.0.weight", &[2, 4, 3], &Device::Cpu)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::TensorShape { expected, found, .. } if expected == &[2, 4, 3] && found == &[2, 3, 4]),
+        "{e}"
+    );
     let msg = e.to_string();
-    assert!(msg.contains("model.safetensors") && msg.contains("all_modules.0.weight"), "{msg}");
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("all_modules.0.weight"),
+        "{msg}"
+    );
 
-    let e = st.load_typed("all_modules.1.bias", &[5], DType::F32, &Device::Cpu).unwrap_err();
-    assert!(matches!(&e, Error::TensorDType { expected, found, .. } if expected == "F32" && found == "BF16"), "{e}");
+    let e = st
+        .load_typed("all_modules.1.bias", &[5], DType::F32, &Device::Cpu)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::TensorDType { expected, found, .. } if expected == "F32" && found == "BF16"),
+        "{e}"
+    );
 
-    let e = st.load("all_modules.0.wieght", &[2, 3, 4], &Device::Cpu).unwrap_err();
+    let e = st
+        .load("all_modules.0.wieght", &[2, 3, 4], &Device::Cpu)
+        .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::MissingTensor { .. }), "{msg}");
-    assert!(msg.contains("all_modules.0.wieght") && msg.contains("nearest names: all_modules.0.weight"), "{msg}");
+    assert!(
+        msg.contains("all_modules.0.wieght") && msg.contains("nearest names: all_modules.0.weight"),
+        "{msg}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn unsupported_stored_dtype_is_a_dtype_error() {
-    let bytes = raw(r#"{"step":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, &7i64.to_le_bytes());
+    let bytes = raw(
+        r#"{"step":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#,
+        &7i64.to_le_bytes(),
+    );
     let st = SafeTensors::from_bytes("ckpt.safetensors", bytes).unwrap();
     assert_eq!(st.bytes_of("step").unwrap(), &7i64.to_le_bytes());
     let e = st.load("step", &[1], &Device::Cpu).unwrap_err();
-    assert!(matches!(&e, Error::TensorDType { found, .. } if found == "I64"), "{e}");
+    assert!(
+        matches!(&e, Error::TensorDType { found, .. } if found == "I64"),
+        "{e}"
+    );
 }
 
 #[test]
 fn every_kind_of_corruption_is_a_typed_error() {
     let entry = |body: &str| format!(r#"{{"w":{body}}}"#);
     let ok_entry = r#"{"dtype":"F32","shape":[2],"data_offsets":[0,8]}"#;
-    let cases: Vec<(&str, Vec<u8>, fn(&Error) -> bool)> = vec![
-        ("empty file", vec![], |e| matches!(e, Error::Truncated { expected: 8, found: 0, .. })),
-        ("short length", vec![1, 2, 3], |e| matches!(e, Error::Truncated { .. })),
-        ("header past end", { let mut v = 64u64.to_le_bytes().to_vec(); v.extend_from_slice(b"{}"); v }, |e| {
-            matches!(e, Error::Truncated { expected: 72, found: 10, .. })
+    type Case = (&'static str, Vec<u8>, fn(&Error) -> bool);
+    let cases: Vec<Case> = vec![
+        ("empty file", vec![], |e| {
+            matches!(
+                e,
+                Error::Truncated {
+                    expected: 8,
+                    found: 0,
+                    ..
+                }
+            )
         }),
-        ("huge header length", u64::MAX.to_le_bytes().to_vec(), |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("limit"))),
-        ("not utf-8", raw("\u{0}", &[]).into_iter().enumerate().map(|(i, b)| if i == 8 { 0xff } else { b }).collect(), |e| {
-            matches!(e, Error::BadHeader { reason, .. } if reason.contains("UTF-8"))
+        ("short length", vec![1, 2, 3], |e| {
+            matches!(e, Error::Truncated { .. })
         }),
-        ("not json", raw("{\"w\":", &[]), |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("JSON"))),
-        ("json array", raw("[1,2]", &[]), |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("object"))),
-        ("entry not object", raw(&entry("3"), &[]), |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("`w`"))),
-        ("no dtype", raw(&entry(r#"{"shape":[2],"data_offsets":[0,8]}"#), &[0; 8]), |e| {
-            matches!(e, Error::BadHeader { reason, .. } if reason.contains("dtype"))
-        }),
-        ("unknown dtype", raw(&entry(r#"{"dtype":"F7","shape":[2],"data_offsets":[0,8]}"#), &[0; 8]), |e| {
-            matches!(e, Error::BadHeader { reason, .. } if reason.contains("unknown dtype `F7`"))
-        }),
-        ("negative dim", raw(&entry(r#"{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}"#), &[0; 8]), |e| {
-            matches!(e, Error::BadHeader { reason, .. } if reason.contains("shape"))
-        }),
-        ("offsets backwards", raw(&entry(r#"{"dtype":"F32","shape":[2],"data_offsets":[8,0]}"#), &[0; 8]), |e| {
-            matches!(e, Error::BadHeader { reason, .. } if reason.contains("backwards"))
-        }),
-        ("span mismatch", raw(&entry(r#"{"dtype":"F32","shape":[3],"data_offsets":[0,8]}"#), &[0; 8]), |e| {
-            matches!(e, Error::BadHeader { reason, .. } if reason.contains("needs 12"))
-        }),
-        ("overflowing shape", raw(&entry(r#"{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}"#), &[0; 8]), |e| {
-            matches!(e, Error::BadHeader { reason, .. } if reason.contains("overflow"))
-        }),
-        ("data truncated", raw(&entry(ok_entry), &[0; 5]), |e| {
-            matches!(e, Error::Truncated { what, .. } if what.contains("`w`"))
-        }),
-        ("overlap", raw(
-            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
-            &[0; 8],
-        ), |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("overlap"))),
-        ("metadata not strings", raw(r#"{"__metadata__":{"k":1}}"#, &[]), |e| {
-            matches!(e, Error::BadHeader { reason, .. } if reason.contains("__metadata__.k"))
-        }),
+        (
+            "header past end",
+            {
+                let mut v = 64u64.to_le_bytes().to_vec();
+                v.extend_from_slice(b"{}");
+                v
+            },
+            |e| {
+                matches!(
+                    e,
+                    Error::Truncated {
+                        expected: 72,
+                        found: 10,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "huge header length",
+            u64::MAX.to_le_bytes().to_vec(),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("limit")),
+        ),
+        (
+            "not utf-8",
+            raw("\u{0}", &[])
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if i == 8 { 0xff } else { b })
+                .collect(),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("UTF-8")),
+        ),
+        (
+            "not json",
+            raw("{\"w\":", &[]),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("JSON")),
+        ),
+        (
+            "json array",
+            raw("[1,2]", &[]),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("object")),
+        ),
+        (
+            "entry not object",
+            raw(&entry("3"), &[]),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("`w`")),
+        ),
+        (
+            "no dtype",
+            raw(&entry(r#"{"shape":[2],"data_offsets":[0,8]}"#), &[0; 8]),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("dtype")),
+        ),
+        (
+            "unknown dtype",
+            raw(
+                &entry(r#"{"dtype":"F7","shape":[2],"data_offsets":[0,8]}"#),
+                &[0; 8],
+            ),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("unknown dtype `F7`")),
+        ),
+        (
+            "negative dim",
+            raw(
+                &entry(r#"{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}"#),
+                &[0; 8],
+            ),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("shape")),
+        ),
+        (
+            "offsets backwards",
+            raw(
+                &entry(r#"{"dtype":"F32","shape":[2],"data_offsets":[8,0]}"#),
+                &[0; 8],
+            ),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("backwards")),
+        ),
+        (
+            "span mismatch",
+            raw(
+                &entry(r#"{"dtype":"F32","shape":[3],"data_offsets":[0,8]}"#),
+                &[0; 8],
+            ),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("needs 12")),
+        ),
+        (
+            "overflowing shape",
+            raw(
+                &entry(r#"{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}"#),
+                &[0; 8],
+            ),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("overflow")),
+        ),
+        (
+            "data truncated",
+            raw(&entry(ok_entry), &[0; 5]),
+            |e| matches!(e, Error::Truncated { what, .. } if what.contains("`w`")),
+        ),
+        (
+            "overlap",
+            raw(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                &[0; 8],
+            ),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("overlap")),
+        ),
+        (
+            "metadata not strings",
+            raw(r#"{"__metadata__":{"k":1}}"#, &[]),
+            |e| matches!(e, Error::BadHeader { reason, .. } if reason.contains("__metadata__.k")),
+        ),
     ];
     for (name, bytes, check) in cases {
         let e = SafeTensors::from_bytes("bad.safetensors", bytes).expect_err(name);
         assert!(check(&e), "{name}: unexpected error {e:?}");
-        assert!(e.to_string().starts_with("bad.safetensors"), "{name}: message does not name the file: {e}");
+        assert!(
+            e.to_string().starts_with("bad.safetensors"),
+            "{name}: message does not name the file: {e}"
+        );
     }
 }
 
@@ -158,10 +283,20 @@ fn a_failed_save_leaves_nothing_behind() {
     std::fs::create_dir_all(target.join("x")).unwrap();
     let e = save(&target, &[("t", &t)], &BTreeMap::new()).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
-    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("occupied")], "temporary file left behind");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("occupied")],
+        "temporary file left behind"
+    );
     let e = save(&dir, &[("t", &t), ("t", &t)], &BTreeMap::new()).unwrap_err();
-    assert!(matches!(e, Error::InvalidParam { .. }), "duplicate names: {e:?}");
+    assert!(
+        matches!(e, Error::InvalidParam { .. }),
+        "duplicate names: {e:?}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -206,7 +341,9 @@ fn mutated_files_never_panic() {
             }
             _ => {
                 // Digits in the JSON changed: shapes and offsets that disagree.
-                let digits: Vec<usize> = (8..b.len().min(200)).filter(|&j| b[j].is_ascii_digit()).collect();
+                let digits: Vec<usize> = (8..b.len().min(200))
+                    .filter(|&j| b[j].is_ascii_digit())
+                    .collect();
                 if let Some(&j) = digits.get(rng.gen_range(0..digits.len().max(1))) {
                     b[j] = b'0' + rng.gen_range(0..10);
                 }
@@ -219,12 +356,15 @@ fn mutated_files_never_panic() {
 
 #[test]
 fn fuzz_corpus_never_panics() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/safetensors_load");
+    let dir = common::source_dir().join("fuzz/corpus/safetensors_load");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/safetensors_load is committed") {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         exercise(bytes);
         n += 1;
     }
-    assert!(n >= 3, "expected the committed seed corpus, found {n} files");
+    assert!(
+        n >= 3,
+        "expected the committed seed corpus, found {n} files"
+    );
 }

@@ -65,13 +65,23 @@ pub struct CachingAllocator<A: RawAllocator> {
 
 /// The size class of a request.
 pub fn rounded_size(bytes: usize) -> usize {
-    let granule = if bytes <= SMALL_LIMIT { SMALL_GRANULE } else { LARGE_GRANULE };
+    let granule = if bytes <= SMALL_LIMIT {
+        SMALL_GRANULE
+    } else {
+        LARGE_GRANULE
+    };
     bytes.max(1).div_ceil(granule).saturating_mul(granule)
 }
 
 impl<A: RawAllocator> CachingAllocator<A> {
     pub fn new(raw: A) -> Arc<Self> {
-        Arc::new(CachingAllocator { raw, state: Mutex::new(PoolState { free: BTreeMap::new(), stats: AllocStats::default() }) })
+        Arc::new(CachingAllocator {
+            raw,
+            state: Mutex::new(PoolState {
+                free: BTreeMap::new(),
+                stats: AllocStats::default(),
+            }),
+        })
     }
 
     pub fn raw(&self) -> &A {
@@ -93,7 +103,10 @@ impl<A: RawAllocator> CachingAllocator<A> {
         let size = rounded_size(bytes);
         {
             let mut st = self.lock();
-            let hit = st.free.range_mut(size..=size.saturating_mul(MAX_REUSE_RATIO)).find_map(|(&k, v)| v.pop().map(|b| (k, b)));
+            let hit = st
+                .free
+                .range_mut(size..=size.saturating_mul(MAX_REUSE_RATIO))
+                .find_map(|(&k, v)| v.pop().map(|b| (k, b)));
             if let Some((k, block)) = hit {
                 if st.free.get(&k).is_some_and(Vec::is_empty) {
                     st.free.remove(&k);
@@ -101,7 +114,11 @@ impl<A: RawAllocator> CachingAllocator<A> {
                 st.stats.cache_hits += 1;
                 st.stats.bytes_cached -= k;
                 Self::note_in_use(&mut st.stats, k);
-                return Ok(PooledBlock { block: Some(block), bytes: k, pool: Arc::clone(self) });
+                return Ok(PooledBlock {
+                    block: Some(block),
+                    bytes: k,
+                    pool: Arc::clone(self),
+                });
             }
         }
         let block = match self.raw.alloc(size) {
@@ -129,7 +146,11 @@ impl<A: RawAllocator> CachingAllocator<A> {
         let mut st = self.lock();
         st.stats.driver_allocs += 1;
         Self::note_in_use(&mut st.stats, size);
-        Ok(PooledBlock { block: Some(block), bytes: size, pool: Arc::clone(self) })
+        Ok(PooledBlock {
+            block: Some(block),
+            bytes: size,
+            pool: Arc::clone(self),
+        })
     }
 
     fn note_in_use(stats: &mut AllocStats, bytes: usize) {
@@ -171,11 +192,15 @@ impl<A: RawAllocator> PooledBlock<A> {
     }
 
     pub fn block(&self) -> &A::Block {
-        self.block.as_ref().expect("a PooledBlock holds its block until drop")
+        self.block
+            .as_ref()
+            .expect("a PooledBlock holds its block until drop")
     }
 
     pub fn block_mut(&mut self) -> &mut A::Block {
-        self.block.as_mut().expect("a PooledBlock holds its block until drop")
+        self.block
+            .as_mut()
+            .expect("a PooledBlock holds its block until drop")
     }
 }
 
@@ -219,16 +244,28 @@ mod tests {
                 return Err(RawAllocError::OutOfMemory);
             }
             self.live.fetch_add(bytes, Ordering::SeqCst);
-            Ok(MockBlock { bytes, live: Arc::clone(&self.live) })
+            Ok(MockBlock {
+                bytes,
+                live: Arc::clone(&self.live),
+            })
         }
         fn mem_info(&self) -> (usize, usize) {
-            (self.capacity - self.live.load(Ordering::SeqCst), self.capacity)
+            (
+                self.capacity - self.live.load(Ordering::SeqCst),
+                self.capacity,
+            )
         }
     }
 
     fn pool(capacity: usize) -> (Arc<CachingAllocator<Mock>>, Arc<AtomicUsize>) {
         let live = Arc::new(AtomicUsize::new(0));
-        (CachingAllocator::new(Mock { capacity, live: Arc::clone(&live) }), live)
+        (
+            CachingAllocator::new(Mock {
+                capacity,
+                live: Arc::clone(&live),
+            }),
+            live,
+        )
     }
 
     #[test]
@@ -254,7 +291,10 @@ mod tests {
         assert_eq!(s.driver_allocs, 3, "{s:?}");
         assert_eq!(s.cache_hits, 297, "{s:?}");
         assert_eq!(s.bytes_in_use, 0);
-        assert_eq!(s.bytes_cached, 2 * rounded_size(4 * 3 * 32 * 32) + rounded_size(4 * 128 * 32 * 32));
+        assert_eq!(
+            s.bytes_cached,
+            2 * rounded_size(4 * 3 * 32 * 32) + rounded_size(4 * 128 * 32 * 32)
+        );
     }
 
     #[test]
@@ -290,8 +330,14 @@ mod tests {
         let _held = p.alloc("test", 6 << 20).unwrap();
         let err = p.alloc("sampler step", 6 << 20).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, Error::OutOfMemory { requested, in_use, .. } if requested == 6 << 20 && in_use == 6 << 20), "{msg}");
-        assert!(msg.contains("sampler step") && msg.contains("out of memory"), "{msg}");
+        assert!(
+            matches!(err, Error::OutOfMemory { requested, in_use, .. } if requested == 6 << 20 && in_use == 6 << 20),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("sampler step") && msg.contains("out of memory"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cudarc::driver::{sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, LaunchConfig};
+use cudarc::driver::{
+    sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, LaunchConfig,
+};
 
 use super::allocator::{AllocStats, CachingAllocator, PooledBlock, RawAllocError, RawAllocator};
 use crate::error::{Error, Result};
@@ -25,7 +27,8 @@ fn driver_library_present() -> bool {
 fn init_driver() -> Result<()> {
     if !driver_library_present() {
         return Err(Error::NoCuda(
-            "the CUDA driver library (libcuda.so) was not found: no NVIDIA driver is installed".into(),
+            "the CUDA driver library (libcuda.so) was not found: no NVIDIA driver is installed"
+                .into(),
         ));
     }
     cudarc::driver::result::init().map_err(|e| Error::NoCuda(format!("cuInit failed: {e}")))
@@ -36,7 +39,9 @@ pub fn driver_version() -> Result<i32> {
     init_driver()?;
     let mut v: std::ffi::c_int = 0;
     // SAFETY: cuDriverGetVersion writes one int through the pointer, which points at a live local.
-    unsafe { sys::cuDriverGetVersion(&mut v) }.result().map_err(Error::driver("driver_version", "cuDriverGetVersion"))?;
+    unsafe { sys::cuDriverGetVersion(&mut v) }
+        .result()
+        .map_err(Error::driver("driver_version", "cuDriverGetVersion"))?;
     Ok(v)
 }
 
@@ -65,13 +70,17 @@ pub struct CudaDeviceInfo {
 /// Every visible GPU. No driver or no device is an error (`trilemma info` reports it as such).
 pub fn cuda_devices() -> Result<Vec<CudaDeviceInfo>> {
     init_driver()?;
-    let count = CudaContext::device_count().map_err(Error::driver("cuda_devices", "cuDeviceGetCount"))?;
+    let count =
+        CudaContext::device_count().map_err(Error::driver("cuda_devices", "cuDeviceGetCount"))?;
     if count == 0 {
-        return Err(Error::NoCuda("the driver is installed but reports no CUDA device".into()));
+        return Err(Error::NoCuda(
+            "the driver is installed but reports no CUDA device".into(),
+        ));
     }
     (0..count as usize)
         .map(|ordinal| {
-            let ctx = CudaContext::new(ordinal).map_err(Error::driver("cuda_devices", "cuDevicePrimaryCtxRetain"))?;
+            let ctx = CudaContext::new(ordinal)
+                .map_err(Error::driver("cuda_devices", "cuDevicePrimaryCtxRetain"))?;
             device_info(&ctx)
         })
         .collect()
@@ -79,8 +88,12 @@ pub fn cuda_devices() -> Result<Vec<CudaDeviceInfo>> {
 
 fn device_info(ctx: &Arc<CudaContext>) -> Result<CudaDeviceInfo> {
     let op = "device_info";
-    let cc = ctx.compute_capability().map_err(Error::driver(op, "cuDeviceGetAttribute"))?;
-    let (free, total) = ctx.mem_get_info().map_err(Error::driver(op, "cuMemGetInfo"))?;
+    let cc = ctx
+        .compute_capability()
+        .map_err(Error::driver(op, "cuDeviceGetAttribute"))?;
+    let (free, total) = ctx
+        .mem_get_info()
+        .map_err(Error::driver(op, "cuMemGetInfo"))?;
     Ok(CudaDeviceInfo {
         ordinal: ctx.ordinal(),
         name: ctx.name().map_err(Error::driver(op, "cuDeviceGetName"))?,
@@ -109,8 +122,13 @@ impl RawAllocator for CudaRaw {
         // on the host, and the tests poison outputs to catch it.
         match unsafe { self.stream.alloc::<u8>(bytes) } {
             Ok(s) => Ok(s),
-            Err(DriverError(sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY)) => Err(RawAllocError::OutOfMemory),
-            Err(e) => Err(RawAllocError::Other(Error::driver("alloc", "cuMemAllocAsync")(e))),
+            Err(DriverError(sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY)) => {
+                Err(RawAllocError::OutOfMemory)
+            }
+            Err(e) => Err(RawAllocError::Other(Error::driver(
+                "alloc",
+                "cuMemAllocAsync",
+            )(e))),
         }
     }
 
@@ -132,7 +150,9 @@ pub struct CudaDevice {
 
 impl std::fmt::Debug for CudaDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CudaDevice").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("CudaDevice")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -151,11 +171,15 @@ impl CudaDevice {
                 });
             }
         }
-        let count = CudaContext::device_count().map_err(Error::driver("Device::cuda", "cuDeviceGetCount"))?;
+        let count = CudaContext::device_count()
+            .map_err(Error::driver("Device::cuda", "cuDeviceGetCount"))?;
         if ordinal >= count.max(0) as usize {
-            return Err(Error::NoCuda(format!("GPU {ordinal} requested but the driver reports {count} device(s)")));
+            return Err(Error::NoCuda(format!(
+                "GPU {ordinal} requested but the driver reports {count} device(s)"
+            )));
         }
-        let ctx = CudaContext::new(ordinal).map_err(Error::driver("Device::cuda", "cuDevicePrimaryCtxRetain"))?;
+        let ctx = CudaContext::new(ordinal)
+            .map_err(Error::driver("Device::cuda", "cuDevicePrimaryCtxRetain"))?;
         let info = device_info(&ctx)?;
         if info.kernel_image.is_none() {
             let (major, minor) = info.compute_capability;
@@ -171,8 +195,12 @@ impl CudaDevice {
         // completes, no free before the last use, no concurrent writers. It also makes CUDA-graph
         // capture possible (per-buffer event records are not capturable).
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.new_stream().map_err(Error::driver("Device::cuda", "cuStreamCreate"))?;
-        let pool = CachingAllocator::new(CudaRaw { stream: Arc::clone(&stream) });
+        let stream = ctx
+            .new_stream()
+            .map_err(Error::driver("Device::cuda", "cuStreamCreate"))?;
+        let pool = CachingAllocator::new(CudaRaw {
+            stream: Arc::clone(&stream),
+        });
         Ok(Arc::new(CudaDevice {
             info,
             ctx,
@@ -210,8 +238,12 @@ impl CudaDevice {
 
     /// Waits for the stream and reports any error a queued operation raised.
     pub fn synchronize(&self) -> Result<()> {
-        self.stream.synchronize().map_err(Error::driver("synchronize", "cuStreamSynchronize"))?;
-        self.ctx.check_err().map_err(Error::driver("synchronize", "asynchronous CUDA operation"))
+        self.stream
+            .synchronize()
+            .map_err(Error::driver("synchronize", "cuStreamSynchronize"))?;
+        self.ctx
+            .check_err()
+            .map_err(Error::driver("synchronize", "asynchronous CUDA operation"))
     }
 
     pub(crate) fn alloc(&self, op: &'static str, bytes: usize) -> Result<DeviceBlock> {
@@ -242,7 +274,13 @@ impl CudaDevice {
                 }
             }
         };
-        let f = m.load_function(name).map_err(|source| Error::MissingKernel { module, kernel: name.to_string(), source })?;
+        let f = m
+            .load_function(name)
+            .map_err(|source| Error::MissingKernel {
+                module,
+                kernel: name.to_string(),
+                source,
+            })?;
         functions.insert(key, f.clone());
         Ok(f)
     }
@@ -253,6 +291,10 @@ impl CudaDevice {
         const THREADS: u32 = 256;
         let max_blocks = (self.info.multiprocessors.max(1) as u64) * 32;
         let blocks = items.div_ceil(THREADS as u64).clamp(1, max_blocks) as u32;
-        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+        LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        }
     }
 }

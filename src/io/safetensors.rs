@@ -53,7 +53,9 @@ fn dtype_size(dtype: &str) -> Option<usize> {
 }
 
 fn engine_dtype(dtype: &str) -> Option<DType> {
-    DType::ALL.into_iter().find(|d| d.safetensors_name() == dtype)
+    DType::ALL
+        .into_iter()
+        .find(|d| d.safetensors_name() == dtype)
 }
 
 impl SafeTensors {
@@ -66,16 +68,26 @@ impl SafeTensors {
     /// Parses `bytes` as the contents of `file` (the name is used in errors only).
     pub fn from_bytes(file: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<SafeTensors> {
         let file = file.into();
-        let bad = |reason: String| Error::BadHeader { file: file.clone(), reason };
+        let bad = |reason: String| Error::BadHeader {
+            file: file.clone(),
+            reason,
+        };
         let file_len = bytes.len() as u64;
         if bytes.len() < 8 {
-            return Err(Error::Truncated { file, what: "the 8-byte header length".into(), expected: 8, found: file_len });
+            return Err(Error::Truncated {
+                file,
+                what: "the 8-byte header length".into(),
+                expected: 8,
+                found: file_len,
+            });
         }
         let mut len_bytes = [0u8; 8];
         len_bytes.copy_from_slice(&bytes[..8]);
         let header_len = u64::from_le_bytes(len_bytes);
         if header_len > MAX_HEADER_BYTES {
-            return Err(bad(format!("header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte limit")));
+            return Err(bad(format!(
+                "header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte limit"
+            )));
         }
         let data_start = 8 + header_len;
         if data_start > file_len {
@@ -87,8 +99,10 @@ impl SafeTensors {
             });
         }
         let data_start = data_start as usize;
-        let header = std::str::from_utf8(&bytes[8..data_start]).map_err(|e| bad(format!("header is not UTF-8: {e}")))?;
-        let json: Value = serde_json::from_str(header).map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
+        let header = std::str::from_utf8(&bytes[8..data_start])
+            .map_err(|e| bad(format!("header is not UTF-8: {e}")))?;
+        let json: Value = serde_json::from_str(header)
+            .map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
         let Value::Object(map) = json else {
             return Err(bad("header is not a JSON object".into()));
         };
@@ -126,10 +140,17 @@ impl SafeTensors {
         for w in spans.windows(2) {
             let ((a, ea), (b, eb)) = (w[0], w[1]);
             if eb.start < ea.end {
-                return Err(bad(format!("tensors `{a}` and `{b}` overlap in the data section")));
+                return Err(bad(format!(
+                    "tensors `{a}` and `{b}` overlap in the data section"
+                )));
             }
         }
-        Ok(SafeTensors { file, bytes, entries, metadata })
+        Ok(SafeTensors {
+            file,
+            bytes,
+            entries,
+            metadata,
+        })
     }
 
     pub fn file(&self) -> &Path {
@@ -158,14 +179,23 @@ impl SafeTensors {
     }
 
     fn missing_hint(&self, name: &str) -> String {
-        let common = |a: &str| a.chars().zip(name.chars()).take_while(|(x, y)| x == y).count();
+        let common = |a: &str| {
+            a.chars()
+                .zip(name.chars())
+                .take_while(|(x, y)| x == y)
+                .count()
+        };
         let mut near: Vec<&str> = self.names().collect();
         near.sort_by_key(|n| std::cmp::Reverse(common(n)));
         near.truncate(3);
         if near.is_empty() {
             "the file has no tensors".into()
         } else {
-            format!("{} tensors in file; nearest names: {}", self.entries.len(), near.join(", "))
+            format!(
+                "{} tensors in file; nearest names: {}",
+                self.entries.len(),
+                near.join(", ")
+            )
         }
     }
 
@@ -203,7 +233,13 @@ impl SafeTensors {
     }
 
     /// Loads `name`, which must have shape `expected` and dtype `dtype`.
-    pub fn load_typed(&self, name: &str, expected: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn load_typed(
+        &self,
+        name: &str,
+        expected: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let e = self.entry(name)?;
         if e.dtype != dtype.safetensors_name() {
             return Err(Error::TensorDType {
@@ -231,7 +267,8 @@ fn parse_entry(v: &Value, data_start: usize, file_len: u64) -> Result<Entry, Ent
         Some(Value::String(s)) => s.clone(),
         _ => return Err(bad("`dtype` missing or not a string")),
     };
-    let size = dtype_size(&dtype).ok_or_else(|| EntryError::Bad(format!("unknown dtype `{dtype}`")))?;
+    let size =
+        dtype_size(&dtype).ok_or_else(|| EntryError::Bad(format!("unknown dtype `{dtype}`")))?;
     let shape = match obj.get("shape") {
         Some(Value::Array(a)) => a
             .iter()
@@ -248,7 +285,9 @@ fn parse_entry(v: &Value, data_start: usize, file_len: u64) -> Result<Entry, Ent
         _ => return Err(bad("`data_offsets` missing or not a pair")),
     };
     if begin > end {
-        return Err(EntryError::Bad(format!("data_offsets [{begin}, {end}] run backwards")));
+        return Err(EntryError::Bad(format!(
+            "data_offsets [{begin}, {end}] run backwards"
+        )));
     }
     let needed = shape
         .iter()
@@ -260,38 +299,78 @@ fn parse_entry(v: &Value, data_start: usize, file_len: u64) -> Result<Entry, Ent
             end - begin
         )));
     }
-    let abs_end = (data_start as u64).checked_add(end).ok_or_else(|| bad("data_offsets overflow"))?;
+    let abs_end = (data_start as u64)
+        .checked_add(end)
+        .ok_or_else(|| bad("data_offsets overflow"))?;
     if abs_end > file_len {
         return Err(EntryError::Truncated { expected: abs_end });
     }
-    Ok(Entry { dtype, shape, start: data_start + begin as usize, end: abs_end as usize })
+    Ok(Entry {
+        dtype,
+        shape,
+        start: data_start + begin as usize,
+        end: abs_end as usize,
+    })
 }
 
 /// Writes `tensors` (host copies are made of device tensors) and `metadata` to `path` atomically: the
 /// file appears complete under its name or not at all.
-pub fn save(path: impl AsRef<Path>, tensors: &[(&str, &Tensor)], metadata: &BTreeMap<String, String>) -> Result<()> {
+pub fn save(
+    path: impl AsRef<Path>,
+    tensors: &[(&str, &Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     let path = path.as_ref();
     let mut header = Map::new();
     if !metadata.is_empty() {
         header.insert(
             "__metadata__".into(),
-            Value::Object(metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+            Value::Object(
+                metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
         );
     }
     let mut data = Vec::new();
     for (name, t) in tensors {
         let host = t.to_device(&Device::Cpu)?;
         let Storage::Cpu(s) = host.storage() else {
-            return Err(Error::DeviceMismatch { op: "save", a: "cpu".into(), b: host.device().describe() });
+            return Err(Error::DeviceMismatch {
+                op: "save",
+                a: "cpu".into(),
+                b: host.device().describe(),
+            });
         };
         let begin = data.len();
         data.extend_from_slice(s.as_bytes());
         let mut entry = Map::new();
-        entry.insert("dtype".into(), Value::String(t.dtype().safetensors_name().into()));
-        entry.insert("shape".into(), Value::Array(t.shape().iter().map(|&d| Value::from(d as u64)).collect()));
-        entry.insert("data_offsets".into(), Value::Array(vec![Value::from(begin as u64), Value::from(data.len() as u64)]));
-        if header.insert((*name).to_string(), Value::Object(entry)).is_some() {
-            return Err(Error::InvalidParam { op: "save", what: "tensor names", rule: "unique", found: (*name).into() });
+        entry.insert(
+            "dtype".into(),
+            Value::String(t.dtype().safetensors_name().into()),
+        );
+        entry.insert(
+            "shape".into(),
+            Value::Array(t.shape().iter().map(|&d| Value::from(d as u64)).collect()),
+        );
+        entry.insert(
+            "data_offsets".into(),
+            Value::Array(vec![
+                Value::from(begin as u64),
+                Value::from(data.len() as u64),
+            ]),
+        );
+        if header
+            .insert((*name).to_string(), Value::Object(entry))
+            .is_some()
+        {
+            return Err(Error::InvalidParam {
+                op: "save",
+                what: "tensor names",
+                rule: "unique",
+                found: (*name).into(),
+            });
         }
     }
     let mut json = serde_json::to_string(&Value::Object(header)).map_err(|e| Error::BadHeader {
@@ -313,6 +392,9 @@ pub fn save(path: impl AsRef<Path>, tensors: &[(&str, &Tensor)], metadata: &BTre
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::Io { path: path.to_path_buf(), source: e }
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
     })
 }

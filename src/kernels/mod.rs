@@ -7,7 +7,13 @@ mod generated {
 
 /// Launch-parameter structs, generated from `kernels/common/params.h` by bindgen (see
 /// `tests/bindings_fresh.rs`, which regenerates and compares them).
-#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, clippy::all)]
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all
+)]
 pub mod params {
     include!("params_bindings.rs");
 
@@ -46,7 +52,13 @@ pub fn image_for(cc: (i32, i32), archs: &'static [&'static str]) -> Option<&'sta
     let sass = archs
         .iter()
         .filter_map(|a| parse(a, "sm_").map(|(v, accel)| (*a, v, accel)))
-        .filter(|&(_, v, accel)| if accel { v == target } else { v / 10 == cc.0 && v <= target })
+        .filter(|&(_, v, accel)| {
+            if accel {
+                v == target
+            } else {
+                v / 10 == cc.0 && v <= target
+            }
+        })
         .max_by_key(|&(_, v, accel)| (v, accel));
     if let Some((a, _, _)) = sass {
         return Some(a);
@@ -80,9 +92,15 @@ pub fn parse_resources(tsv: &str) -> Result<Vec<KernelResources>, String> {
         .map(|line| {
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() != 8 {
-                return Err(format!("expected 8 tab-separated fields, got {}: `{line}`", f.len()));
+                return Err(format!(
+                    "expected 8 tab-separated fields, got {}: `{line}`",
+                    f.len()
+                ));
             }
-            let num = |i: usize| f[i].parse::<u32>().map_err(|e| format!("field {i} of `{line}`: {e}"));
+            let num = |i: usize| {
+                f[i].parse::<u32>()
+                    .map_err(|e| format!("field {i} of `{line}`: {e}"))
+            };
             Ok(KernelResources {
                 module: f[0].into(),
                 kernel: f[1].into(),

@@ -22,6 +22,10 @@ pub(crate) fn check_same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Res
     if same {
         Ok(())
     } else {
-        Err(Error::DeviceMismatch { op, a: a.device().describe(), b: b.device().describe() })
+        Err(Error::DeviceMismatch {
+            op,
+            a: a.device().describe(),
+            b: b.device().describe(),
+        })
     }
 }

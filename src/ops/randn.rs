@@ -10,7 +10,13 @@ use crate::tensor::{DType, Storage, Tensor};
 pub const MAX_ELEMS_PER_SAMPLE: u64 = 4 << 32;
 
 /// A `[num_samples, ...]` tensor of normals for samples `first_sample ..` of a run.
-pub fn randn(shape: &[usize], dtype: DType, device: &Device, key: NoiseKey, first_sample: u32) -> Result<Tensor> {
+pub fn randn(
+    shape: &[usize],
+    dtype: DType,
+    device: &Device,
+    key: NoiseKey,
+    first_sample: u32,
+) -> Result<Tensor> {
     let mut t = Tensor::uninit(shape, dtype, device)?;
     randn_into(&mut t, key, first_sample)?;
     Ok(t)
@@ -21,7 +27,12 @@ pub fn randn_into(out: &mut Tensor, key: NoiseKey, first_sample: u32) -> Result<
     const OP: &str = "randn";
     let shape = out.shape();
     let Some((&num_samples, rest)) = shape.split_first() else {
-        return Err(Error::InvalidParam { op: OP, what: "shape", rule: "at least 1-D ([num_samples, ...])", found: "[]".into() });
+        return Err(Error::InvalidParam {
+            op: OP,
+            what: "shape",
+            rule: "at least 1-D ([num_samples, ...])",
+            found: "[]".into(),
+        });
     };
     let num_samples = u32::try_from(num_samples).map_err(|_| Error::InvalidParam {
         op: OP,

@@ -33,7 +33,12 @@ impl NoiseKey {
         NoiseKey { seed, stream, step }
     }
 
-    pub(crate) fn params(&self, num_samples: u32, first_sample: u32, elems_per_sample: u64) -> TriRandnParams {
+    pub(crate) fn params(
+        &self,
+        num_samples: u32,
+        first_sample: u32,
+        elems_per_sample: u64,
+    ) -> TriRandnParams {
         TriRandnParams {
             seed: self.seed,
             elems_per_sample,
@@ -65,7 +70,11 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 /// Fills `out` (num_samples * elems_per_sample fp32 values) as `kernels/philox_normal.cu` does.
 pub(crate) fn randn_f32_host(p: &TriRandnParams, out: &mut [f32]) {
     let needed = (p.num_samples as u64).checked_mul(p.elems_per_sample);
-    assert_eq!(needed, Some(out.len() as u64), "randn_f32_host: output length must equal samples * elements");
+    assert_eq!(
+        needed,
+        Some(out.len() as u64),
+        "randn_f32_host: output length must equal samples * elements"
+    );
     if out.is_empty() {
         return;
     }

@@ -46,12 +46,15 @@ pub struct Tensor {
 
 /// Number of elements of `shape`, or an error naming the op when the product overflows.
 pub(crate) fn elem_count(op: &'static str, shape: &[usize]) -> Result<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| Error::InvalidParam {
-        op,
-        what: "shape",
-        rule: "a shape whose element count fits in usize",
-        found: format!("{shape:?}"),
-    })
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::InvalidParam {
+            op,
+            what: "shape",
+            rule: "a shape whose element count fits in usize",
+            found: format!("{shape:?}"),
+        })
 }
 
 impl Tensor {
@@ -63,14 +66,25 @@ impl Tensor {
                 op: "Tensor::from_storage",
                 what: "storage length",
                 rule: "equal to the shape's element count",
-                found: format!("{} elements for shape {shape:?} ({n} elements)", storage.len()),
+                found: format!(
+                    "{} elements for shape {shape:?} ({n} elements)",
+                    storage.len()
+                ),
             });
         }
-        Ok(Tensor { shape: shape.to_vec(), storage })
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            storage,
+        })
     }
 
     /// A tensor from host data, stored as `dtype` (rounded to nearest even) on `device`.
-    pub fn from_f32(data: &[f32], shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn from_f32(
+        data: &[f32],
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let cpu = Tensor::from_storage(Storage::Cpu(CpuStorage::from_f32(data, dtype)), shape)?;
         cpu.to_device(device)
     }
@@ -88,7 +102,10 @@ impl Tensor {
             Device::Cpu => Storage::Cpu(CpuStorage::zeros(n, dtype)),
             Device::Cuda(dev) => Storage::Cuda(CudaStorage::zeros(dev, n, dtype)?),
         };
-        Ok(Tensor { shape: shape.to_vec(), storage })
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            storage,
+        })
     }
 
     /// Storage for `shape` whose contents are unspecified: only for ops that write every element.
@@ -98,7 +115,10 @@ impl Tensor {
             Device::Cpu => Storage::Cpu(CpuStorage::zeros(n, dtype)),
             Device::Cuda(dev) => Storage::Cuda(CudaStorage::alloc(dev, n, dtype)?),
         };
-        Ok(Tensor { shape: shape.to_vec(), storage })
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            storage,
+        })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -145,7 +165,10 @@ impl Tensor {
                 Storage::Cuda(s.try_clone()?)
             }
         };
-        Ok(Tensor { shape: self.shape.clone(), storage })
+        Ok(Tensor {
+            shape: self.shape.clone(),
+            storage,
+        })
     }
 
     /// The elements as fp32 on the host (widening bf16/f16 exactly).

@@ -1,7 +1,17 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+
 use trilemma::Device;
+
+/// The source tree's root, for files tests read at run time. `TRILEMMA_SOURCE_DIR` overrides the
+/// build-time path, so prebuilt test executables run elsewhere (the GPU bundle).
+pub fn source_dir() -> PathBuf {
+    std::env::var_os("TRILEMMA_SOURCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
 
 /// The GPU under test, or `None` with the reason printed. With `TRILEMMA_REQUIRE_GPU=1` a missing GPU is
 /// a failure instead, so a GPU runner cannot pass by skipping.
@@ -34,7 +44,13 @@ pub fn max_abs_err(out: &[f32], reference: &[f32]) -> f64 {
     assert_eq!(out.len(), reference.len(), "max_abs_err: lengths differ");
     out.iter()
         .zip(reference)
-        .map(|(&o, &r)| if o.is_finite() { (o as f64 - r as f64).abs() } else { f64::INFINITY })
+        .map(|(&o, &r)| {
+            if o.is_finite() {
+                (o as f64 - r as f64).abs()
+            } else {
+                f64::INFINITY
+            }
+        })
         .fold(0.0, f64::max)
 }
 

@@ -24,7 +24,9 @@ impl BackendStorage for CpuStorage {
     fn axpby(&mut self, x: &Self, a: f32, b: f32) -> Result<()> {
         match (self, x) {
             (CpuStorage::F32(y), CpuStorage::F32(x)) => {
-                y.iter_mut().zip(x).for_each(|(y, &x)| *y = axpby_f32(a, x, b, *y));
+                y.iter_mut()
+                    .zip(x)
+                    .for_each(|(y, &x)| *y = axpby_f32(a, x, b, *y));
             }
             (CpuStorage::BF16(y), CpuStorage::BF16(x)) => y
                 .iter_mut()
@@ -35,7 +37,12 @@ impl BackendStorage for CpuStorage {
                 .zip(x)
                 .for_each(|(y, x)| *y = f16::from_f32(axpby_f32(a, x.to_f32(), b, y.to_f32()))),
             (y, x) => {
-                return Err(Error::DTypeMismatch { op: "axpby", tensor: "x", expected: y.dtype(), found: x.dtype() })
+                return Err(Error::DTypeMismatch {
+                    op: "axpby",
+                    tensor: "x",
+                    expected: y.dtype(),
+                    found: x.dtype(),
+                })
             }
         }
         Ok(())

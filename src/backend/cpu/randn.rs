@@ -13,12 +13,16 @@ pub(super) fn randn_philox(out: &mut CpuStorage, p: &TriRandnParams) -> Result<(
         CpuStorage::BF16(v) => {
             let mut tmp = vec![0f32; v.len()];
             randn_f32_host(p, &mut tmp);
-            v.iter_mut().zip(&tmp).for_each(|(o, &z)| *o = bf16::from_f32(z));
+            v.iter_mut()
+                .zip(&tmp)
+                .for_each(|(o, &z)| *o = bf16::from_f32(z));
         }
         CpuStorage::F16(v) => {
             let mut tmp = vec![0f32; v.len()];
             randn_f32_host(p, &mut tmp);
-            v.iter_mut().zip(&tmp).for_each(|(o, &z)| *o = f16::from_f32(z));
+            v.iter_mut()
+                .zip(&tmp)
+                .for_each(|(o, &z)| *o = f16::from_f32(z));
         }
     }
     Ok(())

@@ -79,7 +79,8 @@ impl CpuStorage {
     pub(crate) fn from_le_bytes(bytes: &[u8], dtype: DType) -> CpuStorage {
         let n = bytes.len() / dtype.size_in_bytes();
         let mut s = CpuStorage::zeros(n, dtype);
-        s.as_bytes_mut().copy_from_slice(&bytes[..n * dtype.size_in_bytes()]);
+        s.as_bytes_mut()
+            .copy_from_slice(&bytes[..n * dtype.size_in_bytes()]);
         s
     }
 }

@@ -15,14 +15,23 @@ impl BackendStorage for CudaStorage {
 
     fn axpby(&mut self, x: &Self, a: f32, b: f32) -> Result<()> {
         if x.dtype() != self.dtype() || x.len() != self.len() {
-            return Err(Error::ShapeMismatch { op: "axpby", tensor: "x", expected: vec![self.len()], found: vec![x.len()] });
+            return Err(Error::ShapeMismatch {
+                op: "axpby",
+                tensor: "x",
+                expected: vec![self.len()],
+                found: vec![x.len()],
+            });
         }
         if self.is_empty() {
             return Ok(());
         }
         let dev = std::sync::Arc::clone(self.device());
         let f = dev.function("elementwise", &format!("axpby_{}", self.dtype().name()))?;
-        let p = TriAxpbyParams { n: self.len() as u64, a, b };
+        let p = TriAxpbyParams {
+            n: self.len() as u64,
+            a,
+            b,
+        };
         let cfg = dev.launch_1d(p.n);
         let xv = x.view();
         let mut yv = self.view_mut();
@@ -46,8 +55,13 @@ impl BackendStorage for CudaStorage {
             return Ok(out);
         }
         let dev = std::sync::Arc::clone(self.device());
-        let f = dev.function("elementwise", &format!("cast_{}_to_{}", self.dtype().name(), dtype.name()))?;
-        let p = TriCastParams { n: self.len() as u64 };
+        let f = dev.function(
+            "elementwise",
+            &format!("cast_{}_to_{}", self.dtype().name(), dtype.name()),
+        )?;
+        let p = TriCastParams {
+            n: self.len() as u64,
+        };
         let cfg = dev.launch_1d(p.n);
         let xv = self.view();
         let mut yv = out.view_mut();

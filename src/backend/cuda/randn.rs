@@ -11,7 +11,10 @@ pub(super) fn randn_philox(out: &mut CudaStorage, p: &TriRandnParams) -> Result<
         return Ok(());
     }
     let dev = std::sync::Arc::clone(out.device());
-    let f = dev.function("philox_normal", &format!("randn_philox_{}", out.dtype().name()))?;
+    let f = dev.function(
+        "philox_normal",
+        &format!("randn_philox_{}", out.dtype().name()),
+    )?;
     let blocks = p.elems_per_sample.div_ceil(4) * p.num_samples as u64;
     let cfg = dev.launch_1d(blocks);
     let mut y = out.view_mut();

@@ -18,21 +18,34 @@ pub struct CudaStorage {
 
 impl std::fmt::Debug for CudaStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CudaStorage({} x {} on cuda:{})", self.len, self.dtype, self.device.ordinal())
+        write!(
+            f,
+            "CudaStorage({} x {} on cuda:{})",
+            self.len,
+            self.dtype,
+            self.device.ordinal()
+        )
     }
 }
 
 impl CudaStorage {
     /// Uninitialised storage; crate-private callers write every element before it is read.
     pub(crate) fn alloc(device: &Arc<CudaDevice>, len: usize, dtype: DType) -> Result<CudaStorage> {
-        let bytes = len.checked_mul(dtype.size_in_bytes()).ok_or_else(|| Error::InvalidParam {
-            op: "alloc",
-            what: "element count",
-            rule: "small enough that its size in bytes fits in usize",
-            found: len.to_string(),
-        })?;
+        let bytes = len
+            .checked_mul(dtype.size_in_bytes())
+            .ok_or_else(|| Error::InvalidParam {
+                op: "alloc",
+                what: "element count",
+                rule: "small enough that its size in bytes fits in usize",
+                found: len.to_string(),
+            })?;
         let block = device.alloc("alloc", bytes)?;
-        Ok(CudaStorage { block, len, dtype, device: Arc::clone(device) })
+        Ok(CudaStorage {
+            block,
+            len,
+            dtype,
+            device: Arc::clone(device),
+        })
     }
 
     pub fn dtype(&self) -> DType {
@@ -70,7 +83,9 @@ impl CudaStorage {
         let mut s = CudaStorage::alloc(device, len, dtype)?;
         if !s.is_empty() {
             let stream = Arc::clone(device.stream());
-            stream.memset_zeros(&mut s.view_mut()).map_err(Error::driver("zeros", "cuMemsetD8Async"))?;
+            stream
+                .memset_zeros(&mut s.view_mut())
+                .map_err(Error::driver("zeros", "cuMemsetD8Async"))?;
         }
         Ok(s)
     }
@@ -80,7 +95,9 @@ impl CudaStorage {
         let mut dst = CudaStorage::alloc(device, src.len(), src.dtype())?;
         if !src.is_empty() {
             let stream = Arc::clone(device.stream());
-            stream.memcpy_htod(src.as_bytes(), &mut dst.view_mut()).map_err(Error::driver("to_device", "cuMemcpyHtoDAsync"))?;
+            stream
+                .memcpy_htod(src.as_bytes(), &mut dst.view_mut())
+                .map_err(Error::driver("to_device", "cuMemcpyHtoDAsync"))?;
         }
         Ok(dst)
     }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds the GPU bundle (here, where Rust is): release test, bench and CLI executables with kernels for
+# sm_90a and sm_80 (plus compute_80 PTX), and what they read at run time, in one folder that
+# scripts/gpu-check.sh runs on a GPU machine with no Rust toolchain.
+#
+#   scripts/gpu-bundle.sh            # -> bundle/ (git-ignored), at most 60 MiB
+#   BUNDLE=dir LIMIT_MIB=60 TRILEMMA_CUDA_ARCHS=sm_90a scripts/gpu-bundle.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUNDLE=${BUNDLE:-bundle}
+LIMIT_MIB=${LIMIT_MIB:-60}
+export TRILEMMA_CUDA_ARCHS=${TRILEMMA_CUDA_ARCHS:-sm_90a,sm_80,compute_80}
+export TRILEMMA_REQUIRE_NVCC=1
+
+rm -rf "$BUNDLE"
+mkdir -p "$BUNDLE"/tests "$BUNDLE"/benches "$BUNDLE"/bin "$BUNDLE"/src
+
+# Executables named without cargo's hash suffix; kind is "test" or "bench".
+collect() {
+  python3 -c '
+import json, sys
+kind = sys.argv[1]
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    kinds = m["target"]["kind"]
+    if kind == "bench" and "bench" in kinds:
+        print(m["target"]["name"], m["executable"])
+    elif kind == "test" and m["profile"]["test"] and "bench" not in kinds:
+        name = m["target"]["name"]
+        unit = "lib" in kinds or "bin" in kinds
+        print(("unit-" + kinds[0] + "-" + name) if unit else name, m["executable"])
+' "$1"
+}
+
+cargo build --release --bin trilemma
+cp target/release/trilemma "$BUNDLE/bin/"
+cargo test --release --no-run --message-format=json 2>/dev/null | collect test | while read -r name exe; do
+  cp "$exe" "$BUNDLE/tests/$name"
+done
+cargo bench --no-run --message-format=json 2>/dev/null | collect bench | while read -r name exe; do
+  cp "$exe" "$BUNDLE/benches/$name"
+done
+
+# Files the tests read at run time (they look under TRILEMMA_SOURCE_DIR), and the check's own scripts.
+cp -r --parents fuzz/corpus/safetensors_load kernels/common kernels/resource-allowances.tsv src/kernels/params_bindings.rs "$BUNDLE/src/"
+[ -d tests/fixtures ] && cp -r --parents tests/fixtures "$BUNDLE/src/"
+cp scripts/gpu-check.sh scripts/gpu_report.py tools/bench_pytorch.py "$BUNDLE/"
+{
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+  echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "archs: $TRILEMMA_CUDA_ARCHS"
+  echo "nvcc: $(${NVCC:-nvcc} --version 2>/dev/null | grep -o 'release [0-9.]*' || echo unknown)"
+  echo "rustc: $(rustc --version)"
+} > "$BUNDLE/MANIFEST"
+
+size() { du -sb "$BUNDLE" | cut -f1; }
+limit=$((LIMIT_MIB * 1024 * 1024))
+if [ "$(size)" -gt "$limit" ]; then
+  echo "bundle is $(( $(size) / 1048576 )) MiB; stripping debug info" >&2
+  find "$BUNDLE/tests" "$BUNDLE/benches" "$BUNDLE/bin" -type f -exec strip --strip-debug {} +
+fi
+echo "bundle: $BUNDLE, $(( $(size) / 1024 )) KiB of $((limit / 1024)) KiB allowed"
+ls -l "$BUNDLE"/tests "$BUNDLE"/benches "$BUNDLE"/bin
+if [ "$(size)" -gt "$limit" ]; then
+  echo "error: bundle exceeds ${LIMIT_MIB} MiB" >&2
+  exit 1
+fi

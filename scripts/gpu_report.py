@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Combines the GPU check's results into a markdown report and a short table.
+
+    python3 gpu_report.py --status STATUS_TSV --criterion DIR [--baseline JSON] --header FILE --out REPORT.md
+
+STATUS_TSV rows: section, name, result (pass|fail|skip), detail. Benchmarks come from criterion's
+`new/benchmark.json` + `new/estimates.json`; the PyTorch baseline from tools/bench_pytorch.py. Speed is
+given as GB/s, as % of the measured device-to-device copy bandwidth (the memory roofline on this GPU),
+and as PyTorch time / our time (above 1: we are faster).
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def load_criterion(root):
+    out = {}
+    if not os.path.isdir(root):
+        return out
+    for dirpath, _dirs, files in os.walk(root):
+        if os.path.basename(dirpath) == "new" and "benchmark.json" in files and "estimates.json" in files:
+            with open(os.path.join(dirpath, "benchmark.json")) as f:
+                bench = json.load(f)
+            with open(os.path.join(dirpath, "estimates.json")) as f:
+                est = json.load(f)
+            median_ns = est["median"]["point_estimate"]
+            tp = bench.get("throughput") or {}
+            out[bench["full_id"]] = {"median_ms": median_ns / 1e6, "bytes": tp.get("Bytes")}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--status", required=True)
+    ap.add_argument("--criterion", required=True)
+    ap.add_argument("--baseline")
+    ap.add_argument("--header", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+
+    rows = []
+    with open(a.status) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 3:
+                rows.append(parts + [""] * (4 - len(parts)))
+    ours = load_criterion(a.criterion)
+    base = {}
+    if a.baseline and os.path.exists(a.baseline):
+        with open(a.baseline) as f:
+            base = {r["id"]: r for r in json.load(f)["results"]}
+
+    roof = None
+    for bid, r in ours.items():
+        if bid.startswith("copy/d2d/") and r["bytes"]:
+            roof = r["bytes"] / (r["median_ms"] * 1e-3) / 1e9
+
+    lines = [open(a.header).read().rstrip(), ""]
+    fails = [r for r in rows if r[2] == "fail"]
+    lines.append(f"## Checks: {sum(r[2] == 'pass' for r in rows)} passed, {len(fails)} failed, "
+                 f"{sum(r[2] == 'skip' for r in rows)} skipped")
+    lines.append("")
+    lines.append("| section | name | result | detail |")
+    lines.append("|---|---|---|---|")
+    for s, n, res, d in rows:
+        lines.append(f"| {s} | {n} | {res} | {d} |")
+    lines.append("")
+    lines.append("## Benchmarks (median per call)")
+    lines.append("")
+    roof_txt = f"{roof:.0f} GB/s" if roof else "n/a"
+    lines.append(f"Memory roofline: the measured device-to-device copy, {roof_txt} (bytes read + written).")
+    lines.append("")
+    table = ["| id | ours ms | GB/s | % roofline | PyTorch ms | PyTorch / ours |", "|---|---|---|---|---|---|"]
+    for bid in sorted(ours):
+        r = ours[bid]
+        gbps = r["bytes"] / (r["median_ms"] * 1e-3) / 1e9 if r["bytes"] else None
+        pct = f"{100 * gbps / roof:.0f}%" if gbps and roof else ""
+        b = base.get(bid)
+        bms = f"{b['median_ms']:.4f}" if b else ""
+        ratio = f"{b['median_ms'] / r['median_ms']:.2f}x" if b else ""
+        table.append(f"| {bid} | {r['median_ms']:.4f} | {gbps:.1f} | {pct} | {bms} | {ratio} |" if gbps else
+                     f"| {bid} | {r['median_ms']:.4f} |  |  | {bms} | {ratio} |")
+    lines += table
+    with open(a.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(table))
+    print(f"checks: {len(rows) - len(fails)} ok, {len(fails)} failed" + "".join(f"\n  FAIL {r[0]} {r[1]}: {r[3]}" for r in fails))
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
