@@ -60,7 +60,7 @@ fn no_kernel_spills_or_uses_stack_unless_allowed() {
         eprintln!("SKIP no_kernel_spills_or_uses_stack_unless_allowed: built without nvcc");
         return;
     }
-    let rows = kernels::resources();
+    let rows = kernels::resources().expect("build.rs writes a well-formed report");
     println!(
         "ptxas resources (nvcc {}):\n{}",
         kernels::NVCC_RELEASE.unwrap_or("?"),
@@ -110,7 +110,7 @@ fn every_kernel_the_host_launches_is_in_the_build() {
         eprintln!("SKIP every_kernel_the_host_launches_is_in_the_build: built without nvcc");
         return;
     }
-    let rows = kernels::resources();
+    let rows = kernels::resources().expect("build.rs writes a well-formed report");
     let mut expected = Vec::new();
     for d in ["f32", "bf16", "f16"] {
         expected.push(("philox_normal", format!("randn_philox_{d}")));

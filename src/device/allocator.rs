@@ -11,6 +11,7 @@
 //! The pool logic is generic over a [`RawAllocator`], so it is tested on the CPU with a counting mock.
 
 use std::collections::BTreeMap;
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -115,7 +116,7 @@ impl<A: RawAllocator> CachingAllocator<A> {
                 st.stats.bytes_cached -= k;
                 Self::note_in_use(&mut st.stats, k);
                 return Ok(PooledBlock {
-                    block: Some(block),
+                    block: ManuallyDrop::new(block),
                     bytes: k,
                     pool: Arc::clone(self),
                 });
@@ -147,7 +148,7 @@ impl<A: RawAllocator> CachingAllocator<A> {
         st.stats.driver_allocs += 1;
         Self::note_in_use(&mut st.stats, size);
         Ok(PooledBlock {
-            block: Some(block),
+            block: ManuallyDrop::new(block),
             bytes: size,
             pool: Arc::clone(self),
         })
@@ -180,7 +181,8 @@ impl<A: RawAllocator> CachingAllocator<A> {
 
 /// A live block; returns to its pool's cache on drop.
 pub struct PooledBlock<A: RawAllocator> {
-    block: Option<A::Block>,
+    /// Taken out exactly once, in `drop`, to be handed back to the pool.
+    block: ManuallyDrop<A::Block>,
     bytes: usize,
     pool: Arc<CachingAllocator<A>>,
 }
@@ -192,23 +194,20 @@ impl<A: RawAllocator> PooledBlock<A> {
     }
 
     pub fn block(&self) -> &A::Block {
-        self.block
-            .as_ref()
-            .expect("a PooledBlock holds its block until drop")
+        &self.block
     }
 
     pub fn block_mut(&mut self) -> &mut A::Block {
-        self.block
-            .as_mut()
-            .expect("a PooledBlock holds its block until drop")
+        &mut self.block
     }
 }
 
 impl<A: RawAllocator> Drop for PooledBlock<A> {
     fn drop(&mut self) {
-        if let Some(b) = self.block.take() {
-            self.pool.give_back(self.bytes, b);
-        }
+        // SAFETY: `drop` runs once and `self.block` is not touched after this take, so the block is
+        // moved out exactly once and never dropped in place.
+        let block = unsafe { ManuallyDrop::take(&mut self.block) };
+        self.pool.give_back(self.bytes, block);
     }
 }
 
