@@ -16,6 +16,7 @@ LOG=$OUTDIR/gpu-check.log
 : > "$LOG"
 export TRILEMMA_REQUIRE_GPU=1
 export TRILEMMA_SOURCE_DIR=$BUNDLE/src
+export TRILEMMA_BIN=$BUNDLE/bin/trilemma
 export CRITERION_HOME=$OUTDIR/criterion
 
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$STATUS"; echo "[$1] $2: $3 $4"; }
