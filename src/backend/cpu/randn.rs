@@ -7,23 +7,18 @@ use crate::error::Result;
 use crate::kernels::params::TriRandnParams;
 use crate::rng::randn_f32_host;
 
+/// fp32 normals rounded once to the storage type, as the kernel's store does.
+fn fill_rounded<T>(out: &mut [T], p: &TriRandnParams, round: impl Fn(f32) -> T) {
+    let mut z = vec![0f32; out.len()];
+    randn_f32_host(p, &mut z);
+    out.iter_mut().zip(&z).for_each(|(o, &z)| *o = round(z));
+}
+
 pub(super) fn randn_philox(out: &mut CpuStorage, p: &TriRandnParams) -> Result<()> {
     match out {
         CpuStorage::F32(v) => randn_f32_host(p, v),
-        CpuStorage::BF16(v) => {
-            let mut tmp = vec![0f32; v.len()];
-            randn_f32_host(p, &mut tmp);
-            v.iter_mut()
-                .zip(&tmp)
-                .for_each(|(o, &z)| *o = bf16::from_f32(z));
-        }
-        CpuStorage::F16(v) => {
-            let mut tmp = vec![0f32; v.len()];
-            randn_f32_host(p, &mut tmp);
-            v.iter_mut()
-                .zip(&tmp)
-                .for_each(|(o, &z)| *o = f16::from_f32(z));
-        }
+        CpuStorage::BF16(v) => fill_rounded(v, p, bf16::from_f32),
+        CpuStorage::F16(v) => fill_rounded(v, p, f16::from_f32),
     }
     Ok(())
 }
