@@ -155,44 +155,27 @@ fn compile_kernels(nvcc: &Path, out_dir: &Path) {
         .collect();
     sources.sort();
 
+    // One nvcc per file, files compiled in parallel; each nvcc runs its architectures one at a time
+    // (--threads 1) so its ptxas -v report is never interleaved with another's.
+    let results: Vec<(String, PathBuf, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = sources
+            .iter()
+            .map(|src| {
+                let archs = &archs;
+                scope.spawn(move || compile_one(nvcc, src, archs, out_dir))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("nvcc worker thread"))
+            .collect()
+    });
+
     let mut modules = Vec::new();
     let mut tsv = String::from(
         "module\tkernel\tarch\tregisters\tshared_bytes\tstack_bytes\tspill_store_bytes\tspill_load_bytes\n",
     );
-    for src in &sources {
-        let stem = src
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .expect("utf-8 kernel file name")
-            .to_string();
-        let fatbin = out_dir.join(format!("{stem}.fatbin"));
-        let mut cmd = Command::new(nvcc);
-        cmd.args([
-            "-fatbin",
-            "-O3",
-            "-lineinfo",
-            "-std=c++17",
-            "-Werror",
-            "all-warnings",
-        ])
-        .args(["-Xptxas", "-v", "--threads", "2", "-I", "kernels"]);
-        for a in &archs {
-            cmd.arg("-gencode").arg(gencode(a));
-        }
-        cmd.arg("-o").arg(&fatbin).arg(src);
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", nvcc.display()));
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success(),
-            "nvcc failed on {}:\n{cmd:?}\n{log}",
-            src.display()
-        );
+    for (stem, fatbin, log) in results {
         for r in parse_ptxas(&log) {
             writeln!(
                 tsv,
@@ -204,6 +187,50 @@ fn compile_kernels(nvcc: &Path, out_dir: &Path) {
         modules.push((stem, fatbin));
     }
     write_generated(out_dir, Some(&release), &archs, &modules, &tsv);
+}
+
+/// Compiles one `kernels/<stem>.cu` to `OUT_DIR/<stem>.fatbin`; returns the stem, the fatbin path and
+/// nvcc's output (ptxas -v report).
+fn compile_one(
+    nvcc: &Path,
+    src: &Path,
+    archs: &[String],
+    out_dir: &Path,
+) -> (String, PathBuf, String) {
+    let stem = src
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .expect("utf-8 kernel file name")
+        .to_string();
+    let fatbin = out_dir.join(format!("{stem}.fatbin"));
+    let mut cmd = Command::new(nvcc);
+    cmd.args([
+        "-fatbin",
+        "-O3",
+        "-lineinfo",
+        "-std=c++17",
+        "-Werror",
+        "all-warnings",
+    ])
+    .args(["-Xptxas", "-v", "--threads", "1", "-I", "kernels"]);
+    for a in archs {
+        cmd.arg("-gencode").arg(gencode(a));
+    }
+    cmd.arg("-o").arg(&fatbin).arg(src);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", nvcc.display()));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "nvcc failed on {}:\n{cmd:?}\n{log}",
+        src.display()
+    );
+    (stem, fatbin, log)
 }
 
 #[derive(Default)]

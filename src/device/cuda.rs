@@ -156,6 +156,18 @@ impl std::fmt::Debug for CudaDevice {
     }
 }
 
+impl Drop for CudaDevice {
+    /// Queued work may still use pooled blocks and loaded modules: wait for it before the fields (the
+    /// pool's frees, the module unloads) are dropped, with the context current on this thread. Errors
+    /// cannot be returned from drop; cudarc records them on the context.
+    fn drop(&mut self) {
+        if self.ctx.bind_to_thread().is_ok() {
+            let _ = self.stream.synchronize();
+        }
+        self.pool.release_cached();
+    }
+}
+
 impl CudaDevice {
     pub(crate) fn open(ordinal: usize) -> Result<Arc<CudaDevice>> {
         if kernels::FATBINS.is_empty() {
@@ -232,8 +244,12 @@ impl CudaDevice {
     }
 
     /// Hands cached device memory back to the driver.
-    pub fn release_cached_memory(&self) -> usize {
-        self.pool.release_cached()
+    pub fn release_cached_memory(&self) -> Result<usize> {
+        // The frees are driver calls: make this device's context current on the calling thread.
+        self.ctx
+            .bind_to_thread()
+            .map_err(Error::driver("release_cached_memory", "cuCtxSetCurrent"))?;
+        Ok(self.pool.release_cached())
     }
 
     /// Waits for the stream and reports any error a queued operation raised.

@@ -90,7 +90,9 @@ impl CudaStorage {
         Ok(s)
     }
 
-    /// Host to device. Returns once the host data has been staged, so `src` may be dropped at once.
+    /// Host to device. Waits for the copy: CUDA documents pageable-memory copies only as "might be
+    /// synchronous", and `src` may be freed as soon as this returns. Uploads happen at load time, not
+    /// in sampling loops, so the wait costs nothing that matters.
     pub(crate) fn from_cpu(device: &Arc<CudaDevice>, src: &CpuStorage) -> Result<CudaStorage> {
         let mut dst = CudaStorage::alloc(device, src.len(), src.dtype())?;
         if !src.is_empty() {
@@ -98,6 +100,7 @@ impl CudaStorage {
             stream
                 .memcpy_htod(src.as_bytes(), &mut dst.view_mut())
                 .map_err(Error::driver("to_device", "cuMemcpyHtoDAsync"))?;
+            device.synchronize()?;
         }
         Ok(dst)
     }
