@@ -5,6 +5,7 @@
 //!
 //! Ids: copy/d2d/<MiB>MiB, randn/philox_<dtype>/<elements>, randn_cpu/philox_f32/<elements>; the
 //! throughput criterion reports counts bytes read plus written (copy) or bytes written (randn).
+//! Speed targets against PyTorch and the roofline: benches/targets.tsv, held by the GPU check.
 //!     cargo bench --bench copy_and_philox -- --warm-up-time 1 --measurement-time 3
 
 use std::time::{Duration, Instant};

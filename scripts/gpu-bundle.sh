@@ -49,7 +49,7 @@ done
 # Files the tests read at run time (they look under TRILEMMA_SOURCE_DIR), and the check's own scripts.
 cp -r --parents fuzz/corpus/safetensors_load kernels/common kernels/resource-allowances.tsv src/kernels/params_bindings.rs "$BUNDLE/src/"
 [ -d tests/fixtures ] && cp -r --parents tests/fixtures "$BUNDLE/src/"
-cp scripts/gpu-check.sh scripts/gpu_report.py tools/bench_pytorch.py "$BUNDLE/"
+cp scripts/gpu-check.sh scripts/gpu_report.py tools/bench_pytorch.py benches/targets.tsv "$BUNDLE/"
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
   echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

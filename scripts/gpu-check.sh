@@ -24,6 +24,15 @@ export CRITERION_HOME=$OUTDIR/criterion
 
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$STATUS"; echo "[$1] $2: $3 $4"; }
 
+# record_rc SECTION NAME RC DETAIL: pass on 0, skip on 125 (deadline), fail otherwise.
+record_rc() {
+  case $3 in
+    0) record "$1" "$2" pass "$4" ;;
+    125) record "$1" "$2" skip "deadline reached" ;;
+    *) record "$1" "$2" fail "rc=$3 $4" ;;
+  esac
+}
+
 # step LIMIT CMD...: runs CMD under min(LIMIT, time left); 125 when no time is left at all.
 step() {
   local limit=$1; shift
@@ -45,7 +54,8 @@ finish() {
   } > "$HEADER"
   echo "== summary"
   python3 "$BUNDLE/gpu_report.py" --status "$STATUS" --criterion "$CRITERION_HOME" \
-    --baseline "$OUTDIR/pytorch-baseline.json" --header "$HEADER" --out "$OUTDIR/gpu-report.md"
+    --baseline "$OUTDIR/pytorch-baseline.json" --header "$HEADER" --targets "$BUNDLE/targets.tsv" \
+    --out "$OUTDIR/gpu-report.md"
 }
 trap 'rc=$?; trap - EXIT; finish; rc2=$?; exit $(( rc != 0 ? rc : rc2 ))' EXIT
 
@@ -59,11 +69,7 @@ for t in "$BUNDLE"/tests/*; do
   out=$(step 120 "$t" 2>&1); rc=$?
   echo "$out" >> "$LOG"
   summary=$(echo "$out" | grep -E '^test result:' | tail -1 | sed 's/; finished.*//')
-  case $rc in
-    0) record tests "$name" pass "$summary" ;;
-    125) record tests "$name" skip "deadline reached" ;;
-    *) record tests "$name" fail "rc=$rc $summary" ;;
-  esac
+  record_rc tests "$name" $rc "$summary"
 done
 
 echo "== compute-sanitizer" | tee -a "$LOG"
@@ -78,11 +84,7 @@ if command -v compute-sanitizer >/dev/null; then
         --skip out_of_memory_is_an_error_not_a_crash 2>&1); rc=$?
       echo "$out" >> "$LOG"
       errs=$(echo "$out" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' | tail -1)
-      case $rc in
-        0) record sanitizer "$tool $name" pass "$errs" ;;
-        125) record sanitizer "$tool $name" skip "deadline reached" ;;
-        *) record sanitizer "$tool $name" fail "rc=$rc $errs" ;;
-      esac
+      record_rc sanitizer "$tool $name" $rc "$errs"
     done
   done
 else
@@ -94,11 +96,7 @@ for b in "$BUNDLE"/benches/*; do
   name=$(basename "$b")
   out=$(step 150 "$b" --bench --warm-up-time 1 --measurement-time 3 2>&1); rc=$?
   echo "$out" >> "$LOG"
-  case $rc in
-    0) record bench "$name" pass "" ;;
-    125) record bench "$name" skip "deadline reached" ;;
-    *) record bench "$name" fail "rc=$rc" ;;
-  esac
+  record_rc bench "$name" $rc ""
 done
 
 echo "== PyTorch baseline" | tee -a "$LOG"

@@ -36,6 +36,7 @@ def main():
     ap.add_argument("--criterion", required=True)
     ap.add_argument("--baseline")
     ap.add_argument("--header", required=True)
+    ap.add_argument("--targets", help="benches/targets.tsv")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -51,10 +52,42 @@ def main():
         with open(a.baseline) as f:
             base = {r["id"]: r for r in json.load(f)["results"]}
 
+    targets = []
+    if a.targets and os.path.exists(a.targets):
+        with open(a.targets) as f:
+            for line in f:
+                if line.strip() and not line.startswith("#"):
+                    prefix, vs_torch, pct, *_ = line.rstrip("\n").split("\t")
+                    targets.append((prefix, float(vs_torch), float(pct)))
+
     roof = None
     for bid, r in ours.items():
         if bid.startswith("copy/d2d/") and r["bytes"]:
             roof = r["bytes"] / (r["median_ms"] * 1e-3) / 1e9
+
+    table = ["| id | ours ms | GB/s | % roofline | PyTorch ms | PyTorch / ours | target |",
+             "|---|---|---|---|---|---|---|"]
+    for bid in sorted(ours):
+        r = ours[bid]
+        gbps = r["bytes"] / (r["median_ms"] * 1e-3) / 1e9 if r["bytes"] else None
+        pct = 100 * gbps / roof if gbps and roof else None
+        b = base.get(bid)
+        ratio = b["median_ms"] / r["median_ms"] if b else None
+        verdict = ""
+        for prefix, min_ratio, min_pct in targets:
+            if bid.startswith(prefix):
+                misses = []
+                if ratio is None:
+                    misses.append("no PyTorch baseline")
+                elif ratio < min_ratio:
+                    misses.append(f"{ratio:.2f}x < {min_ratio}x PyTorch")
+                if min_pct and (pct is None or pct < min_pct):
+                    misses.append(f"{pct or 0:.1f}% < {min_pct:.0f}% roofline")
+                verdict = "miss: " + "; ".join(misses) if misses else "met"
+                rows.append(["target", bid, "fail" if misses else "pass", verdict])
+        cells = [bid, f"{r['median_ms']:.4f}", f"{gbps:.1f}" if gbps else "", f"{pct:.0f}%" if pct else "",
+                 f"{b['median_ms']:.4f}" if b else "", f"{ratio:.2f}x" if ratio else "", verdict]
+        table.append("| " + " | ".join(cells) + " |")
 
     lines = [open(a.header).read().rstrip(), ""]
     fails = [r for r in rows if r[2] == "fail"]
@@ -63,24 +96,14 @@ def main():
     lines.append("")
     lines.append("| section | name | result | detail |")
     lines.append("|---|---|---|---|")
-    for s, n, res, d in rows:
-        lines.append(f"| {s} | {n} | {res} | {d} |")
+    for s_, n, res, d in rows:
+        lines.append(f"| {s_} | {n} | {res} | {d} |")
     lines.append("")
     lines.append("## Benchmarks (median per call)")
     lines.append("")
     roof_txt = f"{roof:.0f} GB/s" if roof else "n/a"
     lines.append(f"Memory roofline: the measured device-to-device copy, {roof_txt} (bytes read + written).")
     lines.append("")
-    table = ["| id | ours ms | GB/s | % roofline | PyTorch ms | PyTorch / ours |", "|---|---|---|---|---|---|"]
-    for bid in sorted(ours):
-        r = ours[bid]
-        gbps = r["bytes"] / (r["median_ms"] * 1e-3) / 1e9 if r["bytes"] else None
-        pct = f"{100 * gbps / roof:.0f}%" if gbps and roof else ""
-        b = base.get(bid)
-        bms = f"{b['median_ms']:.4f}" if b else ""
-        ratio = f"{b['median_ms'] / r['median_ms']:.2f}x" if b else ""
-        table.append(f"| {bid} | {r['median_ms']:.4f} | {gbps:.1f} | {pct} | {bms} | {ratio} |" if gbps else
-                     f"| {bid} | {r['median_ms']:.4f} |  |  | {bms} | {ratio} |")
     lines += table
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
