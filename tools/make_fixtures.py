@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from st_io import save_safetensors
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "tests" / "fixtures"
 
@@ -156,29 +158,6 @@ def _(gen):
 
 
 # --- driver -----------------------------------------------------------------------------------------
-
-
-def save_safetensors(path, tensors, metadata):
-    """safetensors with a canonical header (sorted keys, no spaces, padded to 8 bytes) so that equal
-    contents give equal bytes; the reference writer orders metadata keys arbitrarily."""
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name]
-        assert t.dtype == torch.float32
-        data = t.contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":"), sort_keys=False)
-    text += " " * (-len(text) % 8)
-    tmp = Path(str(path) + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(len(text).to_bytes(8, "little"))
-        f.write(text.encode())
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
 
 
 def seed_of(name):

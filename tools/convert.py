@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Converts an official checkpoint into the engine's model directory (docs/model-format.md).
+
+    python tools/convert.py {cld|ddgan|lsgm} CHECKPOINT --out DIR [--preset NAME] [--set key=value ...]
+
+Writes DIR/model.safetensors (the EMA weights, `module.` stripped, official tensor names, fp32) and
+DIR/config.json (the official hyperparameters under their official names, the family, the sampler
+defaults, the source file's sha256). Every tensor is checked against the reference network built
+from the configuration: a missing or unexpected key, or a shape that does not match, is an error that
+names it. DIR must not exist; it is written under a temporary name and renamed at the end, so a failed
+conversion leaves nothing behind.
+
+Which weights are the EMA weights, per family (see the model specs):
+- ddgan: `netG_<epoch>.pth` is the generator's state_dict saved with the EMA swapped in.
+- cld: `checkpoint_<step>.pth` holds `model` (raw weights) and `ema.shadow_params` (a list in
+  trainable-parameter order); the EMA values replace the trainable parameters, the rest (the Fourier
+  projection `W`) comes from `model`.
+- lsgm: `checkpoint.pt` holds the raw score model in `dae_state_dict` and its EMA in
+  `dae_optimizer['state'][i]['ema']`; `checkpoint_fid.pt`/`checkpoint_nll.pt` were saved with the EMA
+  swapped in. The VAE has no EMA. The architecture comes from the checkpoint's own `args`.
+"""
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from st_io import save_safetensors  # noqa: E402
+
+FORMAT = "trilemma-model/1"
+
+
+class ConvertError(Exception):
+    """A problem with the user's input, reported as one clear message and exit status 2."""
+
+
+# --- sampler and SDE settings per released configuration (official names) ---------------------------
+# The network hyperparameters come from reference.ncsnpp.PRESETS / reference.nvae.PRESETS; these are
+# the rest of each official configuration, which the sampler needs.
+
+SAMPLER_DEFAULTS = {
+    "cld": {
+        "cifar10": {
+            "sde": "cld", "beta_type": "linear", "beta0": 4.0, "beta1": 0.0, "m_inv": 4.0, "gamma": 0.04,
+            "numerical_eps": 1e-9, "mixed_score": True, "sampling_method": "ode", "sampling_eps": 1e-3,
+            "denoising": True, "image_size": 32, "image_channels": 3, "center_image": True,
+        },
+        "celeba_paper": {
+            "sde": "cld", "beta_type": "linear", "beta0": 4.0, "beta1": 0.0, "m_inv": 4.0, "gamma": 0.04,
+            "numerical_eps": 1e-6, "mixed_score": True, "sampling_method": "ode", "sampling_eps": 1e-3,
+            "denoising": True, "image_size": 256, "image_channels": 3, "center_image": True,
+        },
+        "celeba_post_paper": {
+            "sde": "cld", "beta_type": "linear", "beta0": 0.1, "beta1": 6.9, "m_inv": 4.0, "gamma": 0.04,
+            "numerical_eps": 1e-6, "mixed_score": True, "sampling_method": "ode", "sampling_eps": 1e-3,
+            "denoising": True, "image_size": 256, "image_channels": 3, "center_image": True,
+        },
+    },
+    "ddgan": {
+        "cifar10": {"num_timesteps": 4, "beta_min": 0.1, "beta_max": 20.0, "use_geometric": False, "nz": 100,
+                    "image_size": 32, "num_channels": 3},
+        "celeba_256": {"num_timesteps": 2, "beta_min": 0.1, "beta_max": 20.0, "use_geometric": False, "nz": 100,
+                       "image_size": 256, "num_channels": 3},
+        "lsun": {"num_timesteps": 4, "beta_min": 0.1, "beta_max": 20.0, "use_geometric": False, "nz": 100,
+                 "image_size": 256, "num_channels": 3},
+    },
+    # LSGM's SDE settings are part of the checkpoint's own args.
+    "lsgm": {},
+}
+
+
+def parse_set(items):
+    """`key=value` pairs; values parse as JSON (numbers, booleans, lists), else stay strings."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConvertError(f"--set expects key=value, got `{item}`")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path):
+    path = Path(path)
+    if not path.is_file():
+        raise ConvertError(f"{path}: no such file")
+    try:
+        # Official checkpoints pickle an argparse.Namespace (LSGM) and plain dicts: not weights-only.
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any failure to unpickle is the user's file
+        raise ConvertError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+
+
+def strip_module(sd, what):
+    if not isinstance(sd, dict) or not sd:
+        raise ConvertError(f"{what}: expected a non-empty state_dict")
+    prefixed = [k.startswith("module.") for k in sd]
+    if all(prefixed):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    if any(prefixed):
+        raise ConvertError(f"{what}: some keys carry `module.` and some do not")
+    return dict(sd)
+
+
+def check_against(expected, found, what):
+    """`expected` and `found` map names to shapes (tuples); raise naming every difference."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if tuple(expected[k]) != tuple(found[k]))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing: " + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else ""))
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected: " + ", ".join(unexpected[:8]) + (" ..." if len(unexpected) > 8 else ""))
+    for k in wrong[:8]:
+        problems.append(f"`{k}` has shape {list(found[k])}, the configuration gives {list(expected[k])}")
+    if problems:
+        raise ConvertError(f"{what} does not match the configuration:\n  " + "\n  ".join(problems)
+                           + "\n(wrong --preset, or a --set that differs from how the checkpoint was trained?)")
+
+
+# --- reference networks (shapes only, built on the meta device) -------------------------------------
+
+
+def reference_net(family, config):
+    from reference import ncsnpp
+
+    with torch.device("meta"):
+        return ncsnpp.build(family, config)
+
+
+def reference_vae(config):
+    from reference import nvae
+
+    with torch.device("meta"):
+        return nvae.build(config)
+
+
+def network_presets(family):
+    from reference import ncsnpp
+
+    return ncsnpp.PRESETS[family]
+
+
+def shapes(module):
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+# --- families ---------------------------------------------------------------------------------------
+
+
+def resolve_config(family, preset, overrides):
+    presets = network_presets(family)
+    if preset is None:
+        if len(presets) == 1:
+            preset = next(iter(presets))
+        else:
+            raise ConvertError(f"{family}: choose --preset from {', '.join(sorted(presets))}")
+    if preset not in presets:
+        raise ConvertError(f"{family}: unknown preset `{preset}`; known: {', '.join(sorted(presets))}")
+    config = dict(presets[preset])
+    config.update(SAMPLER_DEFAULTS[family].get(preset, {}))
+    config.update(overrides)
+    return preset, config
+
+
+def convert_ddgan(ckpt, path, preset, overrides):
+    if isinstance(ckpt, dict) and "netG_dict" in ckpt:
+        raise ConvertError(f"{path}: this is a training-state file (content.pth) without the EMA swap; "
+                           "convert netG_<epoch>.pth instead")
+    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise ConvertError(f"{path}: expected the generator's state_dict (netG_<epoch>.pth)")
+    sd = strip_module(ckpt, f"{path}")
+    preset, config = resolve_config("ddgan", preset, overrides)
+    check_against(shapes(reference_net("ddgan", config)), {k: tuple(v.shape) for k, v in sd.items()}, f"{path}")
+    return preset, config, sd, "netG file saved with the EMA swapped in"
+
+
+def convert_cld(ckpt, path, preset, overrides):
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "ema" not in ckpt:
+        raise ConvertError(f"{path}: expected a CLD-SGM checkpoint dict with `model` and `ema` "
+                           f"(found keys: {', '.join(map(str, list(ckpt)[:8])) if isinstance(ckpt, dict) else type(ckpt).__name__})")
+    raw = strip_module(ckpt["model"], f"{path}: `model`")
+    preset, config = resolve_config("cld", preset, overrides)
+    net = reference_net("cld", config)
+    check_against(shapes(net), {k: tuple(v.shape) for k, v in raw.items()}, f"{path}: `model`")
+    trainable = [name for name, p in net.named_parameters() if p.requires_grad]
+    shadows = ckpt["ema"].get("shadow_params") if isinstance(ckpt["ema"], dict) else None
+    if not isinstance(shadows, list):
+        raise ConvertError(f"{path}: `ema.shadow_params` missing or not a list")
+    if len(shadows) != len(trainable):
+        raise ConvertError(f"{path}: `ema.shadow_params` has {len(shadows)} tensors, the network has "
+                           f"{len(trainable)} trainable parameters")
+    sd = dict(raw)
+    for name, s in zip(trainable, shadows):
+        if tuple(s.shape) != tuple(raw[name].shape):
+            raise ConvertError(f"{path}: EMA shadow for `{name}` has shape {list(s.shape)}, the parameter "
+                               f"{list(raw[name].shape)} (parameter order differs from the configuration)")
+        sd[name] = s
+    return preset, config, sd, "ema.shadow_params over model (trainable parameters, in order)"
+
+
+def convert_lsgm(ckpt, path, preset, overrides):
+    if not isinstance(ckpt, dict) or "vae_state_dict" not in ckpt or "dae_state_dict" not in ckpt:
+        raise ConvertError(f"{path}: expected an LSGM checkpoint with `vae_state_dict` and `dae_state_dict` "
+                           "(a stage-1 VAE checkpoint has no score model)")
+    args = ckpt.get("args")
+    if args is None:
+        raise ConvertError(f"{path}: no `args` in the checkpoint; the architecture cannot be known")
+    config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
+    config.update(overrides)
+    vae_sd = {k: v for k, v in ckpt["vae_state_dict"].items()
+              if not k.endswith("num_batches_tracked") and not k.endswith("weight_normalized")}
+    dae_sd = strip_module(ckpt["dae_state_dict"], f"{path}: `dae_state_dict`")
+    ema_note = "dae_state_dict saved with the EMA swapped in"
+    if "dae_optimizer" in ckpt:
+        state = ckpt["dae_optimizer"].get("state", {})
+        names = list(dae_sd)
+        emas = [state.get(i, {}).get("ema") for i in range(len(names))]
+        if any(e is None for e in emas):
+            raise ConvertError(f"{path}: `dae_optimizer` has no `ema` for every score-model parameter")
+        for name, e in zip(names, emas):
+            if tuple(e.shape) != tuple(dae_sd[name].shape):
+                raise ConvertError(f"{path}: EMA for `{name}` has shape {list(e.shape)}, expected {list(dae_sd[name].shape)}")
+            dae_sd[name] = e
+        ema_note = "dae_optimizer state `ema` over dae_state_dict"
+    check_against(shapes(reference_vae(config)), {k: tuple(v.shape) for k, v in vae_sd.items()}, f"{path}: `vae_state_dict`")
+    check_against(shapes(reference_net("lsgm", config)), {k: tuple(v.shape) for k, v in dae_sd.items()},
+                  f"{path}: `dae_state_dict`")
+    sd = {f"vae.{k}": v for k, v in vae_sd.items()}
+    sd.update({f"score.{k}": v for k, v in dae_sd.items()})
+    return preset or config.get("dataset", "custom"), config, sd, ema_note
+
+
+CONVERTERS = {"cld": convert_cld, "ddgan": convert_ddgan, "lsgm": convert_lsgm}
+
+
+def convert(family, checkpoint, out, preset=None, overrides=None):
+    if family not in CONVERTERS:
+        raise ConvertError(f"unknown family `{family}`; expected one of {', '.join(CONVERTERS)}")
+    out = Path(out)
+    if out.exists():
+        raise ConvertError(f"{out}: already exists; choose a new output directory")
+    ckpt = load_checkpoint(checkpoint)
+    preset, config, sd, ema_note = CONVERTERS[family](ckpt, Path(checkpoint), preset, overrides or {})
+    tensors = {}
+    for k, v in sd.items():
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+            raise ConvertError(f"{checkpoint}: `{k}` is not a floating-point tensor")
+        # Views into shared EMA storages are materialised here (clone), in fp32.
+        tensors[k] = v.detach().to(torch.float32).contiguous().clone()
+    doc = {
+        "format": FORMAT,
+        "family": family,
+        "preset": preset,
+        "config": config,
+        "source": {"file": Path(checkpoint).name, "sha256": sha256(checkpoint), "weights": ema_note},
+        "tensors": len(tensors),
+        "parameters": int(sum(t.numel() for t in tensors.values())),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_safetensors(tmp / "model.safetensors", tensors, {"format": FORMAT, "family": family})
+        with open(tmp / "config.json", "w") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+            f.write("\n")
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return doc
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("family")
+    ap.add_argument("checkpoint")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--preset")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyperparameter")
+    args = ap.parse_args(argv)
+    try:
+        doc = convert(args.family, args.checkpoint, args.out, args.preset, parse_set(args.set))
+    except ConvertError as e:
+        print(f"convert: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {doc['family']} ({doc['preset']}), {doc['tensors']} tensors, "
+          f"{doc['parameters']:,} parameters")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
