@@ -3,82 +3,232 @@
 
 Each case carries the id of the engine benchmark it is compared with (benches/*.rs). Timing: CUDA
 events around a batch of back-to-back calls after warm-up, repeated; the median per call is reported.
-Writes JSON: {"device", "torch", "cuda", "results": [{"id", "median_ms", "bytes", "gbps", ...}]}.
 
-    python3 tools/bench_pytorch.py --out pytorch-baseline.json [--quick]
+    python3 tools/bench_pytorch.py --out pytorch-baseline.json [--quick] [--only PREFIX] [--device cuda]
 
-Later work adds the networks (eager fp32, eager bf16 channels_last, torch.compile) under the same
-scheme; this file holds the memory-roofline cases: a device-to-device copy and Philox normals.
+Cases:
+- memory roofline: `copy/d2d/256MiB` (Tensor.clone) and `randn/philox_<dtype>/<n>` (Tensor.normal_);
+- networks: `net/<family>/<preset>/b<batch>/<mode>` for every released configuration, one call of
+  the official-size network built by tools/reference (random weights; the speed does not depend on
+  them) in the modes `fp32` (eager), `bf16cl` (eager, bf16 weights and activations, channels_last) and
+  `compile` (torch.compile max-autotune of the bf16 channels_last model), at batch 1 and a throughput
+  batch;
+- sampling: `sample/ddgan/<preset>/b<batch>/<mode>` (the whole T-step DDGAN run: generator calls
+  and posterior draws). Whole CLD (SSCS, ODE) and LSGM (latent ODE + decoder) runs are still to come:
+  the reference samplers in tools/reference run their coefficient math on the CPU.
+
+Also records each network's parameter count and FLOPs per call (torch.utils.flop_counter, counted on
+the meta device, 2 FLOPs per multiply-add). Writes JSON:
+{"device", "torch", "cuda", "results": [{"id", "median_ms", ...}], "networks": [{"id", "params", "gflop"}]}.
 """
 import argparse
 import json
 import statistics
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Throughput batch per image size: large enough to fill an H100 with these U-Nets.
+THROUGHPUT_BATCH = {32: 128, 64: 64, 256: 8}
+MODES = ("fp32", "bf16cl", "compile")
 
 
-def time_cuda(torch, fn, iters, reps):
+def time_call(torch, fn, iters, reps, device):
     for _ in range(3):
         fn()
-    torch.cuda.synchronize()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        per_call = []
+        for _ in range(reps):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(iters):
+                fn()
+            end.record()
+            end.synchronize()
+            per_call.append(start.elapsed_time(end) / iters)
+        return statistics.median(per_call)
+    import time
+
     per_call = []
     for _ in range(reps):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
+        t0 = time.perf_counter()
         for _ in range(iters):
             fn()
-        end.record()
-        end.synchronize()
-        per_call.append(start.elapsed_time(end) / iters)
+        per_call.append((time.perf_counter() - t0) * 1e3 / iters)
     return statistics.median(per_call)
+
+
+def memory_cases(torch, device, iters, reps):
+    out = []
+    mib = 256
+    n = mib * (1 << 20) // 4
+    src = torch.randn(n, device=device, dtype=torch.float32)
+    ms = time_call(torch, lambda: src.clone(), iters, reps, device)
+    out.append({"id": f"copy/d2d/{mib}MiB", "median_ms": ms, "bytes": 2 * n * 4, "what": "Tensor.clone"})
+    for name, dt in (("f32", torch.float32), ("bf16", torch.bfloat16), ("f16", torch.float16)):
+        buf = torch.empty((64, n // 64), device=device, dtype=dt)
+        gen = torch.Generator(device=device)
+        gen.manual_seed(7)
+        ms = time_call(torch, lambda: buf.normal_(generator=gen), iters, reps, device)
+        out.append({"id": f"randn/philox_{name}/{n}", "median_ms": ms, "bytes": n * buf.element_size(),
+                    "what": "Tensor.normal_ (Philox4x32-10)"})
+    for r in out:
+        r["gbps"] = r["bytes"] / (r["median_ms"] * 1e-3) / 1e9
+    return out
+
+
+def example_inputs(torch, net, config, batch, device, dtype):
+    """Random inputs of the shapes each family's network takes."""
+    a = net.arch
+    g = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(batch, a.in_channels, a.image_size, a.image_size, generator=g).to(device, dtype)
+    if a.family == "ddgan":
+        t = torch.randint(0, 4, (batch,), generator=g).to(device)
+        z = torch.randn(batch, int(config.get("nz", 100)), generator=g).to(device, dtype)
+        return (x, t, z)
+    t = (torch.rand(batch, generator=g) * 0.98 + 0.01).to(device, dtype)
+    return (x, t)
+
+
+def count_flops(torch, family, config):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from reference import ncsnpp
+
+    with torch.device("meta"):
+        net = ncsnpp.build(family, config)
+        params = sum(p.numel() for p in net.parameters())
+        inputs = example_inputs_meta(torch, net, config)
+        with FlopCounterMode(display=False) as fc:
+            net(*inputs)
+    return params, fc.get_total_flops() / 1e9
+
+
+def example_inputs_meta(torch, net, config):
+    a = net.arch
+    x = torch.empty(1, a.in_channels, a.image_size, a.image_size)
+    if a.family == "ddgan":
+        return (x, torch.zeros(1, dtype=torch.long), torch.empty(1, int(config.get("nz", 100))))
+    return (x, torch.empty(1))
+
+
+def prepare(torch, net, mode, device):
+    """The network in the given mode, and the dtype its inputs take."""
+    net = net.to(device).eval()
+    if mode == "fp32":
+        return net, torch.float32
+    net = net.to(dtype=torch.bfloat16, memory_format=torch.channels_last)
+    if mode == "compile":
+        net = torch.compile(net, mode="max-autotune")
+    return net, torch.bfloat16
+
+
+def network_cases(torch, args):
+    from reference import ncsnpp
+
+    results, nets = [], []
+    for family, presets in ncsnpp.PRESETS.items():
+        for preset, config in presets.items():
+            base = f"net/{family}/{preset}"
+            if args.only and not any(f"{base}/b".startswith(o) or o.startswith(base) for o in args.only):
+                continue
+            params, gflop = count_flops(torch, family, config)
+            nets.append({"id": base, "params": params, "gflop": gflop})
+            print(f"{base:<36} {params / 1e6:8.2f} M params {gflop:9.2f} GFLOP/call", flush=True)
+            torch.manual_seed(0)
+            net0 = ncsnpp.build(family, config)
+            size = net0.arch.image_size
+            batches = [1] if args.quick else [1, THROUGHPUT_BATCH.get(size, 16)]
+            for mode in args.modes:
+                net, dtype = prepare(torch, net0, mode, args.device)
+                for b in batches:
+                    cid = f"{base}/b{b}/{mode}"
+                    inputs = example_inputs(torch, net0, config, b, args.device, dtype)
+                    if mode != "fp32":
+                        inputs = tuple(i.contiguous(memory_format=torch.channels_last) if i.dim() == 4 else i
+                                       for i in inputs)
+                    with torch.no_grad():
+                        ms = time_call(torch, lambda: net(*inputs), args.iters, args.reps, args.device)
+                    results.append({"id": cid, "median_ms": ms, "flops": gflop * 1e9 * b,
+                                    "tflops": gflop * b / ms})
+                    print(f"  {cid:<44} {ms:10.3f} ms  {gflop * b / ms:8.1f} TFLOP/s", flush=True)
+    return results, nets
+
+
+def sampling_cases(torch, args):
+    from reference import ddgan_posterior, ncsnpp
+
+    out = []
+    mode = "bf16cl" if "bf16cl" in args.modes else args.modes[0]
+    g = torch.Generator(device="cpu").manual_seed(1)
+    # DDGAN: the whole T-step run (generator + posterior), fresh z and noise at every step.
+    for preset, config in ncsnpp.PRESETS["ddgan"].items():
+        if args.only and not any(o.startswith("sample/ddgan") for o in args.only):
+            continue
+        T = int(config["num_timesteps"])
+        coefs = ddgan_posterior.PosteriorCoefficients.make(T, config.get("beta_min", 0.1), config.get("beta_max", 20.0))
+        net, dtype = prepare(torch, ncsnpp.build("ddgan", config), mode, args.device)
+        size = config["image_size"]
+        for b in [1] if args.quick else [1, THROUGHPUT_BATCH.get(size, 16)]:
+            shape = (b, config["num_channels"], size, size)
+            x_T = torch.randn(*shape, generator=g).to(args.device, dtype)
+            zs = [torch.randn(b, config["nz"], generator=g).to(args.device, dtype) for _ in range(T)]
+            noises = [torch.randn(*shape, generator=g).to(args.device, dtype) for _ in range(T)]
+            with torch.no_grad():
+                ms = time_call(torch, lambda: ddgan_posterior.sample(coefs, net, x_T, zs, noises),
+                               max(1, args.iters // 4), args.reps, args.device)
+            cid = f"sample/ddgan/{preset}/b{b}/{mode}"
+            out.append({"id": cid, "median_ms": ms, "steps": T})
+            print(f"  {cid:<44} {ms:10.3f} ms", flush=True)
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--quick", action="store_true", help="batch 1 only, fewer repetitions, no compile")
+    ap.add_argument("--only", action="append", help="id prefixes to run (repeatable)")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--modes", default=None, help=f"comma list of {','.join(MODES)}")
+    ap.add_argument("--no-networks", action="store_true", help="memory cases only")
     args = ap.parse_args()
     try:
         import torch
     except ImportError:
         print("bench_pytorch: torch is not installed", file=sys.stderr)
         return 2
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("bench_pytorch: no CUDA device visible to torch", file=sys.stderr)
         return 2
-    iters, reps = (10, 5) if args.quick else (20, 15)
+    args.iters, args.reps = (10, 5) if args.quick else (20, 15)
+    args.modes = (args.modes.split(",") if args.modes else
+                  (["fp32", "bf16cl"] if args.quick else list(MODES)))
     torch.manual_seed(0)
-    results = []
-    mib = 256
-    n = mib * (1 << 20) // 4
-
-    src = torch.randn(n, device="cuda", dtype=torch.float32)
-    ms = time_cuda(torch, lambda: src.clone(), iters, reps)
-    results.append({"id": f"copy/d2d/{mib}MiB", "median_ms": ms, "bytes": 2 * n * 4, "what": "Tensor.clone"})
-
-    for name, dt in (("f32", torch.float32), ("bf16", torch.bfloat16), ("f16", torch.float16)):
-        out = torch.empty((64, n // 64), device="cuda", dtype=dt)
-        gen = torch.Generator(device="cuda")
-        gen.manual_seed(7)
-        ms = time_cuda(torch, lambda: out.normal_(generator=gen), iters, reps)
-        results.append({
-            "id": f"randn/philox_{name}/{n}",
-            "median_ms": ms,
-            "bytes": n * out.element_size(),
-            "what": "Tensor.normal_ (Philox4x32-10)",
-        })
-    for r in results:
-        r["gbps"] = r["bytes"] / (r["median_ms"] * 1e-3) / 1e9
+    results, networks = [], []
+    if not args.only or any(o.startswith(("copy", "randn")) for o in args.only):
+        results += memory_cases(torch, args.device, args.iters, args.reps)
+    if not args.no_networks:
+        try:
+            r, networks = network_cases(torch, args)
+            results += r
+            results += sampling_cases(torch, args)
+        except ImportError as e:
+            print(f"bench_pytorch: networks skipped ({e})", file=sys.stderr)
     doc = {
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "results": results,
+        "networks": networks,
     }
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=2)
     for r in results:
-        print(f"{r['id']:<32} {r['median_ms']*1e3:10.1f} us  {r['gbps']:8.1f} GB/s")
+        extra = f"  {r['gbps']:8.1f} GB/s" if "gbps" in r else ""
+        print(f"{r['id']:<48} {r['median_ms'] * 1e3:12.1f} us{extra}")
     return 0
 
 

@@ -150,7 +150,7 @@ def reference_vae(config):
     from reference import nvae
 
     with torch.device("meta"):
-        return nvae.build(config)
+        return nvae.NVAE(config)
 
 
 def network_presets(family):

@@ -51,7 +51,7 @@ def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
     kh, kw = kernel.shape
     # conv2d is a cross-correlation; flipping the kernel makes it a true convolution.
     weight = kernel.flip(0).flip(1).to(dtype=x.dtype, device=x.device)
-    weight = weight.expand(c, 1, kh, kw)
+    weight = weight.expand(c, 1, kh, kw).contiguous()
     return F.conv2d(x, weight, stride=down, groups=c)
 
 
