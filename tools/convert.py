@@ -217,6 +217,11 @@ def convert_cld(ckpt, path, preset, overrides):
     return preset, config, sd, "ema.shadow_params over model (trainable parameters, in order)"
 
 
+def vae_tensor_kept(name):
+    """BN step counters and the `weight_normalized` aliases of res_mbconv convs are not weights."""
+    return not name.endswith("num_batches_tracked") and not name.endswith("weight_normalized")
+
+
 def convert_lsgm(ckpt, path, preset, overrides):
     if not isinstance(ckpt, dict) or "vae_state_dict" not in ckpt or "dae_state_dict" not in ckpt:
         raise ConvertError(f"{path}: expected an LSGM checkpoint with `vae_state_dict` and `dae_state_dict` "
@@ -226,8 +231,7 @@ def convert_lsgm(ckpt, path, preset, overrides):
         raise ConvertError(f"{path}: no `args` in the checkpoint; the architecture cannot be known")
     config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
     config.update(overrides)
-    vae_sd = {k: v for k, v in ckpt["vae_state_dict"].items()
-              if not k.endswith("num_batches_tracked") and not k.endswith("weight_normalized")}
+    vae_sd = {k: v for k, v in ckpt["vae_state_dict"].items() if vae_tensor_kept(k)}
     dae_sd = strip_module(ckpt["dae_state_dict"], f"{path}: `dae_state_dict`")
     ema_note = "dae_state_dict saved with the EMA swapped in"
     if "dae_optimizer" in ckpt:
@@ -241,7 +245,12 @@ def convert_lsgm(ckpt, path, preset, overrides):
                 raise ConvertError(f"{path}: EMA for `{name}` has shape {list(e.shape)}, expected {list(dae_sd[name].shape)}")
             dae_sd[name] = e
         ema_note = "dae_optimizer state `ema` over dae_state_dict"
-    check_against(shapes(reference_vae(config)), {k: tuple(v.shape) for k, v in vae_sd.items()}, f"{path}: `vae_state_dict`")
+    vae = reference_vae(config)
+    # The official score network's input width is the VAE's top-scale latent channels, computed when
+    # the model is built rather than stored in args.
+    config.setdefault("num_input_channels", int(vae.sgm_shape()[0]))
+    expected = {k: v for k, v in shapes(vae).items() if vae_tensor_kept(k)}
+    check_against(expected, {k: tuple(v.shape) for k, v in vae_sd.items()}, f"{path}: `vae_state_dict`")
     check_against(shapes(reference_net("lsgm", config)), {k: tuple(v.shape) for k, v in dae_sd.items()},
                   f"{path}: `dae_state_dict`")
     sd = {f"vae.{k}": v for k, v in vae_sd.items()}
