@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 import torch
@@ -155,6 +156,348 @@ def _(gen):
     b = randn(gen, 24, scale=0.1)
     y = F.linear(f64(x), f64(w), f64(b))
     return {"in.x": x, "param.weight": w, "param.bias": b, "out.y": y.float()}, "dense layer y = x W^T + b", {}
+
+
+# --- blocks from the reference (parameters under their official state_dict names) -----------------
+
+
+def randomise(module, gen, scale=0.3):
+    """Every float parameter and buffer replaced by fp32 random values (nothing trivially 0 or 1);
+    BN running variances kept positive."""
+    with torch.no_grad():
+        for name, t in list(module.state_dict().items()):
+            if not t.is_floating_point():
+                continue
+            v = randn(gen, *t.shape, scale=scale)
+            if name.endswith("running_var"):
+                v = v.abs() + 0.5
+            t.copy_(v)
+    return module
+
+
+def params_of(module):
+    """param.<official name> for every float tensor of the state_dict (aliases included once)."""
+    out = {}
+    for k, v in module.state_dict().items():
+        if v.is_floating_point() and not k.endswith("weight_normalized"):
+            out["param." + k] = v.detach().float().clone()
+    return out
+
+
+def run64(module, *inputs):
+    """The module's output in float64 from its fp32 parameters and inputs."""
+    import copy
+
+    m = copy.deepcopy(module).double().eval()
+    with torch.no_grad():
+        return m(*[i.double() if i.is_floating_point() else i for i in inputs])
+
+
+def ref():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reference import cld_sde, ddgan_posterior, layers, lsgm_sde, ncsnpp, nvae
+
+    return types.SimpleNamespace(cld_sde=cld_sde, ddgan_posterior=ddgan_posterior, layers=layers,
+                                 lsgm_sde=lsgm_sde, ncsnpp=ncsnpp, nvae=nvae)
+
+
+@case("adagn", "32c_8g")
+def _(gen):
+    m = randomise(ref().layers.AdaptiveGroupNorm(8, 32, 16), gen)
+    x, zemb = randn(gen, 3, 32, 5, 6) + 0.3, randn(gen, 3, 16)
+    y = run64(m, x, zemb)
+    return ({"in.x": x, "in.zemb": zemb, **params_of(m), "out.y": y.float()},
+            "DDGAN AdaGN: [gamma, beta] = style(zemb); gamma * GroupNorm(x; 8 groups, eps 1e-6) + beta",
+            {"num_groups": "8", "eps": "1e-06"})
+
+
+@case("attention", "32c_6x5")
+def _(gen):
+    m = randomise(ref().layers.AttnBlockpp(32, skip_rescale=True), gen)
+    x = randn(gen, 2, 32, 6, 5)
+    return ({"in.x": x, **params_of(m), "out.y": run64(m, x).float()},
+            "AttnBlockpp: GroupNorm, NIN q/k/v (W stored [in, out]), softmax(q.k/sqrt(C)) over H*W, NIN_3, "
+            "(x + h)/sqrt(2)", {"skip_rescale": "true"})
+
+
+@case("fir", "upsample_2x")
+def _(gen):
+    x = randn(gen, 2, 8, 5, 7)
+    y = ref().layers.fir_upsample_2d(x.double(), (1, 3, 3, 1))
+    return {"in.x": x, "out.y": y.float()}, "FIR [1,3,3,1] x2 upsampling (upfirdn2d, zero borders)", {"kernel": "1,3,3,1"}
+
+
+@case("fir", "downsample_2x")
+def _(gen):
+    x = randn(gen, 2, 8, 8, 6)
+    y = ref().layers.fir_downsample_2d(x.double(), (1, 3, 3, 1))
+    return {"in.x": x, "out.y": y.float()}, "FIR [1,3,3,1] /2 downsampling (upfirdn2d, zero borders)", {"kernel": "1,3,3,1"}
+
+
+@case("fir", "conv_downsample_2x")
+def _(gen):
+    m = randomise(ref().layers.Downsample(in_ch=6, out_ch=8, with_conv=True, fir=True), gen)
+    x = randn(gen, 2, 6, 8, 8)
+    return ({"in.x": x, **params_of(m), "out.y": run64(m, x).float()},
+            "FIR-filtered stride-2 3x3 conv (the input pyramid's Conv2d_0)", {"kernel": "1,3,3,1"})
+
+
+@case("embedding", "sinusoidal_int")
+def _(gen):
+    t = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float32)
+    y = ref().layers.timestep_embedding(t, 128)
+    return ({"in.t": t, "out.emb": y.float()},
+            "sinusoidal embedding of DDGAN step indices (float32 as in the official code), dim 128",
+            {"dim": "128", "max_positions": "10000"})
+
+
+@case("embedding", "gaussian_fourier")
+def _(gen):
+    m = randomise(ref().layers.GaussianFourierProjection(64, scale=16.0), gen, scale=16.0)
+    t = torch.tensor([1e-3, 0.25, 0.9], dtype=torch.float32)
+    y = run64(m, torch.log(t))
+    return ({"in.t": t, **params_of(m), "out.emb": y.float()},
+            "Gaussian Fourier features of log t (CLD CIFAR-10): [sin 2 pi log(t) W, cos ...]", {"input": "log t"})
+
+
+@case("embedding", "lsgm_positional")
+def _(gen):
+    m = ref().layers.PositionalEmbedding(128, 1000.0)
+    t = torch.tensor([1e-6, 0.3, 1.0], dtype=torch.float32)
+    y = m(t)
+    return ({"in.t": t, "out.emb": y.float()},
+            "LSGM positional embedding of 1000 t (float32 as in the official code), dim 128",
+            {"dim": "128", "scale": "1000"})
+
+
+@case("mapping", "pixelnorm_mlp")
+def _(gen):
+    m = randomise(ref().layers.z_mapping(20, 32, 2), gen)
+    z = randn(gen, 3, 20)
+    return ({"in.z": z, **params_of(m), "out.zemb": run64(m, z).float()},
+            "DDGAN z_transform: PixelNorm, then Linear+SiLU layers at indices 1, 3, 5",
+            {"nz": "20", "z_emb_dim": "32", "n_mlp": "2"})
+
+
+@case("resblock", "biggan_down_fir")
+def _(gen):
+    L = ref().layers
+    m = randomise(L.ResnetBlockBigGANpp(L.get_act("swish"), 16, 32, temb_dim=24, down=True, dropout=0.0,
+                                        fir=True), gen)
+    x, temb = randn(gen, 2, 16, 8, 6), randn(gen, 2, 24)
+    return ({"in.x": x, "in.temb": temb, **params_of(m), "out.y": run64(m, x, temb).float()},
+            "ResnetBlockBigGANpp, FIR down, width change (Conv_2), time embedding, (x+h)/sqrt(2)", {})
+
+
+@case("resblock", "biggan_adagn")
+def _(gen):
+    L = ref().layers
+    m = randomise(L.ResnetBlockBigGANpp(L.get_act("swish"), 16, 16, temb_dim=24, dropout=0.0, zemb_dim=12), gen)
+    x, temb, zemb = randn(gen, 2, 16, 6, 6), randn(gen, 2, 24), randn(gen, 2, 12)
+    return ({"in.x": x, "in.temb": temb, "in.zemb": zemb, **params_of(m),
+             "out.y": run64(m, x, temb, zemb).float()},
+            "DDGAN ResnetBlockBigGANpp_Adagn (both norms adaptive)", {})
+
+
+@case("nvae", "wn_conv_3x3")
+def _(gen):
+    m = randomise(ref().nvae.Conv2D(8, 12, 3, padding=1, bias=True), gen)
+    x = randn(gen, 2, 8, 6, 6)
+    return ({"in.x": x, **params_of(m), "out.y": run64(m, x).float()},
+            "NVAE weight-normalised conv: kernel = exp(log_weight_norm) W / (||W|| + 1e-5)", {})
+
+
+@case("nvae", "squeeze_excitation")
+def _(gen):
+    m = randomise(ref().nvae.SE(32), gen)
+    x = randn(gen, 2, 32, 5, 5)
+    # The module casts its gate input to fp32 (as the official code does under autocast); the expected
+    # value is the same formula in float64.
+    w1, b1, w2, b2 = (f64(p) for p in (m.se[0].weight, m.se[0].bias, m.se[2].weight, m.se[2].bias))
+    gate = torch.sigmoid(F.linear(torch.relu(F.linear(f64(x).mean(dim=(2, 3)), w1, b1)), w2, b2))
+    y = f64(x) * gate[:, :, None, None]
+    return ({"in.x": x, **params_of(m), "out.y": y.float()},
+            "NVAE squeeze-excitation: x * sigmoid(W2 relu(W1 mean_hw(x)))", {})
+
+
+# --- whole networks at small configurations of the released architectures -------------------------
+
+SMALL = {
+    "cld": ("cifar10", {"n_channels": 16, "ch_mult": "1,2", "n_resblocks": 1, "image_size": 16,
+                        "attn_resolutions": "8"}),
+    "ddgan": ("cifar10", {"num_channels_dae": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "image_size": 16,
+                          "n_mlp": 2, "z_emb_dim": 32, "nz": 8}),
+    "lsgm": ("mnist", {"num_channels_dae": 16, "num_cell_per_scale_dae": 1, "num_input_channels": 8}),
+}
+
+
+def small_net(family, gen):
+    R = ref()
+    preset, over = SMALL[family]
+    cfg = dict(R.ncsnpp.PRESETS[family][preset])
+    cfg.update(over)
+    return randomise(R.ncsnpp.build(family, cfg), gen, scale=0.2).eval(), cfg
+
+
+def config_meta(cfg):
+    return {"config": json.dumps(cfg, sort_keys=True)}
+
+
+@case("network", "cld_small")
+def _(gen):
+    net, cfg = small_net("cld", gen)
+    u, t = randn(gen, 3, 6, 16, 16), torch.tensor([0.05, 0.5, 0.99])
+    return ({"in.u": u, "in.t": t, **params_of(net), "out.alpha": run64(net, u, t).float()},
+            "CLD NCSN++ (CIFAR-10 architecture, small): alpha(u = [x; v], t)", config_meta(cfg))
+
+
+@case("network", "ddgan_small")
+def _(gen):
+    net, cfg = small_net("ddgan", gen)
+    x, t, z = randn(gen, 3, 3, 16, 16), torch.tensor([0, 2, 3]), randn(gen, 3, 8)
+    y = run64(net, x, t, z)
+    return ({"in.x_t": x, "in.t": t.float(), "in.z": z, **params_of(net), "out.x0": y.float()},
+            "DDGAN generator (CIFAR-10 architecture, small): x0 = G(x_t, t index, z); t stored as float",
+            config_meta(cfg))
+
+
+@case("network", "lsgm_small")
+def _(gen):
+    net, cfg = small_net("lsgm", gen)
+    z, t = randn(gen, 2, 8, 8, 8), torch.tensor([1e-3, 0.7])
+    return ({"in.z_t": z, "in.t": t, **params_of(net), "out.eps": run64(net, z, t).float()},
+            "LSGM latent NCSN++ (MNIST architecture, small): eps'(z_t, t); mixing_logit stored, not applied",
+            config_meta(cfg))
+
+
+def small_nvae(gen):
+    R = ref()
+    cfg = dict(R.nvae.PRESETS["cifar10"])
+    cfg.update(num_channels_enc=16, num_channels_dec=16, num_groups_per_scale=2, num_latent_per_group=4,
+               num_preprocess_cells=1, num_postprocess_cells=1, num_cell_per_cond_enc=1, num_cell_per_cond_dec=1)
+    m = randomise(R.nvae.NVAE(cfg), gen, scale=0.2).eval()
+    return m, cfg
+
+
+def run64_method(module, method, *args):
+    import copy
+
+    m = copy.deepcopy(module).double().eval()
+    with torch.no_grad():
+        conv = [[a.double() for a in x] if isinstance(x, list) else (x.double() if torch.is_tensor(x) else x)
+                for x in args]
+        return getattr(m, method)(*conv)
+
+
+@case("network", "nvae_small_encode")
+def _(gen):
+    m, cfg = small_nvae(gen)
+    x = torch.rand(2, 3, 32, 32, generator=gen, dtype=torch.float64).float() * 2 - 1
+    shapes = m.group_shapes(2) if hasattr(m, "group_shapes") else None
+    noise = [randn(gen, *sh) for sh in shapes]
+    out = run64_method(m, "encode", x, noise)
+    t = {"in.x": x, **{f"in.noise.{i}": n for i, n in enumerate(noise)}, **params_of(m)}
+    for i in range(len(noise)):
+        t[f"out.mu.{i}"] = out["mu"][i].float()
+        t[f"out.log_sigma.{i}"] = out["log_sigma"][i].float()
+        t[f"out.eps.{i}"] = out["eps"][i].float()
+    return t, "NVAE encoder (CIFAR-10 architecture, small): per group mu, log_sigma, eps = mu + sigma noise", \
+        config_meta(cfg)
+
+
+@case("network", "nvae_small_decode")
+def _(gen):
+    m, cfg = small_nvae(gen)
+    eps = [randn(gen, *sh) for sh in m.group_shapes(2)]
+    logits = run64_method(m, "decode", eps)
+    return ({**{f"in.eps.{i}": e for i, e in enumerate(eps)}, **params_of(m), "out.logits": logits.float()},
+            "NVAE decoder (CIFAR-10 architecture, small): latent groups -> logistic-mixture logits",
+            config_meta(cfg))
+
+
+# --- sampler steps with given noise ------------------------------------------------------------------
+
+
+@case("sampler", "ddgan_posterior_step")
+def _(gen):
+    D = ref().ddgan_posterior
+    coefs = D.PosteriorCoefficients.make(4)
+    x0, xt, noise = randn(gen, 3, 3, 8, 8).clamp(-1, 1), randn(gen, 3, 3, 8, 8), randn(gen, 3, 3, 8, 8)
+    i = torch.tensor([2, 1, 0])
+    y = D.posterior_step(coefs, x0, xt, i, noise)
+    return ({"in.x0_hat": x0, "in.x_t": xt, "in.noise": noise, "in.i": i.float(), "out.x": y.float(),
+             "out.coef1": coefs.coef1, "out.coef2": coefs.coef2, "out.log_var": coefs.log_var_clipped},
+            "DDGAN posterior draw, T=4 (float32 coefficients in the official order); i = 0 masks the noise",
+            {"T": "4", "beta_min": "0.1", "beta_max": "20.0"})
+
+
+def cld_setup(gen):
+    C = ref().cld_sde
+    cfg = C.CONFIGS["cifar10"]
+    net, ncfg = small_net("cld", gen)
+    return C, cfg, net, ncfg
+
+
+@case("sampler", "cld_sscs_step")
+def _(gen):
+    C, cfg, net, ncfg = cld_setup(gen)
+    u = torch.cat([randn(gen, 2, 3, 16, 16), randn(gen, 2, 3, 16, 16, scale=0.5)], 1)
+    na, nb = randn(gen, 2, 6, 16, 16), randn(gen, 2, 6, 16, 16)
+    tau, dt = 0.25, 0.01
+    y = C.sscs_step(cfg, net, u, tau, dt, na, nb)
+    return ({"in.u": u, "in.noise_a": na, "in.noise_b": nb, **params_of(net), "out.u": y.float()},
+            "one SSCS step (A(dt/2) S(dt) A(dt/2)) of CLD CIFAR-10 with the small network", {
+                "tau": repr(tau), "dt": repr(dt), **config_meta(ncfg), "sde": "cifar10"})
+
+
+@case("sampler", "cld_em_step")
+def _(gen):
+    C, cfg, net, ncfg = cld_setup(gen)
+    u = torch.cat([randn(gen, 2, 3, 16, 16), randn(gen, 2, 3, 16, 16, scale=0.5)], 1)
+    noise = randn(gen, 2, 6, 16, 16)
+    tau, dt = 0.5, 0.02
+    y, mean = C.em_step(cfg, net, u, tau, dt, noise)
+    return ({"in.u": u, "in.noise": noise, **params_of(net), "out.u": y.float(), "out.u_mean": mean.float()},
+            "one Euler-Maruyama step of the CLD reverse SDE (CIFAR-10 settings, small network)", {
+                "tau": repr(tau), "dt": repr(dt), **config_meta(ncfg), "sde": "cifar10"})
+
+
+class LinearScore(torch.nn.Module):
+    """A stand-in score network for ODE fixtures, simple to re-implement: out = a * in[:, :C] + b * t."""
+
+    def __init__(self, channels, a=0.5, b=-0.25):
+        super().__init__()
+        self.c, self.a, self.b = channels, a, b
+
+    def forward(self, x, t):
+        t = t.reshape(-1, 1, 1, 1) if t.dim() > 0 else t
+        return self.a * x[:, : self.c] + self.b * t
+
+
+@case("sampler", "cld_ode_linear_score")
+def _(gen):
+    C = ref().cld_sde
+    cfg = C.CONFIGS["cifar10"]
+    u0 = C.prior_sample(cfg, randn(gen, 2, 3, 4, 4), randn(gen, 2, 3, 4, 4))
+    x, v, nfe, _ = C.ode_sample(cfg, LinearScore(3), u0)
+    return ({"in.u0": u0, "out.x": x.float(), "out.v": v.float()},
+            "CLD probability-flow ODE (RK45, rtol=atol=1e-5) from the prior to t=eps plus the denoising step, "
+            "with the stand-in score alpha = 0.5 x - 0.25 t", {"nfe": str(nfe), "sde": "cifar10",
+                                                              "stand_in": "alpha = 0.5*x - 0.25*t"})
+
+
+@case("sampler", "lsgm_mixed_score")
+def _(gen):
+    S = ref().lsgm_sde
+    sde = S.LSGMSDE()
+    z = randn(gen, 2, 8, 4, 4)
+    eps_pred = randn(gen, 2, 8, 4, 4)
+    logit = randn(gen, 1, 8, 1, 1, scale=3.0)
+    t = torch.tensor(0.3, dtype=torch.float32)
+    y = S.mixed_eps(sde, lambda z_, t_: eps_pred, logit, z, t)
+    return ({"in.z_t": z, "in.eps_pred": eps_pred, "in.mixing_logit": logit, "out.eps": y.float()},
+            "LSGM mixed prediction (VP-SDE, t = 0.3): (1 - sigmoid(logit)) * eps_pred + sigmoid(logit) * "
+            "sqrt(var(t)) z_t (per channel)", {"t": "0.3", "sde_type": "vpsde"})
 
 
 # --- driver -----------------------------------------------------------------------------------------

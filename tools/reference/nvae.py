@@ -199,7 +199,8 @@ class SE(nn.Module):
         self.se = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, c), nn.Sigmoid())
 
     def forward(self, x):
-        gate = self.se(x.mean(dim=(2, 3)).float())
+        # At least fp32, as the official code runs it under fp16 autocast; float64 stays float64.
+        gate = self.se(x.mean(dim=(2, 3)).to(torch.promote_types(x.dtype, torch.float32)))
         return x * gate[:, :, None, None]
 
 
