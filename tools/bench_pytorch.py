@@ -14,8 +14,9 @@ Cases:
   `compile` (torch.compile max-autotune of the bf16 channels_last model), at batch 1 and a throughput
   batch;
 - sampling: `sample/ddgan/<preset>/b<batch>/<mode>` (the whole T-step DDGAN run: generator calls
-  and posterior draws). Whole CLD (SSCS, ODE) and LSGM (latent ODE + decoder) runs are still to come:
-  the reference samplers in tools/reference run their coefficient math on the CPU.
+  and posterior draws) and `sample/cld/<preset>/sscs<N>/b<batch>/<mode>` (N-step SSCS with the
+  denoising step, N = 150, 50 with --quick). The adaptive probability-flow ODE runs (CLD, LSGM) are not
+  timed yet: their RK45 controller in tools/reference steps on the host.
 
 Also records each network's parameter count and FLOPs per call (torch.utils.flop_counter, counted on
 the meta device, 2 FLOPs per multiply-add). Writes JSON:
@@ -126,6 +127,11 @@ def prepare(torch, net, mode, device):
     return net, torch.bfloat16
 
 
+def selected(args, base):
+    """Whether cases under `base` run: no --only, or an --only prefix of base or below it."""
+    return not args.only or any(base.startswith(o) or o.startswith(base) for o in args.only)
+
+
 def network_cases(torch, args):
     from reference import ncsnpp
 
@@ -133,7 +139,7 @@ def network_cases(torch, args):
     for family, presets in ncsnpp.PRESETS.items():
         for preset, config in presets.items():
             base = f"net/{family}/{preset}"
-            if args.only and not any(f"{base}/b".startswith(o) or o.startswith(base) for o in args.only):
+            if not selected(args, base):
                 continue
             params, gflop = count_flops(torch, family, config)
             nets.append({"id": base, "params": params, "gflop": gflop})
@@ -159,14 +165,14 @@ def network_cases(torch, args):
 
 
 def sampling_cases(torch, args):
-    from reference import ddgan_posterior, ncsnpp
+    from reference import cld_sde, ddgan_posterior, ncsnpp
 
     out = []
     mode = "bf16cl" if "bf16cl" in args.modes else args.modes[0]
     g = torch.Generator(device="cpu").manual_seed(1)
     # DDGAN: the whole T-step run (generator + posterior), fresh z and noise at every step.
     for preset, config in ncsnpp.PRESETS["ddgan"].items():
-        if args.only and not any(o.startswith("sample/ddgan") for o in args.only):
+        if not selected(args, f"sample/ddgan/{preset}"):
             continue
         T = int(config["num_timesteps"])
         coefs = ddgan_posterior.PosteriorCoefficients.make(T, config.get("beta_min", 0.1), config.get("beta_max", 20.0))
@@ -182,6 +188,31 @@ def sampling_cases(torch, args):
                                max(1, args.iters // 4), args.reps, args.device)
             cid = f"sample/ddgan/{preset}/b{b}/{mode}"
             out.append({"id": cid, "median_ms": ms, "steps": T})
+            print(f"  {cid:<44} {ms:10.3f} ms", flush=True)
+    # CLD: N-step SSCS (N - 1 splitting steps, each one network call, plus the denoising call), with
+    # the official mixed float32/float64 arithmetic of the reference sampler.
+    n_steps = 50 if args.quick else 150
+    for preset, config in ncsnpp.PRESETS["cld"].items():
+        if not selected(args, f"sample/cld/{preset}"):
+            continue
+        cfg = cld_sde.CONFIGS[preset]
+        net, dtype = prepare(torch, ncsnpp.build("cld", config), mode, args.device)
+        size = config["image_size"]
+
+        def net32(u, t, net=net, dtype=dtype):
+            return net(u.to(dtype), t.to(dtype)).float()
+
+        for b in [1] if args.quick else [1, THROUGHPUT_BATCH.get(size, 16)]:
+            shape = (b, 3, size, size)
+            u0 = cld_sde.prior_sample(cfg, torch.randn(*shape, generator=g).to(args.device),
+                                      torch.randn(*shape, generator=g).to(args.device))
+            noises = [(torch.randn(b, 6, size, size, generator=g).to(args.device),
+                       torch.randn(b, 6, size, size, generator=g).to(args.device)) for _ in range(n_steps - 1)]
+            with torch.no_grad():
+                ms = time_call(torch, lambda: cld_sde.sscs_sample(cfg, net32, u0, n_steps, noises), 1,
+                               max(1, args.reps // 5), args.device)
+            cid = f"sample/cld/{preset}/sscs{n_steps}/b{b}/{mode}"
+            out.append({"id": cid, "median_ms": ms, "steps": n_steps})
             print(f"  {cid:<44} {ms:10.3f} ms", flush=True)
     return out
 

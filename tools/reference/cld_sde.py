@@ -191,8 +191,8 @@ def reverse_drift(cfg, u, tau, score, probability_flow):
     return torch.cat((rev_x, rev_v), dim=1), torch.cat((zeros, diff_v), dim=1)
 
 
-def _vec(tau, batch):
-    return torch.ones(batch, dtype=torch.float64) * tau
+def _vec(tau, batch, device=None):
+    return torch.ones(batch, dtype=torch.float64, device=device) * tau
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def em_step(cfg, net, u, tau, dt, noise):
     tau, dt: float64 scalars (Python floats or 0-dim tensors). noise: u-shaped standard normal
     (its x half is multiplied by 0). Returns (u_new, u_mean), float64.
     """
-    vec = _vec(tau, u.shape[0])
+    vec = _vec(tau, u.shape[0], u.device)
     score = mixed_score(cfg, net, u, 1.0 - vec)
     drift, diffusion = reverse_drift(cfg, u, vec, score, probability_flow=False)
     drift = drift * dt
@@ -232,7 +232,7 @@ def denoise(cfg, net, u):
     One network call; x_out = x - eps M^-1 beta(eps) v does not depend on it. Returns float64.
     """
     eps = cfg.sampling_eps
-    vec = _vec(1.0 - eps, u.shape[0])
+    vec = _vec(1.0 - eps, u.shape[0], u.device)
     score = mixed_score(cfg, net, u, 1.0 - vec)
     drift, _ = reverse_drift(cfg, u, vec, score, probability_flow=False)
     return u + drift * eps
@@ -294,7 +294,7 @@ def sscs_score_step(cfg, net, u, tau, dt):
     time 1 - tau (the step start). float32 arithmetic; beta and dt rounded to float32 separately."""
     tau = torch.as_tensor(tau, dtype=torch.float64)
     dt = torch.as_tensor(dt, dtype=torch.float64)
-    score = mixed_score(cfg, net, u, _vec(1.0 - tau, u.shape[0]))
+    score = mixed_score(cfg, net, u, _vec(1.0 - tau, u.shape[0], u.device))
     x, v = torch.chunk(u, 2, dim=1)
     v_new = v + 2.0 * cfg.f * (score + cfg.m_inv * v) * beta(cfg, 1.0 - tau) * dt
     return torch.cat((x, v_new), dim=1)
