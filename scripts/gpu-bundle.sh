@@ -50,6 +50,8 @@ done
 cp -r --parents fuzz/corpus/safetensors_load kernels/common kernels/resource-allowances.tsv src/kernels/params_bindings.rs "$BUNDLE/src/"
 [ -d tests/fixtures ] && cp -r --parents tests/fixtures "$BUNDLE/src/"
 cp scripts/gpu-check.sh scripts/gpu_report.py tools/bench_pytorch.py benches/targets.tsv "$BUNDLE/"
+# The baseline builds its networks from the reference (bench_pytorch.py imports it from its own folder).
+mkdir -p "$BUNDLE/reference" && cp tools/reference/*.py "$BUNDLE/reference/"
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
   echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -15,8 +15,10 @@ Cases:
   batch;
 - sampling: `sample/ddgan/<preset>/b<batch>/<mode>` (the whole T-step DDGAN run: generator calls
   and posterior draws) and `sample/cld/<preset>/sscs<N>/b<batch>/<mode>` (N-step SSCS with the
-  denoising step, N = 150, 50 with --quick). The adaptive probability-flow ODE runs (CLD, LSGM) are not
-  timed yet: their RK45 controller in tools/reference steps on the host.
+  denoising step, N = 150, 50 with --quick), and the adaptive probability-flow ODE runs
+  `sample/cld/<preset>/ode/b1/<mode>` and `sample/lsgm/<preset>/ode/b1/<mode>` (latent ODE plus the
+  NVAE decoder), with the solver on the host and the network on the device as in the official code;
+  their NFE is recorded (random weights give other step counts than trained ones).
 
 Also records each network's parameter count and FLOPs per call (torch.utils.flop_counter, counted on
 the meta device, 2 FLOPs per multiply-add). Writes JSON:
@@ -165,7 +167,7 @@ def network_cases(torch, args):
 
 
 def sampling_cases(torch, args):
-    from reference import cld_sde, ddgan_posterior, ncsnpp
+    from reference import cld_sde, ddgan_posterior, lsgm_sde, ncsnpp, nvae
 
     out = []
     mode = "bf16cl" if "bf16cl" in args.modes else args.modes[0]
@@ -193,7 +195,7 @@ def sampling_cases(torch, args):
     # the official mixed float32/float64 arithmetic of the reference sampler.
     n_steps = 50 if args.quick else 150
     for preset, config in ncsnpp.PRESETS["cld"].items():
-        if not selected(args, f"sample/cld/{preset}"):
+        if not selected(args, f"sample/cld/{preset}/sscs"):
             continue
         cfg = cld_sde.CONFIGS[preset]
         net, dtype = prepare(torch, ncsnpp.build("cld", config), mode, args.device)
@@ -214,6 +216,55 @@ def sampling_cases(torch, args):
             cid = f"sample/cld/{preset}/sscs{n_steps}/b{b}/{mode}"
             out.append({"id": cid, "median_ms": ms, "steps": n_steps})
             print(f"  {cid:<44} {ms:10.3f} ms", flush=True)
+    # Probability-flow ODE runs (CLD, LSGM): the RK45 controller steps on the host and only the network
+    # runs on the device, as in the official code (torchdiffeq's SciPy wrapper). With random weights the
+    # step count differs from a trained model's, so the NFE is recorded and ms per NFE is the comparable
+    # figure.
+    def host_stepped(net, dtype):
+        def f(x, t):
+            return net(x.to(args.device, dtype), t.to(args.device, dtype)).float().cpu()
+        return f
+
+    for preset, config in ncsnpp.PRESETS["cld"].items():
+        if not selected(args, f"sample/cld/{preset}/ode"):
+            continue
+        cfg = cld_sde.CONFIGS[preset]
+        net, dtype = prepare(torch, ncsnpp.build("cld", config), mode, args.device)
+        size = config["image_size"]
+        u0 = cld_sde.prior_sample(cfg, torch.randn(1, 3, size, size, generator=g), torch.randn(1, 3, size, size, generator=g))
+        with torch.no_grad():
+            import time
+            t0 = time.perf_counter()
+            *_, nfe, _ = cld_sde.ode_sample(cfg, host_stepped(net, dtype), u0)
+            ms = (time.perf_counter() - t0) * 1e3
+        cid = f"sample/cld/{preset}/ode/b1/{mode}"
+        out.append({"id": cid, "median_ms": ms, "nfe": nfe, "ms_per_nfe": ms / nfe})
+        print(f"  {cid:<44} {ms:10.3f} ms  NFE {nfe}  {ms / nfe:.3f} ms/NFE", flush=True)
+
+    for preset, config in ncsnpp.PRESETS["lsgm"].items():
+        if not selected(args, f"sample/lsgm/{preset}/ode") or preset not in lsgm_sde.CONFIGS:
+            continue
+        sde, ode_eps, tol = lsgm_sde.CONFIGS[preset]
+        score = ncsnpp.build("lsgm", config)
+        logit = score.mixing_logit.detach().clone()
+        net, dtype = prepare(torch, score, mode, args.device)
+        vae = nvae.NVAE(nvae.PRESETS[preset]).to(args.device).eval()
+        c, h, w = vae.sgm_shape()
+        noise = torch.randn(1, c, h, w, generator=g)
+        lower = [torch.randn(*sh, generator=g).to(args.device) for sh in vae.group_shapes(1)[vae.num_groups_per_scale:]]
+        with torch.no_grad():
+            import time
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            z, nfe, _ = lsgm_sde.ode_sample(sde, host_stepped(net, dtype), logit, noise, ode_eps, tol)
+            vae.sample_from_sgm(z.to(args.device), lower)
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            ms = (time.perf_counter() - t0) * 1e3
+        cid = f"sample/lsgm/{preset}/ode/b1/{mode}"
+        out.append({"id": cid, "median_ms": ms, "nfe": nfe, "ms_per_nfe": ms / nfe})
+        print(f"  {cid:<44} {ms:10.3f} ms  NFE {nfe}  {ms / nfe:.3f} ms/NFE", flush=True)
     return out
 
 

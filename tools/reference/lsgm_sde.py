@@ -68,7 +68,7 @@ class LSGMSDE:
 # Released configurations (README commands + train_vada.py defaults) with their evaluation
 # ODE settings: (sde, ode_eps, ode_solver_tol).
 CONFIGS = {
-    "cifar10_fid": (LSGMSDE("vpsde"), 1e-6, 1e-5),
+    "cifar10": (LSGMSDE("vpsde"), 1e-6, 1e-5),  # the balanced and best-FID models
     "cifar10_nll": (LSGMSDE("geometric_sde", sigma2_0=3e-5, sigma2_min=3e-5, sigma2_max=0.999), 1e-6, 1e-5),
     "mnist": (LSGMSDE("vpsde"), 1e-5, 1e-5),
     "celeba256_quant": (LSGMSDE("vpsde"), 1e-5, 1e-2),

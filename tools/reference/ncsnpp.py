@@ -435,12 +435,16 @@ _LSGM = {
     "mnist": dict(_LSGM_COMMON, dataset="mnist", num_channels_dae=256, num_scales_dae=2,
                   num_cell_per_scale_dae=8, fir=False, mixing_logit_init=-6.0,
                   num_preprocess_blocks=2, num_latent_scales=1, num_input_channels=40),
-    "celeba_256_quant": dict(_LSGM_COMMON, dataset="celeba_256", num_channels_dae=256, num_scales_dae=4,
+    "celeba256_quant": dict(_LSGM_COMMON, dataset="celeba_256", num_channels_dae=256, num_scales_dae=4,
                              num_cell_per_scale_dae=8, fir=True, mixing_logit_init=-6.0,
                              num_preprocess_blocks=1, num_latent_scales=3, num_input_channels=160),
-    "celeba_256_qual": dict(_LSGM_COMMON, dataset="celeba_256", num_channels_dae=320, num_scales_dae=5,
+    "celeba256_qual": dict(_LSGM_COMMON, dataset="celeba_256", num_channels_dae=320, num_scales_dae=5,
                             num_cell_per_scale_dae=8, fir=True, mixing_logit_init=-6.0,
                             num_preprocess_blocks=1, num_latent_scales=2, num_input_channels=200),
 }
+
+# The best-NLL CIFAR-10 model pairs its own VAE (reference.nvae.PRESETS["cifar10_nll"], 4 groups x 45
+# channels) with the same score network; preset names follow the LSGM models (as in nvae and lsgm_sde).
+_LSGM["cifar10_nll"] = dict(_LSGM["cifar10"])
 
 PRESETS = {"cld": _CLD, "ddgan": _DDGAN, "lsgm": _LSGM}

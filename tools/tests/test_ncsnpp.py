@@ -274,9 +274,10 @@ PRESET_CASES = [
     ("ddgan", "celeba_256", 141.1, False),
     ("ddgan", "lsun", 141.1, False),
     ("lsgm", "cifar10", 82.6, True),
+    ("lsgm", "cifar10_nll", 82.6, True),
     ("lsgm", "mnist", 4.6, True),
-    ("lsgm", "celeba_256_quant", 148.7, False),
-    ("lsgm", "celeba_256_qual", 598.8, False),
+    ("lsgm", "celeba256_quant", 148.7, False),
+    ("lsgm", "celeba256_qual", 598.8, False),
 ]
 
 
