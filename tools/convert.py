@@ -70,9 +70,28 @@ SAMPLER_DEFAULTS = {
         "lsun": {"num_timesteps": 4, "beta_min": 0.1, "beta_max": 20.0, "use_geometric": False, "nz": 100,
                  "image_size": 256, "num_channels": 3},
     },
-    # LSGM's SDE settings are part of the checkpoint's own args.
-    "lsgm": {},
+    # LSGM's architecture and SDE come from the checkpoint's own args; the ODE settings of the official
+    # evaluation (evaluate_vada.py arguments, not stored in the checkpoint) per released model:
+    "lsgm": {
+        "cifar10": {"ode_eps": 1e-6, "ode_solver_tol": 1e-5, "sampler": "ode"},
+        "cifar10_nll": {"ode_eps": 1e-6, "ode_solver_tol": 1e-5, "sampler": "ode"},
+        "mnist": {"ode_eps": 1e-5, "ode_solver_tol": 1e-5, "sampler": "ode"},
+        "celeba256_quant": {"ode_eps": 1e-5, "ode_solver_tol": 1e-2, "sampler": "ode"},
+        "celeba256_qual": {"ode_eps": 1e-5, "ode_solver_tol": 1e-5, "sampler": "ode"},
+    },
 }
+
+
+def lsgm_preset(config):
+    """The released LSGM model an args dict describes (None for anything else)."""
+    dataset = config.get("dataset")
+    if dataset == "cifar10":
+        return "cifar10_nll" if config.get("sde_type") == "geometric_sde" else "cifar10"
+    if dataset == "mnist":
+        return "mnist"
+    if dataset == "celeba_256":
+        return {3: "celeba256_quant", 2: "celeba256_qual"}.get(config.get("num_latent_scales"))
+    return None
 
 
 def parse_set(items):
@@ -230,6 +249,15 @@ def convert_lsgm(ckpt, path, preset, overrides):
     if args is None:
         raise ConvertError(f"{path}: no `args` in the checkpoint; the architecture cannot be known")
     config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
+    if preset is None:
+        preset = lsgm_preset(config)
+    elif preset not in SAMPLER_DEFAULTS["lsgm"]:
+        raise ConvertError(f"lsgm: unknown preset `{preset}`; known: {', '.join(sorted(SAMPLER_DEFAULTS['lsgm']))}")
+    if preset is None:
+        raise ConvertError(f"{path}: args describe no released LSGM model (dataset {config.get('dataset')!r}); "
+                           "give --preset for the sampler settings, or --set ode_eps=... ode_solver_tol=...")
+    for k, v in SAMPLER_DEFAULTS["lsgm"][preset].items():
+        config.setdefault(k, v)
     config.update(overrides)
     vae_sd = {k: v for k, v in ckpt["vae_state_dict"].items() if vae_tensor_kept(k)}
     dae_sd = strip_module(ckpt["dae_state_dict"], f"{path}: `dae_state_dict`")
@@ -255,7 +283,7 @@ def convert_lsgm(ckpt, path, preset, overrides):
                   f"{path}: `dae_state_dict`")
     sd = {f"vae.{k}": v for k, v in vae_sd.items()}
     sd.update({f"score.{k}": v for k, v in dae_sd.items()})
-    return preset or config.get("dataset", "custom"), config, sd, ema_note
+    return preset, config, sd, ema_note
 
 
 CONVERTERS = {"cld": convert_cld, "ddgan": convert_ddgan, "lsgm": convert_lsgm}

@@ -139,6 +139,7 @@ def test_lsgm_checkpoint_takes_ema_from_the_optimizer_state(tmp_path):
             assert torch.equal(got["vae." + k], v.float()), k
     doc = json.loads((out / "config.json").read_text())
     assert doc["config"]["num_input_channels"] == vae.sgm_shape()[0]
+    assert doc["preset"] == "mnist" and doc["config"]["ode_eps"] == 1e-5 and doc["config"]["ode_solver_tol"] == 1e-5
     assert "optimizer" in doc["source"]["weights"]
 
 
