@@ -119,8 +119,10 @@ def example_inputs_meta(torch, net, config):
 
 
 def prepare(torch, net, mode, device):
-    """The network in the given mode, and the dtype its inputs take."""
-    net = net.to(device).eval()
+    """A copy of the network in the given mode, and the dtype its inputs take."""
+    import copy
+
+    net = copy.deepcopy(net).to(device).eval()
     if mode == "fp32":
         return net, torch.float32
     net = net.to(dtype=torch.bfloat16, memory_format=torch.channels_last)
@@ -134,10 +136,10 @@ def selected(args, base):
     return not args.only or any(base.startswith(o) or o.startswith(base) for o in args.only)
 
 
-def network_cases(torch, args):
+def network_cases(torch, args, results, nets):
+    """Appends to `results` and `nets` as it goes (so a failure keeps what was measured)."""
     from reference import ncsnpp
 
-    results, nets = [], []
     for family, presets in ncsnpp.PRESETS.items():
         for preset, config in presets.items():
             base = f"net/{family}/{preset}"
@@ -163,13 +165,12 @@ def network_cases(torch, args):
                     results.append({"id": cid, "median_ms": ms, "flops": gflop * 1e9 * b,
                                     "tflops": gflop * b / ms})
                     print(f"  {cid:<44} {ms:10.3f} ms  {gflop * b / ms:8.1f} TFLOP/s", flush=True)
-    return results, nets
 
 
-def sampling_cases(torch, args):
+def sampling_cases(torch, args, out):
+    """Appends to `out` as it goes."""
     from reference import cld_sde, ddgan_posterior, lsgm_sde, ncsnpp, nvae
 
-    out = []
     mode = "bf16cl" if "bf16cl" in args.modes else args.modes[0]
     g = torch.Generator(device="cpu").manual_seed(1)
     # DDGAN: the whole T-step run (generator + posterior), fresh z and noise at every step.
@@ -178,15 +179,22 @@ def sampling_cases(torch, args):
             continue
         T = int(config["num_timesteps"])
         coefs = ddgan_posterior.PosteriorCoefficients.make(T, config.get("beta_min", 0.1), config.get("beta_max", 20.0))
-        net, dtype = prepare(torch, ncsnpp.build("ddgan", config), mode, args.device)
+        gnet, dtype = prepare(torch, ncsnpp.build("ddgan", config), mode, args.device)
+        cl = torch.channels_last if mode != "fp32" else torch.contiguous_format
+
+        def generator(x, t, z, gnet=gnet, dtype=dtype, cl=cl):
+            # The posterior arithmetic stays fp32 (as in the official sampler); the generator runs in
+            # the benchmarked precision and layout.
+            return gnet(x.to(dtype).contiguous(memory_format=cl), t, z.to(dtype)).float()
+
         size = config["image_size"]
         for b in [1] if args.quick else [1, THROUGHPUT_BATCH.get(size, 16)]:
             shape = (b, config["num_channels"], size, size)
-            x_T = torch.randn(*shape, generator=g).to(args.device, dtype)
-            zs = [torch.randn(b, config["nz"], generator=g).to(args.device, dtype) for _ in range(T)]
-            noises = [torch.randn(*shape, generator=g).to(args.device, dtype) for _ in range(T)]
+            x_T = torch.randn(*shape, generator=g).to(args.device)
+            zs = [torch.randn(b, config["nz"], generator=g).to(args.device) for _ in range(T)]
+            noises = [torch.randn(*shape, generator=g).to(args.device) for _ in range(T)]
             with torch.no_grad():
-                ms = time_call(torch, lambda: ddgan_posterior.sample(coefs, net, x_T, zs, noises),
+                ms = time_call(torch, lambda: ddgan_posterior.sample(coefs, generator, x_T, zs, noises),
                                max(1, args.iters // 4), args.reps, args.device)
             cid = f"sample/ddgan/{preset}/b{b}/{mode}"
             out.append({"id": cid, "median_ms": ms, "steps": T})
@@ -201,8 +209,10 @@ def sampling_cases(torch, args):
         net, dtype = prepare(torch, ncsnpp.build("cld", config), mode, args.device)
         size = config["image_size"]
 
-        def net32(u, t, net=net, dtype=dtype):
-            return net(u.to(dtype), t.to(dtype)).float()
+        cl = torch.channels_last if mode != "fp32" else torch.contiguous_format
+
+        def net32(u, t, net=net, dtype=dtype, cl=cl):
+            return net(u.to(dtype).contiguous(memory_format=cl), t.to(dtype)).float()
 
         for b in [1] if args.quick else [1, THROUGHPUT_BATCH.get(size, 16)]:
             shape = (b, 3, size, size)
@@ -221,9 +231,16 @@ def sampling_cases(torch, args):
     # step count differs from a trained model's, so the NFE is recorded and ms per NFE is the comparable
     # figure.
     def host_stepped(net, dtype):
+        cl = torch.channels_last if mode != "fp32" else torch.contiguous_format
+
         def f(x, t):
-            return net(x.to(args.device, dtype), t.to(args.device, dtype)).float().cpu()
+            x = x.to(args.device, dtype).contiguous(memory_format=cl)
+            return net(x, t.to(args.device, dtype)).float().cpu()
         return f
+
+    def sync():
+        if args.device == "cuda":
+            torch.cuda.synchronize()
 
     for preset, config in ncsnpp.PRESETS["cld"].items():
         if not selected(args, f"sample/cld/{preset}/ode"):
@@ -232,10 +249,14 @@ def sampling_cases(torch, args):
         net, dtype = prepare(torch, ncsnpp.build("cld", config), mode, args.device)
         size = config["image_size"]
         u0 = cld_sde.prior_sample(cfg, torch.randn(1, 3, size, size, generator=g), torch.randn(1, 3, size, size, generator=g))
+        f = host_stepped(net, dtype)
         with torch.no_grad():
             import time
+            f(u0, torch.full((1,), 0.5))  # warm-up (and compilation, for --modes compile)
+            sync()
             t0 = time.perf_counter()
-            *_, nfe, _ = cld_sde.ode_sample(cfg, host_stepped(net, dtype), u0)
+            *_, nfe, _ = cld_sde.ode_sample(cfg, f, u0)
+            sync()
             ms = (time.perf_counter() - t0) * 1e3
         cid = f"sample/cld/{preset}/ode/b1/{mode}"
         out.append({"id": cid, "median_ms": ms, "nfe": nfe, "ms_per_nfe": ms / nfe})
@@ -252,20 +273,20 @@ def sampling_cases(torch, args):
         c, h, w = vae.sgm_shape()
         noise = torch.randn(1, c, h, w, generator=g)
         lower = [torch.randn(*sh, generator=g).to(args.device) for sh in vae.group_shapes(1)[vae.num_groups_per_scale:]]
+        f = host_stepped(net, dtype)
         with torch.no_grad():
             import time
-            if args.device == "cuda":
-                torch.cuda.synchronize()
+            f(noise, torch.tensor(0.5))  # warm-up (and compilation, for --modes compile)
+            vae.sample_from_sgm(noise.to(args.device), lower)
+            sync()
             t0 = time.perf_counter()
-            z, nfe, _ = lsgm_sde.ode_sample(sde, host_stepped(net, dtype), logit, noise, ode_eps, tol)
+            z, nfe, _ = lsgm_sde.ode_sample(sde, f, logit, noise, ode_eps, tol)
             vae.sample_from_sgm(z.to(args.device), lower)
-            if args.device == "cuda":
-                torch.cuda.synchronize()
+            sync()
             ms = (time.perf_counter() - t0) * 1e3
         cid = f"sample/lsgm/{preset}/ode/b1/{mode}"
         out.append({"id": cid, "median_ms": ms, "nfe": nfe, "ms_per_nfe": ms / nfe})
         print(f"  {cid:<44} {ms:10.3f} ms  NFE {nfe}  {ms / nfe:.3f} ms/NFE", flush=True)
-    return out
 
 
 def main():
@@ -289,20 +310,29 @@ def main():
     args.modes = (args.modes.split(",") if args.modes else
                   (["fp32", "bf16cl"] if args.quick else list(MODES)))
     torch.manual_seed(0)
+    # "fp32" means IEEE fp32, as the engine's fp32 path: no TF32 in cuDNN convolutions or matmuls
+    # (cuDNN allows TF32 by default).
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     results, networks = [], []
     if not args.only or any(o.startswith(("copy", "randn")) for o in args.only):
         results += memory_cases(torch, args.device, args.iters, args.reps)
-    if not args.no_networks:
-        try:
-            r, networks = network_cases(torch, args)
-            results += r
-            results += sampling_cases(torch, args)
-        except ImportError as e:
-            print(f"bench_pytorch: networks skipped ({e})", file=sys.stderr)
+    try:
+        if not args.no_networks:
+            network_cases(torch, args, results, networks)
+            sampling_cases(torch, args, results)
+    finally:
+        # Whatever was measured is written, even if a later case fails.
+        write_results(torch, args, results, networks)
+    return 0
+
+
+def write_results(torch, args, results, networks):
     doc = {
         "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
+        "tf32": False,
         "results": results,
         "networks": networks,
     }
@@ -311,7 +341,6 @@ def main():
     for r in results:
         extra = f"  {r['gbps']:8.1f} GB/s" if "gbps" in r else ""
         print(f"{r['id']:<48} {r['median_ms'] * 1e3:12.1f} us{extra}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -44,22 +44,33 @@ class ConvertError(Exception):
 # The network hyperparameters come from reference.ncsnpp.PRESETS / reference.nvae.PRESETS; these are
 # the rest of each official configuration, which the sampler needs.
 
+# main.py defaults shared by every CLD configuration: the SciPy RK45 tolerances of the ODE sampler and
+# the SSCS/EM settings.
+_CLD_SAMPLING = {"sampling_solver": "scipy_solver", "sampling_rtol": 1e-5, "sampling_atol": 1e-5,
+                 "sscs_num_stab": 0.0, "striding": "linear"}
+# evaluate_vada.py: latent temperature, lower-scale latent temperature, and the VAE's BN mode (the
+# CelebA-HQ-256 FID evaluation runs the decoder with batch statistics, --vae_train_mode).
+_LSGM_EVAL = {"sampler": "ode", "temp": 1.0, "vae_temp": 1.0, "vae_train_mode": False}
+
 SAMPLER_DEFAULTS = {
     "cld": {
         "cifar10": {
             "sde": "cld", "beta_type": "linear", "beta0": 4.0, "beta1": 0.0, "m_inv": 4.0, "gamma": 0.04,
             "numerical_eps": 1e-9, "mixed_score": True, "sampling_method": "ode", "sampling_eps": 1e-3,
             "denoising": True, "image_size": 32, "image_channels": 3, "center_image": True,
+            **_CLD_SAMPLING,
         },
         "celeba_paper": {
             "sde": "cld", "beta_type": "linear", "beta0": 4.0, "beta1": 0.0, "m_inv": 4.0, "gamma": 0.04,
             "numerical_eps": 1e-6, "mixed_score": True, "sampling_method": "ode", "sampling_eps": 1e-3,
             "denoising": True, "image_size": 256, "image_channels": 3, "center_image": True,
+            **_CLD_SAMPLING,
         },
         "celeba_post_paper": {
             "sde": "cld", "beta_type": "linear", "beta0": 0.1, "beta1": 6.9, "m_inv": 4.0, "gamma": 0.04,
             "numerical_eps": 1e-6, "mixed_score": True, "sampling_method": "ode", "sampling_eps": 1e-3,
             "denoising": True, "image_size": 256, "image_channels": 3, "center_image": True,
+            **_CLD_SAMPLING,
         },
     },
     "ddgan": {
@@ -73,11 +84,11 @@ SAMPLER_DEFAULTS = {
     # LSGM's architecture and SDE come from the checkpoint's own args; the ODE settings of the official
     # evaluation (evaluate_vada.py arguments, not stored in the checkpoint) per released model:
     "lsgm": {
-        "cifar10": {"ode_eps": 1e-6, "ode_solver_tol": 1e-5, "sampler": "ode"},
-        "cifar10_nll": {"ode_eps": 1e-6, "ode_solver_tol": 1e-5, "sampler": "ode"},
-        "mnist": {"ode_eps": 1e-5, "ode_solver_tol": 1e-5, "sampler": "ode"},
-        "celeba256_quant": {"ode_eps": 1e-5, "ode_solver_tol": 1e-2, "sampler": "ode"},
-        "celeba256_qual": {"ode_eps": 1e-5, "ode_solver_tol": 1e-5, "sampler": "ode"},
+        "cifar10": {**_LSGM_EVAL, "ode_eps": 1e-6, "ode_solver_tol": 1e-5},
+        "cifar10_nll": {**_LSGM_EVAL, "ode_eps": 1e-6, "ode_solver_tol": 1e-5},
+        "mnist": {**_LSGM_EVAL, "ode_eps": 1e-5, "ode_solver_tol": 1e-5},
+        "celeba256_quant": {**_LSGM_EVAL, "ode_eps": 1e-5, "ode_solver_tol": 1e-2, "vae_train_mode": True},
+        "celeba256_qual": {**_LSGM_EVAL, "ode_eps": 1e-5, "ode_solver_tol": 1e-5, "vae_train_mode": True},
     },
 }
 
@@ -317,7 +328,7 @@ def convert(family, checkpoint, out, preset=None, overrides=None):
     try:
         save_safetensors(tmp / "model.safetensors", tensors, {"format": FORMAT, "family": family})
         with open(tmp / "config.json", "w") as f:
-            json.dump(doc, f, indent=2, sort_keys=True)
+            json.dump(doc, f, indent=2, sort_keys=True, allow_nan=False)
             f.write("\n")
         tmp.rename(out)
     except BaseException:
@@ -338,6 +349,12 @@ def main(argv=None):
         doc = convert(args.family, args.checkpoint, args.out, args.preset, parse_set(args.set))
     except ConvertError as e:
         print(f"convert: {e}", file=sys.stderr)
+        return 2
+    except (KeyError, AttributeError, AssertionError, ValueError, TypeError, NotImplementedError) as e:
+        # The reference network could not be built from the configuration: a --set value of the wrong
+        # kind, or args of an older code version lacking a field.
+        print(f"convert: the configuration does not describe a buildable {args.family} model "
+              f"({type(e).__name__}: {e}); check --preset and --set", file=sys.stderr)
         return 2
     print(f"wrote {args.out}: {doc['family']} ({doc['preset']}), {doc['tensors']} tensors, "
           f"{doc['parameters']:,} parameters")

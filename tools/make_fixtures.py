@@ -3,8 +3,10 @@
 
 Each file holds the inputs (`in.*`), parameters (`param.*`) and expected outputs (`out.*`) of one op,
 block, network call or sampler step, in fp32 and PyTorch's NCHW layout, plus metadata: op, case,
-seed, tolerance, torch version and a one-line description. Expected outputs are computed in float64
-from the fp32 inputs and rounded once, so they are the most accurate oracle the inputs allow.
+seed, tolerance, torch version and a one-line description. Expected outputs of ops, blocks and
+networks are computed in float64 from the fp32 inputs and rounded once, the most accurate oracle the
+inputs allow; where the official precision is part of the result (fp32 embeddings, the samplers' mixed
+fp32/fp64 arithmetic) the fixture follows it and says so in its description.
 `tests/fixtures/MANIFEST.json` lists every file's tensors with shape and dtype; the Rust test
 `tests/fixtures.rs` checks the files against it.
 
@@ -17,6 +19,7 @@ gives bit-identical files (`--check` verifies it).
 import argparse
 import filecmp
 import json
+import math
 import os
 import sys
 import tempfile
@@ -217,7 +220,7 @@ def _(gen):
     x = randn(gen, 2, 32, 6, 5)
     return ({"in.x": x, **params_of(m), "out.y": run64(m, x).float()},
             "AttnBlockpp: GroupNorm, NIN q/k/v (W stored [in, out]), softmax(q.k/sqrt(C)) over H*W, NIN_3, "
-            "(x + h)/sqrt(2)", {"skip_rescale": "true"})
+            "(x + h)/sqrt(2)", {"skip_rescale": "true", "group_norm": "min(C // 4, 32) groups, eps 1e-6"})
 
 
 @case("fir", "upsample_2x")
@@ -255,9 +258,14 @@ def _(gen):
 def _(gen):
     m = randomise(ref().layers.GaussianFourierProjection(64, scale=16.0), gen, scale=16.0)
     t = torch.tensor([1e-3, 0.25, 0.9], dtype=torch.float32)
-    y = run64(m, torch.log(t))
+    # The arguments reach ~1e3 rad, where one fp32 rounding of the argument moves sin by ~1e-4. The
+    # argument is therefore formed in fp32 in the official order, ((log t * W) * 2) * pi, and only sin
+    # and cos are evaluated in float64: an fp32 implementation in that order reproduces it.
+    p = ((torch.log(t)[:, None] * m.W.detach()[None, :]) * 2) * torch.tensor(math.pi, dtype=torch.float32)
+    y = torch.cat([torch.sin(p.double()), torch.cos(p.double())], dim=-1)
     return ({"in.t": t, **params_of(m), "out.emb": y.float()},
-            "Gaussian Fourier features of log t (CLD CIFAR-10): [sin 2 pi log(t) W, cos ...]", {"input": "log t"})
+            "Gaussian Fourier features of log t (CLD CIFAR-10): p = ((log t * W) * 2) * pi in fp32, "
+            "[sin p, cos p]", {"input": "log t", "argument": "fp32, ((log(t) * W) * 2) * float32(pi)"})
 
 
 @case("embedding", "lsgm_positional")
@@ -286,7 +294,9 @@ def _(gen):
                                         fir=True), gen)
     x, temb = randn(gen, 2, 16, 8, 6), randn(gen, 2, 24)
     return ({"in.x": x, "in.temb": temb, **params_of(m), "out.y": run64(m, x, temb).float()},
-            "ResnetBlockBigGANpp, FIR down, width change (Conv_2), time embedding, (x+h)/sqrt(2)", {})
+            "ResnetBlockBigGANpp, FIR down, width change (Conv_2), time embedding, (x+h)/sqrt(2)",
+            {"activation": "swish", "fir_kernel": "1,3,3,1", "down": "true", "conv_padding": "1 (3x3), 0 (1x1)",
+             "group_norm": "min(C // 4, 32) groups, eps 1e-6"})
 
 
 @case("resblock", "biggan_adagn")
@@ -296,7 +306,8 @@ def _(gen):
     x, temb, zemb = randn(gen, 2, 16, 6, 6), randn(gen, 2, 24), randn(gen, 2, 12)
     return ({"in.x": x, "in.temb": temb, "in.zemb": zemb, **params_of(m),
              "out.y": run64(m, x, temb, zemb).float()},
-            "DDGAN ResnetBlockBigGANpp_Adagn (both norms adaptive)", {})
+            "DDGAN ResnetBlockBigGANpp_Adagn (both norms adaptive)",
+            {"activation": "swish", "conv_padding": "1", "adagn": "GroupNorm without affine, min(C // 4, 32) groups, eps 1e-6"})
 
 
 @case("nvae", "wn_conv_3x3")
@@ -304,7 +315,8 @@ def _(gen):
     m = randomise(ref().nvae.Conv2D(8, 12, 3, padding=1, bias=True), gen)
     x = randn(gen, 2, 8, 6, 6)
     return ({"in.x": x, **params_of(m), "out.y": run64(m, x).float()},
-            "NVAE weight-normalised conv: kernel = exp(log_weight_norm) W / (||W|| + 1e-5)", {})
+            "NVAE weight-normalised conv: kernel = exp(log_weight_norm) W / (||W|| + 1e-5), norm per output "
+            "channel", {"padding": "1", "stride": "1"})
 
 
 @case("nvae", "squeeze_excitation")
@@ -428,7 +440,14 @@ def _(gen):
     return ({"in.x0_hat": x0, "in.x_t": xt, "in.noise": noise, "in.i": i.float(), "out.x": y.float(),
              "out.coef1": coefs.coef1, "out.coef2": coefs.coef2, "out.log_var": coefs.log_var_clipped},
             "DDGAN posterior draw, T=4 (float32 coefficients in the official order); i = 0 masks the noise",
-            {"T": "4", "beta_min": "0.1", "beta_max": "20.0"})
+            {"T": "4", "beta_min": "0.1", "beta_max": "20.0", "use_geometric": "false", "eps_small": "1e-3"})
+
+
+def cld_meta(cfg):
+    """The CLD SDE settings a re-implementation needs (CIFAR-10 configuration)."""
+    return {"beta0": repr(cfg.beta0), "beta1": repr(cfg.beta1), "m_inv": repr(cfg.m_inv),
+            "gamma": repr(cfg.gamma), "numerical_eps": repr(cfg.numerical_eps),
+            "sampling_eps": repr(cfg.sampling_eps), "mixed_score": "true"}
 
 
 def cld_setup(gen):
@@ -447,7 +466,7 @@ def _(gen):
     y = C.sscs_step(cfg, net, u, tau, dt, na, nb)
     return ({"in.u": u, "in.noise_a": na, "in.noise_b": nb, **params_of(net), "out.u": y.float()},
             "one SSCS step (A(dt/2) S(dt) A(dt/2)) of CLD CIFAR-10 with the small network", {
-                "tau": repr(tau), "dt": repr(dt), **config_meta(ncfg), "sde": "cifar10"})
+                "tau": repr(tau), "dt": repr(dt), **config_meta(ncfg), "sde": "cifar10", **cld_meta(cfg)})
 
 
 @case("sampler", "cld_em_step")
@@ -459,7 +478,7 @@ def _(gen):
     y, mean = C.em_step(cfg, net, u, tau, dt, noise)
     return ({"in.u": u, "in.noise": noise, **params_of(net), "out.u": y.float(), "out.u_mean": mean.float()},
             "one Euler-Maruyama step of the CLD reverse SDE (CIFAR-10 settings, small network)", {
-                "tau": repr(tau), "dt": repr(dt), **config_meta(ncfg), "sde": "cifar10"})
+                "tau": repr(tau), "dt": repr(dt), **config_meta(ncfg), "sde": "cifar10", **cld_meta(cfg)})
 
 
 class LinearScore(torch.nn.Module):
@@ -483,7 +502,8 @@ def _(gen):
     return ({"in.u0": u0, "out.x": x.float(), "out.v": v.float()},
             "CLD probability-flow ODE (RK45, rtol=atol=1e-5) from the prior to t=eps plus the denoising step, "
             "with the stand-in score alpha = 0.5 x - 0.25 t", {"nfe": str(nfe), "sde": "cifar10",
-                                                              "stand_in": "alpha = 0.5*x - 0.25*t"})
+                                                              "stand_in": "alpha = 0.5*x - 0.25*t",
+                                                              "rtol": "1e-05", "atol": "1e-05", **cld_meta(cfg)})
 
 
 @case("sampler", "lsgm_mixed_score")
@@ -496,8 +516,10 @@ def _(gen):
     t = torch.tensor(0.3, dtype=torch.float32)
     y = S.mixed_eps(sde, lambda z_, t_: eps_pred, logit, z, t)
     return ({"in.z_t": z, "in.eps_pred": eps_pred, "in.mixing_logit": logit, "out.eps": y.float()},
-            "LSGM mixed prediction (VP-SDE, t = 0.3): (1 - sigmoid(logit)) * eps_pred + sigmoid(logit) * "
-            "sqrt(var(t)) z_t (per channel)", {"t": "0.3", "sde_type": "vpsde"})
+            "LSGM mixed prediction (VP-SDE, t = 0.3), a = sigmoid(logit) per channel: "
+            "(1 - a) * sqrt(var(t)) * z_t + a * eps_pred, var(t) = 1 - (1 - sigma2_0) exp(-beta_start t - "
+            "(beta_end - beta_start) t^2 / 2), in fp32",
+            {"t": "0.3", "sde_type": "vpsde", "beta_start": "0.1", "beta_end": "20.0", "sigma2_0": "0.0"})
 
 
 # --- driver -----------------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ non-FIR layerspp.Upsample (output_skip or ddpm up-sampling with fir off) calls F
 both a size and a scale factor and fails; here it is nearest-neighbour ×2 (what LSGM's copy does).
 No released configuration reaches any of these.
 """
-import math
 import types
 
 import torch

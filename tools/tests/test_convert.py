@@ -194,3 +194,57 @@ def test_existing_output_directory_is_refused(tmp_path, capsys):
     torch.save({"a.weight": torch.zeros(1)}, ok)
     rc, _ = run(tmp_path, ["ddgan", str(ok), "--preset", "cifar10"])
     assert rc == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_cld_celeba_every_parameter_is_trainable(tmp_path):
+    over = {"n_channels": 16, "ch_mult": "1,2", "n_resblocks": 1, "image_size": 16, "attn_resolutions": "8"}
+    net = ncsnpp.build("cld", small("cld", "celeba_paper", over))
+    raw = randomised(net, 5)
+    names = [n for n, _ in net.named_parameters()]
+    assert len(names) == len(raw), "no fixed Fourier projection in the positional-embedding configs"
+    shadows = [raw[n] - 1.0 for n in names]
+    ckpt = tmp_path / "checkpoint.pth"
+    torch.save({"model": {"module." + k: v for k, v in raw.items()},
+                "ema": {"decay": 0.9999, "num_updates": 1, "shadow_params": shadows}, "step": 1}, ckpt)
+    rc, out = run(tmp_path, ["cld", str(ckpt), "--preset", "celeba_paper"] + sum([["--set", s] for s in sets(over)], []))
+    assert rc == 0
+    got = load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(got[n], s) for n, s in zip(names, shadows))
+    assert json.loads((out / "config.json").read_text())["config"]["numerical_eps"] == 1e-6
+
+
+def test_lsgm_best_metric_file_uses_dae_state_dict(tmp_path):
+    args = lsgm_args()
+    vae = nvae.NVAE(vars(args))
+    cfg = dict(vars(args), num_input_channels=vae.sgm_shape()[0])
+    dae_sd = randomised(ncsnpp.build("lsgm", cfg), 6)
+    vae_sd = {k: (v.clone() if not v.is_floating_point() else torch.randn(v.shape) * 0.1)
+              for k, v in vae.state_dict().items()}
+    ckpt = tmp_path / "checkpoint_fid.pt"
+    torch.save({"args": args, "epoch": 1, "global_step": 1, "best_score_fid": 1.0, "best_score_nll": 1.0,
+                "vae_state_dict": vae_sd, "dae_state_dict": dae_sd}, ckpt)
+    rc, out = run(tmp_path, ["lsgm", str(ckpt)])
+    assert rc == 0
+    got = load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(got["score." + k], v) for k, v in dae_sd.items())
+    doc = json.loads((out / "config.json").read_text())
+    assert "swapped in" in doc["source"]["weights"]
+
+
+def test_every_preset_builds_on_the_meta_device():
+    """The converter validates shapes against networks built on the meta device (no memory)."""
+    for family, presets in ncsnpp.PRESETS.items():
+        for name, cfg in presets.items():
+            cfg = dict(cfg, **convert.SAMPLER_DEFAULTS[family].get(name, {}))
+            assert convert.shapes(convert.reference_net(family, cfg)), (family, name)
+    for name, cfg in nvae.PRESETS.items():
+        assert convert.shapes(convert.reference_vae(dict(cfg))), name
+
+
+def test_a_configuration_that_cannot_be_built_is_a_clear_error(tmp_path, capsys):
+    ok = tmp_path / "x.pth"
+    torch.save({"a.weight": torch.zeros(1)}, ok)
+    rc, _ = run(tmp_path, ["ddgan", str(ok), "--preset", "cifar10", "--set", "ch_mult=\"oops\""])
+    assert rc == 2
+    assert "does not describe a buildable ddgan model" in capsys.readouterr().err
+    assert leftovers(tmp_path) == []

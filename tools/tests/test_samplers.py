@@ -16,7 +16,6 @@ Errors: max_abs = max |ref - official|, rel = max_abs / max |official|. Toleranc
 1e-12, float32 paths 1e-6, ODE solves: identical NFE and rel <= 1e-5. Run with -s for the table.
 """
 import contextlib
-import math
 import sys
 import types
 from pathlib import Path
