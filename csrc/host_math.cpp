@@ -3,6 +3,7 @@
 // Nothing here re-implements kernel math: each function is a thin extern "C" entry over the same
 // __host__ __device__ header the .cu files include (kernels/common/). Built by build.rs with the cc
 // crate and -ffp-contract=off, so the host does exactly the fp32 operations written in the header.
+#include "common/ddgan_schedule.h"
 #include "common/params.h"
 #include "common/philox.h"
 
@@ -28,6 +29,13 @@ void trilemma_randn_f32(const TriRandnParams* p, float* out) {
             for (uint64_t i = 0; i < 4 && 4 * b + i < p->elems_per_sample; ++i) row[4 * b + i] = z[i];
         }
     }
+}
+
+// DDGAN posterior coefficients for i = 0..T-1 (see common/ddgan_schedule.h). Returns 0, or -1 for a T
+// outside 1..TRI_DDGAN_MAX_T; each array holds T floats.
+int trilemma_ddgan_posterior_coefficients(int T, double beta_min, double beta_max, float* coef1, float* coef2,
+                                          float* log_var) {
+    return tri_ddgan_posterior_coefficients(T, beta_min, beta_max, coef1, coef2, log_var);
 }
 
 }  // extern "C"

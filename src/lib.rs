@@ -13,6 +13,7 @@ pub mod io;
 pub mod kernels;
 pub mod ops;
 pub mod rng;
+pub mod samplers;
 pub mod tensor;
 
 pub use device::Device;

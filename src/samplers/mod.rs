@@ -1,0 +1,5 @@
+//! Samplers of the three families. Each sampler's coefficient math lives in a header under
+//! `kernels/common/` that the CUDA kernels include and the host compiles too (csrc/host_math.cpp), so the
+//! CPU path and the tests run the kernels' own arithmetic.
+
+pub mod ddgan;
