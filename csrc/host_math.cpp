@@ -3,6 +3,7 @@
 // Nothing here re-implements kernel math: each function is a thin extern "C" entry over the same
 // __host__ __device__ header the .cu files include (kernels/common/). Built by build.rs with the cc
 // crate and -ffp-contract=off, so the host does exactly the fp32 operations written in the header.
+#include "common/cld_sscs.h"
 #include "common/ddgan_schedule.h"
 #include "common/params.h"
 #include "common/philox.h"
@@ -36,6 +37,11 @@ void trilemma_randn_f32(const TriRandnParams* p, float* out) {
 int trilemma_ddgan_posterior_coefficients(int T, double beta_min, double beta_max, float* coef1, float* coef2,
                                           float* log_var) {
     return tri_ddgan_posterior_coefficients(T, beta_min, beta_max, coef1, coef2, log_var);
+}
+
+// CLD SSCS analytic half-step coefficients (see common/cld_sscs.h); 0, or -1 when not positive definite.
+int trilemma_cld_sscs_half_step(const TriCldSde* sde, double tau, double dt_half, TriSscsHalfStep* out) {
+    return tri_cld_sscs_half_step(sde, tau, dt_half, out);
 }
 
 }  // extern "C"

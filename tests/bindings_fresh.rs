@@ -21,7 +21,7 @@ fn generate() -> Result<String, String> {
     let header = root.join(HEADER);
     let builder = bindgen::Builder::default()
         .header(header.to_str().expect("utf-8 path"))
-        .allowlist_type("Tri.*Params")
+        .allowlist_type("Tri.*")
         .derive_default(true)
         .derive_copy(true)
         .derive_debug(true)

@@ -469,6 +469,29 @@ def _(gen):
                 "tau": repr(tau), "dt": repr(dt), **config_meta(ncfg), "sde": "cifar10", **cld_meta(cfg)})
 
 
+@case("sampler", "cld_sscs_coefficients")
+def _(gen):
+    C = ref().cld_sde
+    taus = torch.tensor([0.0, 0.3, 0.95, 0.998, 0.5, 0.1], dtype=torch.float64)
+    dts = torch.tensor([0.001, 0.01, 0.0033, 0.0005, 0.05, 0.002], dtype=torch.float64)
+    t = {"in.tau": taus, "in.dt_half": dts}
+    meta = {}
+    keys = ("e1", "cxx", "cxv", "cvx", "cvv", "l11", "l21", "l22")
+    for name in ("cifar10", "celeba_post_paper"):
+        cfg = C.CONFIGS[name]
+        rows = []
+        for tau, dt in zip(taus, dts):
+            c = C.sscs_half_step_coefficients(cfg, tau, dt)
+            rows.append(torch.stack([torch.as_tensor(c[k], dtype=torch.float64) for k in keys]))
+        t[f"out.{name}"] = torch.stack(rows)
+        meta[f"{name}.beta0"], meta[f"{name}.beta1"] = repr(cfg.beta0), repr(cfg.beta1)
+        meta[f"{name}.m_inv"], meta[f"{name}.sscs_num_stab"] = repr(cfg.m_inv), repr(cfg.sscs_num_stab)
+    meta["columns"] = ",".join(keys)
+    meta["tolerance_rel_l2"] = "1e-13"
+    return (t, "CLD SSCS analytic half-step coefficients in float64 for (tau, dt_half) pairs, two SDE configs; "
+            "rows per pair, columns as in `columns`", meta)
+
+
 @case("sampler", "cld_em_step")
 def _(gen):
     C, cfg, net, ncfg = cld_setup(gen)
@@ -538,7 +561,8 @@ def build(name):
     op, fn = CASES[name]
     tensors, desc, extra = fn(gen)
     for k, v in tensors.items():
-        assert v.dtype == torch.float32, (name, k, v.dtype)
+        # fp32 everywhere, except float64 coefficient tables of samplers whose official math is float64.
+        assert v.dtype == torch.float32 or (v.dtype == torch.float64 and op == "sampler"), (name, k, v.dtype)
         assert torch.isfinite(v).all(), (name, k)
     meta = {
         "op": op,
@@ -563,7 +587,8 @@ def write_all(out_dir, only=None):
         tensors, meta = build(name)
         save_safetensors(out_dir / f"{name}.safetensors", tensors, meta)
         manifest[name] = {
-            "tensors": {k: {"shape": list(v.shape), "dtype": "F32"} for k, v in sorted(tensors.items())},
+            "tensors": {k: {"shape": list(v.shape), "dtype": "F64" if v.dtype == torch.float64 else "F32"}
+                        for k, v in sorted(tensors.items())},
             "metadata": meta,
         }
     if not only:

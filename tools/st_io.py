@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-DTYPES = {torch.float32: ("F32", "<f4"), torch.float16: ("F16", "<f2"), torch.int64: ("I64", "<i8")}
+DTYPES = {torch.float32: ("F32", "<f4"), torch.float64: ("F64", "<f8"), torch.float16: ("F16", "<f2"),
+          torch.int64: ("I64", "<i8")}
 
 
 def tensor_bytes(t):

@@ -34,3 +34,18 @@ typedef struct TriAxpbyParams {
 typedef struct TriCastParams {
     uint64_t n;
 } TriCastParams;
+
+// The CLD SDE settings the SSCS coefficients depend on (kernels/common/cld_sscs.h); linear
+// beta(t) = beta0 + beta1 t.
+typedef struct TriCldSde {
+    double beta0;
+    double beta1;
+    double m_inv;          // M^-1
+    double sscs_num_stab;  // added to the half step's two variances (0 in every released config)
+} TriCldSde;
+
+// One SSCS analytic half step: x' = e1 (cxx x + cxv v) + l11 z_x, v' = e1 (cvx x + cvv v) + l21 z_x + l22 z_v.
+typedef struct TriSscsHalfStep {
+    double e1, cxx, cxv, cvx, cvv;
+    double l11, l21, l22;
+} TriSscsHalfStep;

@@ -56,3 +56,53 @@ const _: () = {
     ["Alignment of TriCastParams"][::std::mem::align_of::<TriCastParams>() - 8usize];
     ["Offset of field: TriCastParams::n"][::std::mem::offset_of!(TriCastParams, n) - 0usize];
 };
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriCldSde {
+    pub beta0: f64,
+    pub beta1: f64,
+    pub m_inv: f64,
+    pub sscs_num_stab: f64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriCldSde"][::std::mem::size_of::<TriCldSde>() - 32usize];
+    ["Alignment of TriCldSde"][::std::mem::align_of::<TriCldSde>() - 8usize];
+    ["Offset of field: TriCldSde::beta0"][::std::mem::offset_of!(TriCldSde, beta0) - 0usize];
+    ["Offset of field: TriCldSde::beta1"][::std::mem::offset_of!(TriCldSde, beta1) - 8usize];
+    ["Offset of field: TriCldSde::m_inv"][::std::mem::offset_of!(TriCldSde, m_inv) - 16usize];
+    ["Offset of field: TriCldSde::sscs_num_stab"]
+        [::std::mem::offset_of!(TriCldSde, sscs_num_stab) - 24usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriSscsHalfStep {
+    pub e1: f64,
+    pub cxx: f64,
+    pub cxv: f64,
+    pub cvx: f64,
+    pub cvv: f64,
+    pub l11: f64,
+    pub l21: f64,
+    pub l22: f64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriSscsHalfStep"][::std::mem::size_of::<TriSscsHalfStep>() - 64usize];
+    ["Alignment of TriSscsHalfStep"][::std::mem::align_of::<TriSscsHalfStep>() - 8usize];
+    ["Offset of field: TriSscsHalfStep::e1"][::std::mem::offset_of!(TriSscsHalfStep, e1) - 0usize];
+    ["Offset of field: TriSscsHalfStep::cxx"]
+        [::std::mem::offset_of!(TriSscsHalfStep, cxx) - 8usize];
+    ["Offset of field: TriSscsHalfStep::cxv"]
+        [::std::mem::offset_of!(TriSscsHalfStep, cxv) - 16usize];
+    ["Offset of field: TriSscsHalfStep::cvx"]
+        [::std::mem::offset_of!(TriSscsHalfStep, cvx) - 24usize];
+    ["Offset of field: TriSscsHalfStep::cvv"]
+        [::std::mem::offset_of!(TriSscsHalfStep, cvv) - 32usize];
+    ["Offset of field: TriSscsHalfStep::l11"]
+        [::std::mem::offset_of!(TriSscsHalfStep, l11) - 40usize];
+    ["Offset of field: TriSscsHalfStep::l21"]
+        [::std::mem::offset_of!(TriSscsHalfStep, l21) - 48usize];
+    ["Offset of field: TriSscsHalfStep::l22"]
+        [::std::mem::offset_of!(TriSscsHalfStep, l22) - 56usize];
+};
