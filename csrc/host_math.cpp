@@ -5,6 +5,7 @@
 // crate and -ffp-contract=off, so the host does exactly the fp32 operations written in the header.
 #include "common/cld_sscs.h"
 #include "common/ddgan_schedule.h"
+#include "common/lsgm_sde.h"
 #include "common/params.h"
 #include "common/philox.h"
 
@@ -43,5 +44,9 @@ int trilemma_ddgan_posterior_coefficients(int T, double beta_min, double beta_ma
 int trilemma_cld_sscs_half_step(const TriCldSde* sde, double tau, double dt_half, TriSscsHalfStep* out) {
     return tri_cld_sscs_half_step(sde, tau, dt_half, out);
 }
+
+// LSGM sigma^2(t) and g^2(t) (see common/lsgm_sde.h).
+float trilemma_lsgm_var(const TriLsgmSde* sde, float t) { return tri_lsgm_var(sde, t); }
+float trilemma_lsgm_g2(const TriLsgmSde* sde, float t) { return tri_lsgm_g2(sde, t); }
 
 }  // extern "C"

@@ -529,6 +529,21 @@ def _(gen):
                                                               "rtol": "1e-05", "atol": "1e-05", **cld_meta(cfg)})
 
 
+@case("sampler", "lsgm_sde_coefficients")
+def _(gen):
+    S = ref().lsgm_sde
+    t = torch.tensor([1e-6, 1e-5, 1e-3, 0.1, 0.37, 0.5, 0.9, 1.0], dtype=torch.float32)
+    out = {"in.t": t}
+    meta = {}
+    for name in ("cifar10", "cifar10_nll"):
+        sde = S.CONFIGS[name][0]
+        out[f"out.{name}.var"] = sde.var(t).float()
+        out[f"out.{name}.g2"] = sde.g2(t).float()
+        meta[f"{name}.sde"] = repr(sde)
+    return (out, "LSGM sigma^2(t) and g^2(t) in float32 (official constant rounding and op order) for the VP "
+            "SDE (cifar10) and the geometric SDE (cifar10_nll)", meta)
+
+
 @case("sampler", "lsgm_mixed_score")
 def _(gen):
     S = ref().lsgm_sde

@@ -49,3 +49,16 @@ typedef struct TriSscsHalfStep {
     double e1, cxx, cxv, cvx, cvv;
     double l11, l21, l22;
 } TriSscsHalfStep;
+
+// LSGM's latent SDE (kernels/common/lsgm_sde.h). geometric = 0: the VP-SDE with linear beta
+// (beta_start, beta_end); geometric = 1: the geometric SDE (sigma2_min, sigma2_max). sigma2_0 is the
+// variance at t = 0 in both.
+typedef struct TriLsgmSde {
+    int32_t geometric;
+    int32_t pad;
+    double beta_start;
+    double beta_end;
+    double sigma2_0;
+    double sigma2_min;
+    double sigma2_max;
+} TriLsgmSde;

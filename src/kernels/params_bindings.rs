@@ -106,3 +106,32 @@ const _: () = {
     ["Offset of field: TriSscsHalfStep::l22"]
         [::std::mem::offset_of!(TriSscsHalfStep, l22) - 56usize];
 };
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriLsgmSde {
+    pub geometric: i32,
+    pub pad: i32,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub sigma2_0: f64,
+    pub sigma2_min: f64,
+    pub sigma2_max: f64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriLsgmSde"][::std::mem::size_of::<TriLsgmSde>() - 48usize];
+    ["Alignment of TriLsgmSde"][::std::mem::align_of::<TriLsgmSde>() - 8usize];
+    ["Offset of field: TriLsgmSde::geometric"]
+        [::std::mem::offset_of!(TriLsgmSde, geometric) - 0usize];
+    ["Offset of field: TriLsgmSde::pad"][::std::mem::offset_of!(TriLsgmSde, pad) - 4usize];
+    ["Offset of field: TriLsgmSde::beta_start"]
+        [::std::mem::offset_of!(TriLsgmSde, beta_start) - 8usize];
+    ["Offset of field: TriLsgmSde::beta_end"]
+        [::std::mem::offset_of!(TriLsgmSde, beta_end) - 16usize];
+    ["Offset of field: TriLsgmSde::sigma2_0"]
+        [::std::mem::offset_of!(TriLsgmSde, sigma2_0) - 24usize];
+    ["Offset of field: TriLsgmSde::sigma2_min"]
+        [::std::mem::offset_of!(TriLsgmSde, sigma2_min) - 32usize];
+    ["Offset of field: TriLsgmSde::sigma2_max"]
+        [::std::mem::offset_of!(TriLsgmSde, sigma2_max) - 40usize];
+};

@@ -4,3 +4,4 @@
 
 pub mod cld;
 pub mod ddgan;
+pub mod lsgm;
