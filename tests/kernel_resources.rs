@@ -115,6 +115,7 @@ fn every_kernel_the_host_launches_is_in_the_build() {
     for d in ["f32", "bf16", "f16"] {
         expected.push(("philox_normal", format!("randn_philox_{d}")));
         expected.push(("elementwise", format!("axpby_{d}")));
+        expected.push(("ddgan_posterior", format!("ddgan_posterior_step_{d}")));
     }
     for (a, b) in [
         ("f32", "bf16"),

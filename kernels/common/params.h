@@ -62,3 +62,13 @@ typedef struct TriLsgmSde {
     double sigma2_min;
     double sigma2_max;
 } TriLsgmSde;
+
+// One DDGAN posterior draw for a batch at one step (kernels/ddgan_posterior.cu):
+// out = coef1 * x0_hat + coef2 * x_t + noise_std * noise, noise_std = 0 on the last step (no noise).
+typedef struct TriDdganPosteriorParams {
+    uint64_t n;
+    float coef1;
+    float coef2;
+    float noise_std;
+    uint32_t pad;
+} TriDdganPosteriorParams;

@@ -7,7 +7,7 @@ pub mod cpu;
 pub mod cuda;
 
 use crate::error::Result;
-use crate::kernels::params::TriRandnParams;
+use crate::kernels::params::{TriDdganPosteriorParams, TriRandnParams};
 use crate::tensor::DType;
 
 pub trait BackendStorage: Sized {
@@ -17,4 +17,12 @@ pub trait BackendStorage: Sized {
     fn axpby(&mut self, x: &Self, a: f32, b: f32) -> Result<()>;
     /// A copy converted to `dtype` (round to nearest even).
     fn cast(&self, dtype: DType) -> Result<Self>;
+    /// One DDGAN posterior draw: (coef1 x0 + coef2 x_t) + noise_std noise, in fp32, rounded once.
+    /// `noise` may be None only when `p.noise_std` is 0 (the last step).
+    fn ddgan_posterior_step(
+        x0: &Self,
+        x_t: &Self,
+        noise: Option<&Self>,
+        p: &TriDdganPosteriorParams,
+    ) -> Result<Self>;
 }

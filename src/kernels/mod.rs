@@ -25,6 +25,8 @@ pub mod params {
     unsafe impl cudarc::driver::DeviceRepr for TriAxpbyParams {}
     // SAFETY: as above.
     unsafe impl cudarc::driver::DeviceRepr for TriCastParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriDdganPosteriorParams {}
 }
 
 pub use generated::{CUDA_ARCHS, FATBINS, NVCC_RELEASE, PTXAS_RESOURCES_TSV};

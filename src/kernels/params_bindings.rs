@@ -135,3 +135,28 @@ const _: () = {
     ["Offset of field: TriLsgmSde::sigma2_max"]
         [::std::mem::offset_of!(TriLsgmSde, sigma2_max) - 40usize];
 };
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriDdganPosteriorParams {
+    pub n: u64,
+    pub coef1: f32,
+    pub coef2: f32,
+    pub noise_std: f32,
+    pub pad: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriDdganPosteriorParams"][::std::mem::size_of::<TriDdganPosteriorParams>() - 24usize];
+    ["Alignment of TriDdganPosteriorParams"]
+        [::std::mem::align_of::<TriDdganPosteriorParams>() - 8usize];
+    ["Offset of field: TriDdganPosteriorParams::n"]
+        [::std::mem::offset_of!(TriDdganPosteriorParams, n) - 0usize];
+    ["Offset of field: TriDdganPosteriorParams::coef1"]
+        [::std::mem::offset_of!(TriDdganPosteriorParams, coef1) - 8usize];
+    ["Offset of field: TriDdganPosteriorParams::coef2"]
+        [::std::mem::offset_of!(TriDdganPosteriorParams, coef2) - 12usize];
+    ["Offset of field: TriDdganPosteriorParams::noise_std"]
+        [::std::mem::offset_of!(TriDdganPosteriorParams, noise_std) - 16usize];
+    ["Offset of field: TriDdganPosteriorParams::pad"]
+        [::std::mem::offset_of!(TriDdganPosteriorParams, pad) - 20usize];
+};

@@ -3,10 +3,12 @@
 
 mod axpby;
 mod cast;
+mod ddgan_posterior;
 mod randn;
 
 pub use axpby::axpby;
 pub use cast::cast;
+pub use ddgan_posterior::ddgan_posterior_step;
 pub use randn::{randn, randn_into};
 
 use crate::error::{Error, Result};

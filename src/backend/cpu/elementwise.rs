@@ -5,7 +5,7 @@ use half::{bf16, f16};
 use super::{randn, CpuStorage};
 use crate::backend::BackendStorage;
 use crate::error::{Error, Result};
-use crate::kernels::params::TriRandnParams;
+use crate::kernels::params::{TriDdganPosteriorParams, TriRandnParams};
 use crate::tensor::DType;
 
 /// a*x + b*y as two rounded products and a rounded sum, as the kernel computes it (no fma).
@@ -50,5 +50,26 @@ impl BackendStorage for CpuStorage {
 
     fn cast(&self, dtype: DType) -> Result<Self> {
         Ok(CpuStorage::from_f32(&self.to_f32_vec(), dtype))
+    }
+
+    fn ddgan_posterior_step(
+        x0: &Self,
+        x_t: &Self,
+        noise: Option<&Self>,
+        p: &TriDdganPosteriorParams,
+    ) -> Result<Self> {
+        let (x0, xt) = (x0.to_f32_vec(), x_t.to_f32_vec());
+        let noise = noise.map(CpuStorage::to_f32_vec);
+        let out: Vec<f32> = (0..xt.len())
+            .map(|i| {
+                // Same rounded operations in the same order as kernels/ddgan_posterior.cu.
+                let mean = p.coef1 * x0[i] + p.coef2 * xt[i];
+                match &noise {
+                    Some(z) if p.noise_std != 0.0 => mean + p.noise_std * z[i],
+                    _ => mean,
+                }
+            })
+            .collect();
+        Ok(CpuStorage::from_f32(&out, x_t.dtype()))
     }
 }

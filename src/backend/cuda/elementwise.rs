@@ -2,10 +2,12 @@
 
 use cudarc::driver::PushKernelArg;
 
-use super::{randn, CudaStorage};
+use super::{ddgan_posterior, randn, CudaStorage};
 use crate::backend::BackendStorage;
 use crate::error::{Error, Result};
-use crate::kernels::params::{TriAxpbyParams, TriCastParams, TriRandnParams};
+use crate::kernels::params::{
+    TriAxpbyParams, TriCastParams, TriDdganPosteriorParams, TriRandnParams,
+};
 use crate::tensor::DType;
 
 impl BackendStorage for CudaStorage {
@@ -73,5 +75,14 @@ impl BackendStorage for CudaStorage {
         // from self. Ordering and lifetime: one stream; blocks are recycled only in stream order.
         unsafe { launch.launch(cfg) }.map_err(Error::driver("cast", "cuLaunchKernel"))?;
         Ok(out)
+    }
+
+    fn ddgan_posterior_step(
+        x0: &Self,
+        x_t: &Self,
+        noise: Option<&Self>,
+        p: &TriDdganPosteriorParams,
+    ) -> Result<Self> {
+        ddgan_posterior::posterior_step(x0, x_t, noise, p)
     }
 }

@@ -1,5 +1,6 @@
 //! The CUDA backend: device storage and the launch wrappers of the kernels in `kernels/`.
 
+mod ddgan_posterior;
 mod elementwise;
 mod randn;
 mod storage;
