@@ -18,10 +18,7 @@ fn f64s(st: &SafeTensors, name: &str) -> Vec<f64> {
 
 #[test]
 fn half_step_coefficients_match_the_reference_fixture() {
-    let st = SafeTensors::open(
-        common::source_dir().join("tests/fixtures/sampler_cld_sscs_coefficients.safetensors"),
-    )
-    .unwrap();
+    let st = common::open_fixture("sampler_cld_sscs_coefficients");
     let (taus, dts) = (f64s(&st, "in.tau"), f64s(&st, "in.dt_half"));
     for preset in ["cifar10", "celeba_post_paper"] {
         let sde = CldSde::released(preset).unwrap();

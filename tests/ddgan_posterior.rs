@@ -3,29 +3,14 @@
 
 mod common;
 
-use common::{gpu_or_skip, max_abs_err, random_vec, rel_err};
-use trilemma::io::safetensors::SafeTensors;
+use common::{fixture_values as values, gpu_or_skip, max_abs_err, random_vec, rel_err};
 use trilemma::ops::ddgan_posterior_step;
 use trilemma::samplers::ddgan::PosteriorCoefficients;
 use trilemma::{DType, Device, Error, Tensor};
 
-fn fixture() -> SafeTensors {
-    SafeTensors::open(
-        common::source_dir().join("tests/fixtures/sampler_ddgan_posterior_step.safetensors"),
-    )
-    .unwrap()
-}
-
-fn values(st: &SafeTensors, t: &str) -> Vec<f32> {
-    st.load_any_shape(t, &Device::Cpu)
-        .unwrap()
-        .to_vec_f32()
-        .unwrap()
-}
-
 #[test]
 fn cpu_matches_the_reference_fixture() {
-    let st = fixture();
+    let st = common::open_fixture("sampler_ddgan_posterior_step");
     let coefs = PosteriorCoefficients::new(4, 0.1, 20.0).unwrap();
     let (x0, xt, noise, steps, want) = (
         values(&st, "in.x0_hat"),

@@ -3,23 +3,11 @@
 
 mod common;
 
-use trilemma::io::safetensors::SafeTensors;
 use trilemma::samplers::ddgan::PosteriorCoefficients;
-use trilemma::{Device, Error};
+use trilemma::Error;
 
 fn fixture(name: &str) -> Vec<f32> {
-    let st = SafeTensors::open(
-        common::source_dir().join("tests/fixtures/sampler_ddgan_posterior_step.safetensors"),
-    )
-    .unwrap();
-    st.load_any_shape(name, &Device::Cpu)
-        .unwrap()
-        .to_vec_f32()
-        .unwrap()
-}
-
-fn ulps(a: f32, b: f32) -> u32 {
-    (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+    common::fixture_values(&common::open_fixture("sampler_ddgan_posterior_step"), name)
 }
 
 #[test]
@@ -30,7 +18,7 @@ fn coefficients_match_the_reference_fixture() {
     assert_eq!(c.coef2, fixture("out.coef2"));
     // logf (glibc) and PyTorch's log may differ by an ulp.
     for (i, (a, b)) in c.log_var.iter().zip(fixture("out.log_var")).enumerate() {
-        assert!(ulps(*a, b) <= 1, "log_var[{i}]: {a} vs {b}");
+        assert!(common::ulps_f32(*a, b) <= 1, "log_var[{i}]: {a} vs {b}");
     }
 }
 

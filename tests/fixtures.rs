@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use trilemma::io::safetensors::SafeTensors;
-use trilemma::Device;
 
 fn fixtures_dir() -> std::path::PathBuf {
     common::source_dir().join("tests/fixtures")
@@ -104,16 +103,7 @@ fn nothing_unlisted_and_under_the_size_budget() {
     assert!(total < 20_000_000, "fixtures total {total} bytes");
 }
 
-fn load(name: &str) -> SafeTensors {
-    SafeTensors::open(fixtures_dir().join(format!("{name}.safetensors"))).unwrap()
-}
-
-fn values(st: &SafeTensors, t: &str) -> Vec<f32> {
-    st.load_any_shape(t, &Device::Cpu)
-        .unwrap()
-        .to_vec_f32()
-        .unwrap()
-}
+use common::{fixture_values as values, open_fixture as load};
 
 #[test]
 fn silu_fixture_values_are_x_sigmoid_x() {

@@ -3,25 +3,10 @@
 
 mod common;
 
-use trilemma::io::safetensors::SafeTensors;
 use trilemma::samplers::lsgm::{mixed_eps, LsgmSde};
-use trilemma::{Device, Error};
+use trilemma::Error;
 
-fn open(name: &str) -> SafeTensors {
-    SafeTensors::open(common::source_dir().join(format!("tests/fixtures/{name}.safetensors")))
-        .unwrap()
-}
-
-fn values(st: &SafeTensors, t: &str) -> Vec<f32> {
-    st.load_any_shape(t, &Device::Cpu)
-        .unwrap()
-        .to_vec_f32()
-        .unwrap()
-}
-
-fn ulps(a: f32, b: f32) -> u32 {
-    (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
-}
+use common::{fixture_values as values, open_fixture as open, ulps_f32 as ulps};
 
 #[test]
 fn var_and_g2_match_the_reference() {

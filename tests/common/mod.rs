@@ -60,3 +60,30 @@ pub fn random_vec(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..n).map(|_| rng.gen_range(-2.0f32..2.0)).collect()
 }
+
+/// `tests/fixtures/<name>.safetensors`, parsed.
+pub fn open_fixture(name: &str) -> trilemma::io::safetensors::SafeTensors {
+    let path = source_dir().join(format!("tests/fixtures/{name}.safetensors"));
+    trilemma::io::safetensors::SafeTensors::open(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Tensor `name` of a fixture as fp32 values on the host.
+pub fn fixture_values(st: &trilemma::io::safetensors::SafeTensors, name: &str) -> Vec<f32> {
+    st.load_any_shape(name, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_vec_f32()
+        .unwrap()
+}
+
+/// Distance between two f32 values in units in the last place (sign-aware).
+pub fn ulps_f32(a: f32, b: f32) -> u32 {
+    let key = |x: f32| {
+        let bits = x.to_bits() as i64;
+        if bits & (1 << 31) != 0 {
+            -(bits & 0x7fff_ffff)
+        } else {
+            bits
+        }
+    };
+    (key(a) - key(b)).unsigned_abs() as u32
+}
