@@ -93,6 +93,13 @@ pub enum Error {
         a: String,
         b: String,
     },
+    #[error(
+        "{op} has no {device} kernel in this build yet; run it on the CPU backend (`--device cpu`)"
+    )]
+    NotOnDevice {
+        op: &'static str,
+        device: &'static str,
+    },
     #[error("non-finite value in `{tensor}` at sampler step {step}")]
     NonFinite { tensor: String, step: usize },
 
@@ -103,6 +110,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}: {what}: {reason}", file.display())]
+    BadModel {
+        file: PathBuf,
+        what: String,
+        reason: String,
+    },
+    #[error("{}: unexpected tensor{} {}: the config does not use {}", file.display(), if names.len() == 1 { "" } else { "s" }, names.join(", "), if names.len() == 1 { "it" } else { "them" })]
+    UnexpectedTensors { file: PathBuf, names: Vec<String> },
     #[error("{}: truncated: {what} needs {expected} bytes, the file has {found}", file.display())]
     Truncated {
         file: PathBuf,

@@ -11,6 +11,8 @@ pub mod device;
 pub mod error;
 pub mod io;
 pub mod kernels;
+pub mod models;
+pub mod nn;
 pub mod ops;
 pub mod rng;
 pub mod samplers;

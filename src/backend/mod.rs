@@ -5,6 +5,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod network;
 
 use crate::error::Result;
 use crate::kernels::params::{TriDdganPosteriorParams, TriRandnParams};

@@ -3,13 +3,18 @@
 
 mod axpby;
 mod cast;
+mod checks;
 mod ddgan_posterior;
+mod network;
 mod randn;
 
 pub use axpby::axpby;
 pub use cast::cast;
 pub use ddgan_posterior::ddgan_posterior_step;
+pub use network::*;
 pub use randn::{randn, randn_into};
+
+pub use crate::backend::network::{Activation, BinaryOp, Resample2x};
 
 use crate::error::{Error, Result};
 use crate::tensor::{Storage, Tensor};

@@ -2,6 +2,7 @@
 
 mod ddgan_posterior;
 mod elementwise;
+mod network;
 mod randn;
 mod storage;
 

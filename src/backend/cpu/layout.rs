@@ -1,0 +1,93 @@
+//! CPU data movement over NHWC: channel concat and slice, spatial crop, per-channel means and the
+//! NCHW ↔ NHWC permutes at the API boundary.
+
+use rayon::prelude::*;
+
+use crate::backend::network::Nhwc;
+
+pub(crate) fn concat_channels(
+    a: &[f32],
+    b: &[f32],
+    pixels: usize,
+    ca: usize,
+    cb: usize,
+) -> Vec<f32> {
+    let c = ca + cb;
+    let mut out = vec![0.0f32; pixels * c];
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(c).enumerate().for_each(|(p, o)| {
+        o[..ca].copy_from_slice(&a[p * ca..(p + 1) * ca]);
+        o[ca..].copy_from_slice(&b[p * cb..(p + 1) * cb]);
+    });
+    out
+}
+
+pub(crate) fn slice_channels(
+    x: &[f32],
+    pixels: usize,
+    c: usize,
+    start: usize,
+    len: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; pixels * len];
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(len).enumerate().for_each(|(p, o)| {
+        o.copy_from_slice(&x[p * c + start..p * c + start + len]);
+    });
+    out
+}
+
+pub(crate) fn crop(x: &[f32], s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; s.n * ho * wo * s.c];
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(wo * s.c)
+        .enumerate()
+        .for_each(|(row, o)| {
+            let (b, y) = (row / ho, row % ho);
+            let start = ((b * s.h + top + y) * s.w + left) * s.c;
+            o.copy_from_slice(&x[start..start + wo * s.c]);
+        });
+    out
+}
+
+pub(crate) fn channel_mean(x: &[f32], n: usize, pixels: usize, c: usize) -> Vec<f32> {
+    (0..n)
+        .into_par_iter()
+        .flat_map_iter(|s| {
+            let mut sums = vec![0.0f64; c];
+            for row in x[s * pixels * c..(s + 1) * pixels * c].chunks_exact(c) {
+                for (a, &v) in sums.iter_mut().zip(row) {
+                    *a += v as f64;
+                }
+            }
+            sums.into_iter().map(move |v| (v / pixels as f64) as f32)
+        })
+        .collect()
+}
+
+pub(crate) fn permute_nchw(x: &[f32], s: &Nhwc, to_nhwc: bool) -> Vec<f32> {
+    let (hw, c) = (s.pixels(), s.c);
+    let mut out = vec![0.0f32; s.len()];
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(hw * c).enumerate().for_each(|(b, o)| {
+        let xs = &x[b * hw * c..(b + 1) * hw * c];
+        for p in 0..hw {
+            for ch in 0..c {
+                if to_nhwc {
+                    o[p * c + ch] = xs[ch * hw + p];
+                } else {
+                    o[ch * hw + p] = xs[p * c + ch];
+                }
+            }
+        }
+    });
+    out
+}

@@ -1,0 +1,204 @@
+//! The network ops: everything the NCSN++ U-Nets and the NVAE towers are built from. Activations are
+//! NHWC (`[batch, height, width, channels]`, channels fastest) on every backend; convolution weights are
+//! `[out, kh, kw, in/groups]`, re-laid out from PyTorch's `[out, in/groups, kh, kw]` at load time. The
+//! geometry structs are filled and validated by `crate::ops`, so a backend can trust them.
+
+use crate::error::Result;
+
+/// Pointwise activations, applied in fp32.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Identity,
+    /// x·σ(x) (SiLU, "swish").
+    Silu,
+    /// x for x > 0, eˣ − 1 otherwise (α = 1).
+    Elu,
+    Relu,
+    /// max(x, 0) + slope·min(x, 0).
+    LeakyRelu(f32),
+    Tanh,
+    Sigmoid,
+    /// tanh(x / a)·a, NVAE's soft clamp of posterior parameters.
+    SoftClamp(f32),
+    Exp,
+}
+
+impl Activation {
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Identity => x,
+            Activation::Silu => x / (1.0 + (-x).exp()),
+            Activation::Elu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x.exp_m1()
+                }
+            }
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu(s) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    s * x
+                }
+            }
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Activation::SoftClamp(a) => (x / a).tanh() * a,
+            Activation::Exp => x.exp(),
+        }
+    }
+}
+
+/// Elementwise binary ops on equal shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+}
+
+/// 2-D convolution over NHWC input; output `[n, ho, wo, co]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub ci: usize,
+    pub co: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    /// Zeros added above and left of the input (below/right padding only shows in `ho`/`wo`).
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub groups: usize,
+}
+
+/// Group normalisation of `[n, pixels, c]` with `groups` groups of `c / groups` channels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupNormGeometry {
+    pub n: usize,
+    pub pixels: usize,
+    pub c: usize,
+    pub groups: usize,
+    pub eps: f32,
+}
+
+/// A per-channel vector `[c]` or a per-sample one `[n, c]`.
+#[derive(Debug)]
+pub struct ChannelVector<'a, S> {
+    pub data: &'a S,
+    pub per_sample: bool,
+}
+
+// Manual impls: a derive would demand `S: Copy`, but only the reference is copied.
+impl<S> Clone for ChannelVector<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S> Copy for ChannelVector<'_, S> {}
+
+/// y = act((x − center)·scale + shift) over `[n, pixels, c]`; any of the three may be absent.
+#[derive(Debug)]
+pub struct ChannelAffine<'a, S> {
+    pub n: usize,
+    pub pixels: usize,
+    pub c: usize,
+    pub center: Option<ChannelVector<'a, S>>,
+    pub scale: Option<ChannelVector<'a, S>>,
+    pub shift: Option<ChannelVector<'a, S>>,
+    pub act: Activation,
+}
+
+/// upfirdn2d per channel over NHWC: zero-insert by `up`, pad `pad0` before and `pad1` after (negative
+/// crops), true convolution with the `k`×`k` kernel, keep every `down`-th sample. Same on both axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpFirDnGeometry {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub up: usize,
+    pub down: usize,
+    pub pad0: isize,
+    pub pad1: isize,
+    pub k: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+/// Fixed 2× resamplers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resample2x {
+    /// Nearest-neighbour repeat (F.interpolate mode="nearest").
+    NearestUp,
+    /// Mean of 2×2 blocks.
+    MeanDown,
+    /// Bilinear with align_corners=True.
+    BilinearUpAligned,
+}
+
+/// Shape of an NHWC activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nhwc {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+impl Nhwc {
+    pub fn pixels(&self) -> usize {
+        self.h * self.w
+    }
+    pub fn len(&self) -> usize {
+        self.n * self.h * self.w * self.c
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub trait NetworkOps: Sized {
+    fn conv2d(x: &Self, w: &Self, bias: Option<&Self>, g: &Conv2dGeometry) -> Result<Self>;
+    /// `[rows, in]` · `[out, in]`ᵀ + bias → `[rows, out]`.
+    fn linear(
+        x: &Self,
+        w: &Self,
+        bias: Option<&Self>,
+        rows: usize,
+        in_f: usize,
+        out_f: usize,
+    ) -> Result<Self>;
+    /// Normalises each (sample, group), then applies `affine` (the same struct as `channel_affine`,
+    /// with `center` unused) and its activation.
+    fn group_norm(
+        x: &Self,
+        g: &GroupNormGeometry,
+        affine: &ChannelAffine<'_, Self>,
+    ) -> Result<Self>;
+    fn channel_affine(x: &Self, a: &ChannelAffine<'_, Self>) -> Result<Self>;
+    fn activation(x: &Self, act: Activation) -> Result<Self>;
+    fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self>;
+    /// Single-head attention over `positions`, from packed `[n, positions, 3c]` q|k|v:
+    /// softmax(q·kᵀ·c^-½)·v → `[n, positions, c]`.
+    fn attention(qkv: &Self, n: usize, positions: usize, c: usize) -> Result<Self>;
+    fn upfirdn2d(x: &Self, g: &UpFirDnGeometry, kernel: &[f32]) -> Result<Self>;
+    fn resample2x(x: &Self, s: &Nhwc, mode: Resample2x) -> Result<Self>;
+    /// `[pixels, ca]` ++ `[pixels, cb]` → `[pixels, ca + cb]`.
+    fn concat_channels(a: &Self, b: &Self, pixels: usize, ca: usize, cb: usize) -> Result<Self>;
+    /// Channels `start..start + len` of `[pixels, c]`.
+    fn slice_channels(x: &Self, pixels: usize, c: usize, start: usize, len: usize) -> Result<Self>;
+    /// The `ho`×`wo` window at (`top`, `left`) of every image.
+    fn crop(x: &Self, s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Result<Self>;
+    /// Mean over pixels: `[n, pixels, c]` → `[n, c]` (f64 sums).
+    fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self>;
+    /// NCHW ↔ NHWC (`s` is the logical shape); `to_nhwc` picks the direction.
+    fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self>;
+}
