@@ -1,1 +1,7 @@
-//! Networks.
+//! The networks of the three families, built from official configs and weights.
+
+pub mod config;
+pub mod ncsnpp;
+
+pub use config::Config;
+pub use ncsnpp::{Family, Ncsnpp};
