@@ -2,11 +2,11 @@
 //! (`all_modules.{i}.…` in construction order, `z_transform.{i}.…` for DDGAN, `mixing_logit` for LSGM).
 //! Mirrors tools/reference/ncsnpp.py, which is checked bit for bit against the official code.
 //!
-//! - cld:   (u = [x; v] [B, 2C, H, W], t [B] forward time) → α_θ [B, C, H, W]; Fourier features of
-//!          log t, or the sinusoid of t.
+//! - cld: (u = [x; v] [B, 2C, H, W], t [B] forward time) → α_θ [B, C, H, W]; Fourier features of
+//!   log t, or the sinusoid of t.
 //! - ddgan: (x_t [B, C, H, W], t [B] integer step index, z [B, nz]) → x0 (tanh), AdaGN everywhere.
-//! - lsgm:  (z_t [B, C, H, W], t [B]) → ε′ [B, C, H, W]; sinusoid of 1000·t. The mixing logit is kept
-//!          for the sampler, not applied here (as in the official forward).
+//! - lsgm: (z_t [B, C, H, W], t [B]) → ε′ [B, C, H, W]; sinusoid of 1000·t. The mixing logit is kept
+//!   for the sampler, not applied here (as in the official forward).
 //!
 //! Options no released model uses and the official code cannot run (resblock_type="ddpm" for CLD,
 //! progressive="residual") are rejected with an error naming the key, as are unknown values.
@@ -451,13 +451,13 @@ impl Ncsnpp {
         let mut in_ch = a.nf;
         let mut pyr_ch = a.in_channels;
         let mut down = Vec::with_capacity(nres);
-        for lvl in 0..nres {
+        for (lvl, &has_attn) in attn.iter().enumerate() {
             let mut blocks = Vec::new();
             for _ in 0..a.num_res_blocks {
                 let out_ch = a.nf * a.ch_mult[lvl];
                 let blk = ResBlock::load(&next(), &rb, in_ch, out_ch, Resampling::None)?;
                 in_ch = out_ch;
-                let at = if attn[lvl] {
+                let at = if has_attn {
                     Some(AttnBlock::load(&next(), in_ch, a.skip_rescale)?)
                 } else {
                     None
