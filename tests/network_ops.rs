@@ -316,3 +316,36 @@ fn resblock_biggan_adagn_matches_fixture_f32() {
         .unwrap();
     check_nhwc(&st, "resblock_biggan_adagn", &y, "out.y");
 }
+
+#[test]
+fn weight_normalised_conv_matches_fixture_f32() {
+    let st = open_fixture("nvae_wn_conv_3x3");
+    let w = Weights::new(&st, "param.", &Device::Cpu);
+    let spec = ConvSpec {
+        stride: meta(&st, "stride").parse().unwrap(),
+        padding: meta(&st, "padding").parse().unwrap(),
+        ..ConvSpec::same(8, 12, 3)
+    };
+    let conv = Conv2d::load_weight_normed(&w, spec).unwrap();
+    w.finish().unwrap();
+    check_nhwc(
+        &st,
+        "nvae_wn_conv_3x3",
+        &conv.forward(&act(&st, "in.x")).unwrap(),
+        "out.y",
+    );
+}
+
+#[test]
+fn squeeze_excitation_matches_fixture_f32() {
+    let st = open_fixture("nvae_squeeze_excitation");
+    let w = Weights::new(&st, "param.", &Device::Cpu);
+    let se = trilemma::models::nvae::SqueezeExcitation::load(&w, 32).unwrap();
+    w.finish().unwrap();
+    check_nhwc(
+        &st,
+        "nvae_squeeze_excitation",
+        &se.forward(&act(&st, "in.x")).unwrap(),
+        "out.y",
+    );
+}

@@ -65,3 +65,68 @@ fn lsgm_score_matches_fixture_f32() {
     let y = net.forward(&raw(&st, "in.z_t"), &t, None).unwrap();
     check("network_lsgm_small", &y, &raw(&st, "out.eps"));
 }
+
+fn load_nvae(st: &SafeTensors) -> trilemma::models::Nvae {
+    let cfg = Config::from_json_str(st.file(), &st.metadata()["config"]).unwrap();
+    let w = Weights::new(st, "param.", &Device::Cpu);
+    let net = trilemma::models::Nvae::load(&cfg, &w).unwrap();
+    w.finish().unwrap();
+    net
+}
+
+fn numbered(st: &SafeTensors, prefix: &str) -> Vec<Tensor> {
+    (0..)
+        .map(|i| format!("{prefix}.{i}"))
+        .take_while(|n| st.entries().contains_key(n))
+        .map(|n| raw(st, &n))
+        .collect()
+}
+
+fn nvae_encode_case(case: &str) {
+    let st = open_fixture(case);
+    let net = load_nvae(&st);
+    let noise = numbered(&st, "in.noise");
+    let post = net.encode_nchw(&raw(&st, "in.x"), &noise).unwrap();
+    assert_eq!(post.eps.len(), noise.len());
+    for (i, ((mu, ls), eps)) in post
+        .mu
+        .iter()
+        .zip(&post.log_sigma)
+        .zip(&post.eps)
+        .enumerate()
+    {
+        check(
+            &format!("{case} mu.{i}"),
+            mu,
+            &raw(&st, &format!("out.mu.{i}")),
+        );
+        check(
+            &format!("{case} log_sigma.{i}"),
+            ls,
+            &raw(&st, &format!("out.log_sigma.{i}")),
+        );
+        check(
+            &format!("{case} eps.{i}"),
+            eps,
+            &raw(&st, &format!("out.eps.{i}")),
+        );
+    }
+}
+
+fn nvae_decode_case(case: &str) {
+    let st = open_fixture(case);
+    let net = load_nvae(&st);
+    let eps = numbered(&st, "in.eps");
+    let logits = net.decode_nchw(&eps, &[], 1.0).unwrap();
+    check(case, &logits, &raw(&st, "out.logits"));
+}
+
+#[test]
+fn nvae_encoder_matches_fixture_f32() {
+    nvae_encode_case("network_nvae_small_encode");
+}
+
+#[test]
+fn nvae_decoder_matches_fixture_f32() {
+    nvae_decode_case("network_nvae_small_decode");
+}

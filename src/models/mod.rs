@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod ncsnpp;
+pub mod nvae;
 
 pub use config::Config;
 pub use ncsnpp::{Family, Ncsnpp};
+pub use nvae::Nvae;
