@@ -68,6 +68,8 @@ impl Stride {
 }
 
 /// One op of a cell's conv branch.
+// Built once per model and held in vectors; the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum CellOp {
     /// BN-Swish, [nearest ×2], 3×3 WN conv with bias.
     BnSwishConv {
@@ -227,6 +229,8 @@ impl SqueezeExcitation {
 }
 
 /// The skip path of a cell.
+// Built once per model and held in vectors; the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Skip {
     Identity,
     /// Swish, then four 1×1 stride-2 WN convs on the input shifted by (0,0), (1,1), (0,1), (1,0),
@@ -388,9 +392,9 @@ fn ar_mask(
     m
 }
 
-/// ARConv2d: weight_norm(weight·mask, log_weight_norm), folded at load time.
-fn ar_conv(
-    w: &Weights<'_>,
+/// An ARConv2d's shape and mask options.
+#[derive(Clone, Copy)]
+struct ArSpec {
     cin: usize,
     cout: usize,
     k: usize,
@@ -398,7 +402,19 @@ fn ar_conv(
     bias: bool,
     zero_diag: bool,
     mirror: bool,
-) -> Result<Conv2d> {
+}
+
+/// ARConv2d: weight_norm(weight·mask, log_weight_norm), folded at load time.
+fn ar_conv(w: &Weights<'_>, a: ArSpec) -> Result<Conv2d> {
+    let ArSpec {
+        cin,
+        cout,
+        k,
+        groups,
+        bias,
+        zero_diag,
+        mirror,
+    } = a;
     let sp = spec(cin, cout, k, 1, groups, bias);
     let raw = w.host("weight", &sp.torch_shape())?;
     let g = w.host("log_weight_norm", &[cout, 1, 1, 1])?;
@@ -420,26 +436,41 @@ impl CellAr {
         let hidden = 6 * nz;
         let convz = w.sub("conv").sub("convz");
         Ok(CellAr {
-            conv_a: ar_conv(&convz.sub(0), nz, hidden, 3, 1, false, true, mirror)?,
+            conv_a: ar_conv(
+                &convz.sub(0),
+                ArSpec {
+                    cin: nz,
+                    cout: hidden,
+                    k: 3,
+                    groups: 1,
+                    bias: false,
+                    zero_diag: true,
+                    mirror,
+                },
+            )?,
             conv_b: ar_conv(
                 &convz.sub(2),
-                hidden,
-                hidden,
-                5,
-                hidden,
-                false,
-                false,
-                mirror,
+                ArSpec {
+                    cin: hidden,
+                    cout: hidden,
+                    k: 5,
+                    groups: hidden,
+                    bias: false,
+                    zero_diag: false,
+                    mirror,
+                },
             )?,
             mu: ar_conv(
                 &w.sub("mu").sub("conv_0"),
-                hidden,
-                nz,
-                1,
-                1,
-                true,
-                false,
-                mirror,
+                ArSpec {
+                    cin: hidden,
+                    cout: nz,
+                    k: 1,
+                    groups: 1,
+                    bias: true,
+                    zero_diag: false,
+                    mirror,
+                },
             )?,
         })
     }
@@ -471,12 +502,16 @@ pub struct NvaeArch {
     pub out_channels: usize,
 }
 
+// Built once per model and held in vectors; the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum EncItem {
     Cell(Cell),
     Combiner(Conv2d),
     Down(Cell),
 }
 
+// Built once per model and held in vectors; the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum DecItem {
     Combiner(Conv2d),
     Cell(Cell),
