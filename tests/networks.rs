@@ -130,3 +130,39 @@ fn nvae_encoder_matches_fixture_f32() {
 fn nvae_decoder_matches_fixture_f32() {
     nvae_decode_case("network_nvae_small_decode");
 }
+
+#[test]
+fn cld_ncsnpp_positional_no_fir_matches_fixture_f32() {
+    let st = open_fixture("network_cld_small_positional");
+    let net = load_network(&st, Family::Cld);
+    let t = raw(&st, "in.t").to_vec_f32().unwrap();
+    let y = net.forward(&raw(&st, "in.u"), &t, None).unwrap();
+    check("network_cld_small_positional", &y, &raw(&st, "out.alpha"));
+}
+
+#[test]
+fn nvae_mnist_encoder_matches_fixture_f32() {
+    nvae_encode_case("network_nvae_mnist_encode");
+}
+
+#[test]
+fn nvae_mnist_decoder_matches_fixture_f32() {
+    nvae_decode_case("network_nvae_mnist_decode");
+}
+
+#[test]
+fn nvae_multiscale_encoder_with_flows_matches_fixture_f32() {
+    nvae_encode_case("network_nvae_multiscale_encode");
+}
+
+#[test]
+fn nvae_multiscale_decoder_with_noise_groups_matches_fixture_f32() {
+    let case = "network_nvae_multiscale_decode";
+    let st = open_fixture(case);
+    let net = load_nvae(&st);
+    let t: f32 = st.metadata()["t"].parse().unwrap();
+    let logits = net
+        .decode_nchw(&numbered(&st, "in.eps"), &numbered(&st, "in.noise"), t)
+        .unwrap();
+    check(case, &logits, &raw(&st, "out.logits"));
+}

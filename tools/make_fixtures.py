@@ -427,6 +427,86 @@ def _(gen):
             config_meta(cfg))
 
 
+@case("network", "cld_small_positional")
+def _(gen):
+    # The CelebA-HQ architecture: no FIR (nearest/mean resampling), no input pyramid, sinusoidal t.
+    R = ref()
+    cfg = dict(R.ncsnpp.PRESETS["cld"]["celeba_paper"])
+    cfg.update(n_channels=16, ch_mult="1,2", n_resblocks=1, image_size=16, attn_resolutions="8")
+    net = randomise(R.ncsnpp.build("cld", cfg), gen, scale=0.2).eval()
+    u, t = randn(gen, 3, 6, 16, 16), torch.tensor([0.02, 0.4, 1.0])
+    return ({"in.u": u, "in.t": t, **params_of(net), "out.alpha": run64(net, u, t).float()},
+            "CLD NCSN++ (CelebA-HQ architecture, small): no FIR, no input pyramid, sinusoidal t",
+            config_meta(cfg))
+
+
+def nvae_variant(gen, preset, **over):
+    R = ref()
+    cfg = dict(R.nvae.PRESETS[preset])
+    cfg.update(over)
+    return randomise(R.nvae.NVAE(cfg), gen, scale=0.2).eval(), cfg
+
+
+def nvae_encode_case(gen, m, cfg, batch, what):
+    size, chans = m.input_size, (1 if m.crop_output else 3)
+    x = torch.rand(batch, chans, size, size, generator=gen, dtype=torch.float64).float() * 2 - 1
+    noise = [randn(gen, *sh) for sh in m.group_shapes(batch)]
+    out = run64_method(m, "encode", x, noise)
+    t = {"in.x": x, **{f"in.noise.{i}": n for i, n in enumerate(noise)}, **params_of(m)}
+    for i in range(len(noise)):
+        t[f"out.mu.{i}"] = out["mu"][i].float()
+        t[f"out.log_sigma.{i}"] = out["log_sigma"][i].float()
+        t[f"out.eps.{i}"] = out["eps"][i].float()
+    return t, what, config_meta(cfg)
+
+
+NVAE_MNIST = dict(num_channels_enc=8, num_channels_dec=8, num_preprocess_cells=2, num_postprocess_cells=2,
+                  num_latent_per_group=4)
+NVAE_MULTISCALE = dict(dataset="celeba_64", num_channels_enc=8, num_channels_dec=8, num_latent_scales=2,
+                       num_groups_per_scale=2, num_latent_per_group=4, channel_mult=[1, 1, 2], num_nf=1,
+                       num_preprocess_cells=1, num_postprocess_cells=1, num_cell_per_cond_enc=1,
+                       num_cell_per_cond_dec=1, decoder_dist="normal")
+
+
+@case("network", "nvae_mnist_encode")
+def _(gen):
+    m, cfg = nvae_variant(gen, "mnist", **NVAE_MNIST)
+    return nvae_encode_case(gen, m, cfg, 3, "NVAE encoder (MNIST architecture, small): two pre-process "
+                            "blocks, 1-channel input, batch 3")
+
+
+@case("network", "nvae_mnist_decode")
+def _(gen):
+    m, cfg = nvae_variant(gen, "mnist", **NVAE_MNIST)
+    eps = [randn(gen, *sh) for sh in m.group_shapes(3)]
+    logits = run64_method(m, "decode", eps)
+    return ({**{f"in.eps.{i}": e for i, e in enumerate(eps)}, **params_of(m), "out.logits": logits.float()},
+            "NVAE decoder (MNIST architecture, small): MBConv cells (e6/e3, depthwise 5x5), nearest-up "
+            "cells, Bernoulli logits", config_meta(cfg))
+
+
+@case("network", "nvae_multiscale_encode")
+def _(gen):
+    m, cfg = nvae_variant(gen, "celeba256_qual", **NVAE_MULTISCALE)
+    return nvae_encode_case(gen, m, cfg, 1, "NVAE encoder (CelebA-HQ architecture at 64x64, small): two "
+                            "latent scales, input-skip pyramid, one AR flow pair per group")
+
+
+@case("network", "nvae_multiscale_decode")
+def _(gen):
+    m, cfg = nvae_variant(gen, "celeba256_qual", **NVAE_MULTISCALE)
+    shapes = m.group_shapes(1)
+    given = m.num_groups_per_scale
+    eps = [randn(gen, *sh) for sh in shapes[:given]]
+    noise = [randn(gen, *sh) for sh in shapes[given:]]
+    t = 0.7
+    logits = run64_method(m, "decode", eps, noise, t)
+    return ({**{f"in.eps.{i}": e for i, e in enumerate(eps)}, **{f"in.noise.{i}": n for i, n in enumerate(noise)},
+             **params_of(m), "out.logits": logits.float()},
+            "NVAE decoder (CelebA-HQ architecture at 64x64, small): top-scale groups given, lower-scale "
+            "groups t * noise", {**config_meta(cfg), "t": str(t)})
+
+
 # --- sampler steps with given noise ------------------------------------------------------------------
 
 
