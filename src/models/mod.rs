@@ -1,9 +1,12 @@
 //! The networks of the three families, built from official configs and weights.
 
 pub mod config;
+pub mod forward;
+pub mod model;
 pub mod ncsnpp;
 pub mod nvae;
 
 pub use config::Config;
+pub use model::{Model, Network};
 pub use ncsnpp::{Family, Ncsnpp};
 pub use nvae::Nvae;

@@ -87,3 +87,36 @@ pub fn ulps_f32(a: f32, b: f32) -> u32 {
     };
     (key(a) - key(b)).unsigned_abs() as u32
 }
+
+/// A fresh empty directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "trilemma-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A converted test model directory (tests/models, written by tools/make_test_models.py).
+pub fn test_model(name: &str) -> PathBuf {
+    source_dir().join("tests").join("models").join(name)
+}

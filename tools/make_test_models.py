@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Writes the converted test models the Rust tests load: tests/models/<family>_small/.
+
+For each family a small configuration of a released architecture is built with the reference
+(`tools/reference`), given random weights, saved as an official-format checkpoint (DDGAN netG file, CLD
+checkpoint with EMA shadows, LSGM checkpoint with args and optimizer EMA), and converted with
+`tools/convert.py` exactly as a user would. Beside the converted model, each directory holds the inputs
+of one `trilemma forward` call per network (`forward_<part>.inputs.safetensors`, NCHW, the names of
+docs/model-format.md) and the expected outputs (`forward_<part>.expected.safetensors`, float64 reference
+rounded once).
+
+    python tools/make_test_models.py [--out tests/models]
+"""
+import argparse
+import copy
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import convert  # noqa: E402
+from reference import ncsnpp, nvae  # noqa: E402
+from st_io import save_safetensors  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CLD_SMALL = {"n_channels": 16, "ch_mult": "1,2", "n_resblocks": 1, "image_size": 16, "attn_resolutions": "8"}
+DDGAN_SMALL = {"num_channels_dae": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "image_size": 16, "n_mlp": 2,
+               "z_emb_dim": 32, "nz": 8}
+
+
+def randomised(module, gen, scale=0.1):
+    return {k: (torch.randn(v.shape, generator=gen, dtype=torch.float64) * scale).float()
+            if v.is_floating_point() else v.clone() for k, v in module.state_dict().items()}
+
+
+def randn(gen, *shape):
+    return torch.randn(*shape, generator=gen, dtype=torch.float64).float()
+
+
+def sets(d):
+    return {k: v for k, v in d.items()}
+
+
+def f64(module, sd):
+    m = copy.deepcopy(module)
+    m.load_state_dict(sd, strict=True)
+    return m.double().eval()
+
+
+def write_call(out, part, inputs, expected, what):
+    save_safetensors(out / f"forward_{part}.inputs.safetensors", inputs, {"part": part, "description": what})
+    save_safetensors(out / f"forward_{part}.expected.safetensors",
+                     {k: v.float() for k, v in expected.items()}, {"part": part, "tolerance_rel_l2": "1e-5"})
+
+
+def small_cfg(family, preset, over):
+    cfg = dict(ncsnpp.PRESETS[family][preset])
+    cfg.update(convert.SAMPLER_DEFAULTS[family].get(preset, {}))
+    cfg.update(over)
+    return cfg
+
+
+def make_cld(tmp, out_root, gen):
+    cfg = small_cfg("cld", "cifar10", CLD_SMALL)
+    net = ncsnpp.build("cld", cfg)
+    sd = randomised(net, gen)
+    trainable = [n for n, p in net.named_parameters() if p.requires_grad]
+    ckpt = tmp / "checkpoint_800000.pth"
+    torch.save({"model": {"module." + k: v for k, v in sd.items()},
+                "ema": {"decay": 0.9999, "num_updates": 1, "shadow_params": [sd[n] for n in trainable]},
+                "optimizer": {}, "step": 1}, ckpt)
+    out = out_root / "cld_small"
+    convert.convert("cld", ckpt, out, "cifar10", CLD_SMALL)
+    u, t = randn(gen, 3, 6, 16, 16), torch.tensor([0.01, 0.3, 0.9])
+    with torch.no_grad():
+        alpha = f64(net, sd)(u.double(), t.double())
+    write_call(out, "score", {"u": u, "t": t}, {"alpha": alpha}, "CLD alpha(u, t), batch 3")
+
+
+def make_ddgan(tmp, out_root, gen):
+    cfg = small_cfg("ddgan", "cifar10", DDGAN_SMALL)
+    net = ncsnpp.build("ddgan", cfg)
+    sd = randomised(net, gen)
+    ckpt = tmp / "netG_1200.pth"
+    torch.save({"module." + k: v for k, v in sd.items()}, ckpt)
+    out = out_root / "ddgan_small"
+    convert.convert("ddgan", ckpt, out, "cifar10", DDGAN_SMALL)
+    x, t, z = randn(gen, 3, 3, 16, 16), torch.tensor([0, 1, 3]), randn(gen, 3, 8)
+    with torch.no_grad():
+        x0 = f64(net, sd)(x.double(), t, z.double())
+    write_call(out, "generator", {"x_t": x, "t": t.float(), "z": z}, {"x0": x0},
+               "DDGAN x0 = G(x_t, t index, z), batch 3")
+
+
+def lsgm_args():
+    vae = dict(nvae.PRESETS["mnist"])
+    vae.update(num_channels_enc=8, num_channels_dec=8, num_groups_per_scale=2, num_latent_per_group=4,
+               num_preprocess_cells=2, num_postprocess_cells=2)
+    score = dict(ncsnpp.PRESETS["lsgm"]["mnist"])
+    score.update(num_channels_dae=16, num_cell_per_scale_dae=1, embedding_dim=32)
+    score.pop("num_input_channels")
+    merged = dict(vae)
+    merged.update({k: v for k, v in score.items() if k not in vae})
+    merged.update(sde_type="vpsde", sigma2_0=0.0, beta_start=0.1, beta_end=20.0)
+    return argparse.Namespace(**merged)
+
+
+def make_lsgm(tmp, out_root, gen):
+    args = lsgm_args()
+    vae = nvae.NVAE(vars(args)).eval()
+    cfg = dict(vars(args))
+    cfg["num_input_channels"] = vae.sgm_shape()[0]
+    dae = ncsnpp.build("lsgm", cfg)
+    vae_sd = randomised(vae, gen)
+    for k in vae_sd:
+        if k.endswith("running_var"):
+            vae_sd[k] = vae_sd[k].abs() + 0.5
+    vae_sd = {k: vae_sd[k.replace("weight_normalized", "weight")] if k.endswith("weight_normalized") else v
+              for k, v in vae_sd.items()}
+    dae_sd = randomised(dae, gen)
+    ckpt = tmp / "checkpoint.pt"
+    torch.save({"args": args, "epoch": 1, "global_step": 1, "vae_state_dict": vae_sd, "dae_state_dict": dae_sd,
+                "dae_optimizer": {"state": {i: {"ema": v} for i, v in enumerate(dae_sd.values())},
+                                  "param_groups": []}}, ckpt)
+    out = out_root / "lsgm_small"
+    convert.convert("lsgm", ckpt, out)
+    v64, d64 = f64(vae, vae_sd), f64(dae, dae_sd)
+    c, h, w = vae.sgm_shape()
+    z, t = randn(gen, 2, c, h, w), torch.tensor([1e-3, 0.6])
+    with torch.no_grad():
+        eps = d64(z.double(), t.double())
+    write_call(out, "score", {"z_t": z, "t": t}, {"eps": eps}, "LSGM eps'(z_t, t) (unmixed), batch 2")
+    x = torch.rand(2, 1, 32, 32, generator=gen, dtype=torch.float64).float() * 2 - 1
+    noise = [randn(gen, *s) for s in vae.group_shapes(2)]
+    with torch.no_grad():
+        enc = v64.encode(x.double(), [n.double() for n in noise])
+    expected = {}
+    for g in range(len(noise)):
+        expected.update({f"mu.{g}": enc["mu"][g], f"log_sigma.{g}": enc["log_sigma"][g], f"eps.{g}": enc["eps"][g]})
+    write_call(out, "encoder", {"x": x, **{f"noise.{g}": n for g, n in enumerate(noise)}}, expected,
+               "NVAE encoder: posterior per group, batch 2")
+    groups = [randn(gen, *s) for s in vae.group_shapes(2)]
+    with torch.no_grad():
+        logits = v64.decode([e.double() for e in groups])
+    write_call(out, "decoder", {f"eps.{g}": e for g, e in enumerate(groups)}, {"logits": logits},
+               "NVAE decoder: Bernoulli logits, batch 2")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "tests" / "models"))
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    out_root = Path(a.out)
+    out_root.mkdir(parents=True, exist_ok=True)
+    for i, make in enumerate((make_cld, make_ddgan, make_lsgm)):
+        name = make.__name__.removeprefix("make_") + "_small"
+        shutil.rmtree(out_root / name, ignore_errors=True)
+        gen = torch.Generator().manual_seed(7001 + i)
+        with tempfile.TemporaryDirectory() as tmp:
+            make(Path(tmp), out_root, gen)
+        size = sum(p.stat().st_size for p in (out_root / name).iterdir())
+        print(f"{name}: {size / 1e6:.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
