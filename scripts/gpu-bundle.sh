@@ -49,6 +49,7 @@ done
 # Files the tests read at run time (they look under TRILEMMA_SOURCE_DIR), and the check's own scripts.
 cp -r --parents fuzz/corpus/safetensors_load kernels/common kernels/resource-allowances.tsv src/kernels/params_bindings.rs "$BUNDLE/src/"
 [ -d tests/fixtures ] && cp -r --parents tests/fixtures "$BUNDLE/src/"
+[ -d tests/models ] && cp -r --parents tests/models "$BUNDLE/src/"
 cp scripts/gpu-check.sh scripts/gpu_report.py tools/bench_pytorch.py benches/targets.tsv "$BUNDLE/"
 # The baseline builds its networks from the reference (bench_pytorch.py imports it from its own folder).
 mkdir -p "$BUNDLE/reference" && cp tools/reference/*.py "$BUNDLE/reference/"

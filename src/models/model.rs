@@ -16,6 +16,8 @@ use crate::nn::Weights;
 
 pub const FORMAT: &str = "trilemma-model/1";
 
+// One per loaded model; the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Network {
     /// CLD-SGM's score network α_θ(u, t).
     Cld(Ncsnpp),
