@@ -166,3 +166,23 @@ fn nvae_multiscale_decoder_with_noise_groups_matches_fixture_f32() {
         .unwrap();
     check(case, &logits, &raw(&st, "out.logits"));
 }
+
+#[test]
+fn ddgan_generator_with_skip_pyramids_matches_fixture_f32() {
+    let st = open_fixture("network_ddgan_small_skips");
+    let net = load_network(&st, Family::Ddgan);
+    let t = raw(&st, "in.t").to_vec_f32().unwrap();
+    let y = net
+        .forward(&raw(&st, "in.x_t"), &t, Some(&raw(&st, "in.z")))
+        .unwrap();
+    check("network_ddgan_small_skips", &y, &raw(&st, "out.x0"));
+}
+
+#[test]
+fn lsgm_score_with_fir_and_fourier_matches_fixture_f32() {
+    let st = open_fixture("network_lsgm_small_fir_fourier");
+    let net = load_network(&st, Family::Lsgm);
+    let t = raw(&st, "in.t").to_vec_f32().unwrap();
+    let y = net.forward(&raw(&st, "in.z_t"), &t, None).unwrap();
+    check("network_lsgm_small_fir_fourier", &y, &raw(&st, "out.eps"));
+}

@@ -334,6 +334,9 @@ def _(gen):
 
 # --- whole networks at small configurations of the released architectures -------------------------
 
+DDGAN_SMALL_ARCH = {"num_channels_dae": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "image_size": 16,
+                    "n_mlp": 2, "z_emb_dim": 32, "nz": 8}
+
 SMALL = {
     "cld": ("cifar10", {"n_channels": 16, "ch_mult": "1,2", "n_resblocks": 1, "image_size": 16,
                         "attn_resolutions": "8"}),
@@ -437,6 +440,38 @@ def _(gen):
     u, t = randn(gen, 3, 6, 16, 16), torch.tensor([0.02, 0.4, 1.0])
     return ({"in.u": u, "in.t": t, **params_of(net), "out.alpha": run64(net, u, t).float()},
             "CLD NCSN++ (CelebA-HQ architecture, small): no FIR, no input pyramid, sinusoidal t",
+            config_meta(cfg))
+
+
+@case("network", "ddgan_small_skips")
+def _(gen):
+    # Every option of the generator no released model uses but the official code runs: input-skip
+    # pyramid with concatenation, output-skip pyramid, one AdaGN per block, Fourier time features,
+    # uncentered input, no tanh.
+    R = ref()
+    cfg = dict(R.ncsnpp.PRESETS["ddgan"]["cifar10"])
+    cfg.update(DDGAN_SMALL_ARCH, progressive="output_skip", progressive_input="input_skip",
+               progressive_combine="cat", resblock_type="biggan_oneadagn", embedding_type="fourier",
+               centered=False, not_use_tanh=True)
+    net = randomise(R.ncsnpp.build("ddgan", cfg), gen, scale=0.2).eval()
+    x, t, z = randn(gen, 3, 3, 16, 16), torch.tensor([1, 2, 3]), randn(gen, 3, 8)
+    y = run64(net, x, t, z)
+    return ({"in.x_t": x, "in.t": t.float(), "in.z": z, **params_of(net), "out.x0": y.float()},
+            "DDGAN generator, small, with input_skip (cat), output_skip, biggan_oneadagn, Fourier t, "
+            "uncentered input, no tanh", config_meta(cfg))
+
+
+@case("network", "lsgm_small_fir_fourier")
+def _(gen):
+    # The CIFAR-10 score network's FIR resampling, with LSGM's random Fourier time features.
+    R = ref()
+    cfg = dict(R.ncsnpp.PRESETS["lsgm"]["cifar10"])
+    cfg.update(num_channels_dae=16, num_scales_dae=2, num_cell_per_scale_dae=1, num_input_channels=6,
+               embedding_type="fourier", embedding_dim=32, embedding_scale=16.0)
+    net = randomise(R.ncsnpp.build("lsgm", cfg), gen, scale=0.2).eval()
+    z, t = randn(gen, 2, 6, 16, 16), torch.tensor([0.01, 0.8])
+    return ({"in.z_t": z, "in.t": t, **params_of(net), "out.eps": run64(net, z, t).float()},
+            "LSGM latent NCSN++ (CIFAR-10 architecture, small): FIR resampling, random Fourier t",
             config_meta(cfg))
 
 

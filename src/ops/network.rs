@@ -12,6 +12,23 @@ use crate::backend::network::{
 use crate::error::{Error, Result};
 use crate::tensor::{Storage, Tensor};
 
+static FLOPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Floating-point work of the matrix ops (conv2d, linear, attention) run since the last
+/// [`reset_flop_count`], at 2 FLOPs per multiply-add: the count torch.utils.flop_counter reports, so
+/// benchmark rates compare with the PyTorch baseline's. Process-wide.
+pub fn flops_counted() -> u64 {
+    FLOPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub fn reset_flop_count() {
+    FLOPS.store(0, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn count_flops(macs: usize) {
+    FLOPS.fetch_add(2 * macs as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn wrap(storage: Storage, shape: &[usize]) -> Result<Tensor> {
     Tensor::from_storage(storage, shape)
 }
@@ -142,6 +159,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
         wo: (wp - kw) / p.stride + 1,
         groups: p.groups,
     };
+    count_flops(g.n * g.ho * g.wo * co * kh * kw * cig);
     let storage = match bias {
         None => dispatch!(OP, [x, w], |xs, ws| S::conv2d(xs, ws, None, &g)?),
         Some(b) => dispatch!(OP, [x, w, b], |xs, ws, bs| S::conv2d(xs, ws, Some(bs), &g)?),
@@ -195,6 +213,7 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         expect_shape(OP, "bias", b, &[out_f])?;
         compatible(OP, "bias", b, x)?;
     }
+    count_flops(rows * in_f * out_f);
     let storage = match bias {
         None => dispatch!(OP, [x, w], |xs, ws| S::linear(
             xs, ws, None, rows, in_f, out_f
@@ -404,6 +423,7 @@ pub fn attention(qkv: &Tensor) -> Result<Tensor> {
         });
     }
     let c = s.c / 3;
+    count_flops(2 * s.n * s.pixels() * s.pixels() * c);
     let storage = dispatch!(OP, [qkv], |xs| S::attention(xs, s.n, s.pixels(), c)?);
     wrap(storage, &[s.n, s.h, s.w, c])
 }
