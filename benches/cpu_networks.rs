@@ -148,7 +148,7 @@ fn gemm_and_conv(c: &mut Criterion) {
     .expect("x");
     let w = Tensor::from_f32(
         &random(128 * 9 * 128, 7),
-        &[128, 3, 3, 128],
+        &[3, 3, 128, 128],
         DType::F32,
         &Device::Cpu,
     )

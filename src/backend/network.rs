@@ -1,6 +1,6 @@
 //! The network ops: everything the NCSN++ U-Nets and the NVAE towers are built from. Activations are
 //! NHWC (`[batch, height, width, channels]`, channels fastest) on every backend; convolution weights are
-//! `[out, kh, kw, in/groups]`, re-laid out from PyTorch's `[out, in/groups, kh, kw]` at load time. The
+//! HWIO `[kh, kw, in/groups, out]`, re-laid out from PyTorch's `[out, in/groups, kh, kw]` at load time. The
 //! geometry structs are filled and validated by `crate::ops`, so a backend can trust them.
 
 use crate::error::Result;

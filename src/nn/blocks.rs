@@ -19,19 +19,20 @@ pub struct AttnBlock {
 impl AttnBlock {
     pub fn load(w: &Weights<'_>, channels: usize, skip_rescale: bool) -> Result<AttnBlock> {
         let norm = GroupNorm::load_ncsnpp(&w.sub("GroupNorm_0"), channels)?;
-        // Stack NIN_0..2 as one [3C, 1, 1, C] kernel: one GEMM yields packed q|k|v rows.
-        let mut wqkv = Vec::with_capacity(3 * channels * channels);
+        // Stack NIN_0..2 side by side as one [1, 1, C, 3C] kernel: one GEMM yields packed q|k|v rows.
+        let mut wqkv = vec![0.0f32; 3 * channels * channels];
         let mut bqkv = Vec::with_capacity(3 * channels);
         for i in 0..3 {
             let nin = w.sub(format!("NIN_{i}"));
             let wt = nin.host("W", &[channels, channels])?;
-            for o in 0..channels {
-                wqkv.extend((0..channels).map(|c| wt[c * channels + o]));
+            for c in 0..channels {
+                wqkv[c * 3 * channels + i * channels..c * 3 * channels + (i + 1) * channels]
+                    .copy_from_slice(&wt[c * channels..(c + 1) * channels]);
             }
             bqkv.extend(nin.host("b", &[channels])?);
         }
         let qkv = Conv2d {
-            weight: w.upload(&wqkv, &[3 * channels, 1, 1, channels])?,
+            weight: w.upload(&wqkv, &[1, 1, channels, 3 * channels])?,
             bias: Some(w.upload(&bqkv, &[3 * channels])?),
             params: Conv2dParams::same(1),
             in_ch: channels,

@@ -60,7 +60,7 @@ impl Conv2d {
         let shape = spec.torch_shape();
         let weight = w.upload(
             &ops::conv2d_weight_from_oihw(oihw, shape),
-            &[spec.out_ch, spec.k, spec.k, spec.in_ch / spec.groups],
+            &[spec.k, spec.k, spec.in_ch / spec.groups, spec.out_ch],
         )?;
         let bias = if spec.bias {
             Some(w.tensor("bias", &[spec.out_ch])?)
@@ -82,15 +82,10 @@ impl Conv2d {
 
     /// NCSN++'s NIN (a per-pixel linear map stored as `W` [in, out] and `b` [out]) as a 1×1 conv.
     pub fn load_nin(w: &Weights<'_>, in_ch: usize, out_ch: usize) -> Result<Conv2d> {
+        // W [in, out] is already the HWIO kernel of a 1×1 conv.
         let wt = w.host("W", &[in_ch, out_ch])?;
-        let mut oi = vec![0.0f32; in_ch * out_ch];
-        for i in 0..in_ch {
-            for o in 0..out_ch {
-                oi[o * in_ch + i] = wt[i * out_ch + o];
-            }
-        }
         Ok(Conv2d {
-            weight: w.upload(&oi, &[out_ch, 1, 1, in_ch])?,
+            weight: w.upload(&wt, &[1, 1, in_ch, out_ch])?,
             bias: Some(w.tensor("b", &[out_ch])?),
             params: Conv2dParams::same(1),
             in_ch,

@@ -1,6 +1,6 @@
 //! Network ops on NHWC activations: validation, then dispatch to the backend holding the tensors
-//! ([`NetworkOps`]). Convolution weights are `[out, kh, kw, in/groups]` (see [`conv2d_weight_from_oihw`]
-//! for the re-layout of PyTorch weights).
+//! ([`NetworkOps`]). Convolution weights are `[kh, kw, in/groups, out]` (HWIO: the GEMM's B matrix
+//! `[K, out]` row-major; see [`conv2d_weight_from_oihw`] for the re-layout of PyTorch weights).
 
 use super::checks::{compatible, expect_shape, nhwc, positive};
 use crate::backend::cpu::CpuStorage;
@@ -100,15 +100,15 @@ impl Conv2dParams {
     }
 }
 
-/// `x` [n, h, w, ci] ⋆ `w` [co, kh, kw, ci/groups] (+ `bias` [co]) → [n, ho, wo, co].
+/// `x` [n, h, w, ci] ⋆ `w` [kh, kw, ci/groups, co] (+ `bias` [co]) → [n, ho, wo, co].
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let s = nhwc(OP, "x", x)?;
-    let [co, kh, kw, cig] = *w.shape() else {
+    let [kh, kw, cig, co] = *w.shape() else {
         return Err(Error::InvalidParam {
             op: OP,
             what: "weight",
-            rule: "a 4-D tensor [out, kh, kw, in/groups]",
+            rule: "a 4-D tensor [kh, kw, in/groups, out]",
             found: format!("shape {:?}", w.shape()),
         });
     };
@@ -118,7 +118,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
         return Err(Error::InvalidParam {
             op: OP,
             what: "weight",
-            rule: "[out, kh, kw, in/groups] with in and out divisible by groups",
+            rule: "[kh, kw, in/groups, out] with in and out divisible by groups",
             found: format!(
                 "weight {:?} for {} input channels and {} groups",
                 w.shape(),
@@ -167,7 +167,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     wrap(storage, &[g.n, g.ho, g.wo, co])
 }
 
-/// PyTorch `[co, ci/groups, kh, kw]` weights as the engine's `[co, kh, kw, ci/groups]`.
+/// PyTorch `[co, ci/groups, kh, kw]` weights as the engine's `[kh, kw, ci/groups, co]`.
 pub fn conv2d_weight_from_oihw(w: &[f32], shape: [usize; 4]) -> Vec<f32> {
     let [co, ci, kh, kw] = shape;
     let mut out = vec![0.0f32; w.len()];
@@ -175,7 +175,7 @@ pub fn conv2d_weight_from_oihw(w: &[f32], shape: [usize; 4]) -> Vec<f32> {
         for i in 0..ci {
             for y in 0..kh {
                 for x in 0..kw {
-                    out[((o * kh + y) * kw + x) * ci + i] = w[((o * ci + i) * kh + y) * kw + x];
+                    out[((y * kw + x) * ci + i) * co + o] = w[((o * ci + i) * kh + y) * kw + x];
                 }
             }
         }
@@ -515,7 +515,7 @@ pub fn fir_downsample2x(x: &Tensor, k: &[f32]) -> Result<Tensor> {
     upfirdn2d(x, &kk, 1, 2, ((p + 1) / 2, p / 2))
 }
 
-/// FIR filter then a stride-2 valid conv with `w` [co, kw, kw, ci] (layers.fir_conv_downsample_2d).
+/// FIR filter then a stride-2 valid conv with `w` [kw, kw, ci, co] (layers.fir_conv_downsample_2d).
 pub fn fir_conv_downsample2x(
     x: &Tensor,
     w: &Tensor,
@@ -523,7 +523,7 @@ pub fn fir_conv_downsample2x(
     k: &[f32],
 ) -> Result<Tensor> {
     let kk = fir_kernel_2d(k, 1.0);
-    let kw = w.shape().get(2).copied().unwrap_or(1) as isize;
+    let kw = w.shape().get(1).copied().unwrap_or(1) as isize;
     let p = (k.len() as isize - 2) + (kw - 1);
     let filtered = upfirdn2d(x, &kk, 1, 1, ((p + 1) / 2, p / 2))?;
     conv2d(

@@ -1,14 +1,19 @@
-//! CPU conv2d over NHWC: im2col by blocks of output pixels, then one GEMM per block and group
-//! (`matrixmultiply`), blocks in parallel (rayon). 1×1 stride-1 convs skip im2col; depthwise convs
-//! (one channel per group) are direct loops vectorised over channels.
+//! CPU conv2d over NHWC with HWIO weights: im2col by blocks of output pixels, then GEMMs
+//! (`matrixmultiply`) against the weight matrix `[K, out]`, which HWIO stores row-major so the GEMM
+//! packs it with contiguous reads. Work is split over pixel blocks and, when there are too few blocks
+//! to keep every thread busy (low resolutions, batch 1), also over output-channel chunks. 1×1 stride-1
+//! convs skip im2col; depthwise convs (one channel per group) are direct loops vectorised over channels.
 
 use rayon::prelude::*;
 
-use super::gemm::{rows_per_task, sgemm, MatRef};
+use super::gemm::{sgemm, MatRef};
 use crate::backend::network::Conv2dGeometry;
 use crate::error::Result;
 
-/// `x` [n, h, w, ci], `w` [co, kh, kw, ci/groups], `bias` [co] → [n, ho, wo, co].
+/// Output channels per task when a pixel block is split by columns: narrower GEMMs lose efficiency.
+const MIN_COLS_PER_TASK: usize = 64;
+
+/// `x` [n, h, w, ci], `w` [kh, kw, ci/groups, co], `bias` [co] → [n, ho, wo, co].
 pub(crate) fn conv2d(
     x: &[f32],
     w: &[f32],
@@ -35,48 +40,91 @@ pub(crate) fn conv2d(
         && g.groups == 1
         && g.ho == g.h
         && g.wo == g.w;
-    // Blocks of ~16-256 output pixels: the im2col block (rows × kg floats) stays cache-sized.
-    let rows = rows_per_task(pixels, 16, 256);
+    // Pixel blocks of at most 256 rows, as tall as possible: the GEMM packs the weight matrix once per
+    // block, so short blocks pay for packing what little they compute. The block count is rounded up to
+    // a multiple of the thread count so the blocks balance; when there are fewer blocks than threads
+    // (low resolutions, batch 1) each block's GEMM is split by output-channel chunks instead.
+    let threads = rayon::current_num_threads().max(1);
+    let max_rows = 256;
+    let blocks = if pixels > max_rows * threads {
+        pixels.div_ceil(max_rows).div_ceil(threads) * threads
+    } else {
+        pixels.div_ceil(max_rows)
+    };
+    let rows = pixels.div_ceil(blocks);
+    let blocks = pixels.div_ceil(rows);
+    let chunks = if blocks >= threads {
+        1
+    } else {
+        threads.div_ceil(blocks).min(cog / MIN_COLS_PER_TASK).max(1)
+    };
+    let chunk_cols = cog.div_ceil(chunks);
     out.par_chunks_mut(rows * g.co)
         .enumerate()
         .try_for_each(|(block, o)| -> Result<()> {
             let p0 = block * rows;
             let m = o.len() / g.co;
-            let beta = match bias {
-                Some(b) => {
-                    o.chunks_exact_mut(g.co).for_each(|r| r.copy_from_slice(b));
-                    1.0
-                }
-                None => 0.0,
-            };
-            if pointwise {
-                let a = MatRef {
-                    data: &x[p0 * g.ci..(p0 + m) * g.ci],
-                    rs: g.ci,
-                    cs: 1,
-                };
-                let b = MatRef {
-                    data: w,
-                    rs: 1,
-                    cs: g.ci,
-                };
-                return sgemm(m, g.ci, g.co, 1.0, a, b, beta, o, g.co, 1);
+            if let Some(b) = bias {
+                o.chunks_exact_mut(g.co).for_each(|r| r.copy_from_slice(b));
             }
-            let mut col = vec![0.0f32; m * kg];
+            let mut col = Vec::new();
             for grp in 0..g.groups {
-                im2col(x, g, p0, m, grp * cig, cig, &mut col);
-                let a = MatRef {
-                    data: &col,
-                    rs: kg,
+                let a = if pointwise {
+                    MatRef {
+                        data: &x[p0 * g.ci..(p0 + m) * g.ci],
+                        rs: g.ci,
+                        cs: 1,
+                    }
+                } else {
+                    col.resize(m * kg, 0.0);
+                    im2col(x, g, p0, m, grp * cig, cig, &mut col);
+                    MatRef {
+                        data: &col,
+                        rs: kg,
+                        cs: 1,
+                    }
+                };
+                // B[l, j] = w[l·co + grp·cog + j]: this group's columns of the HWIO matrix.
+                let b_at = |j0: usize| MatRef {
+                    data: &w[grp * cog + j0..],
+                    rs: g.co,
                     cs: 1,
                 };
-                // B[l, j] = w[grp*cog + j, l]: the weight rows of this group, transposed by strides.
-                let b = MatRef {
-                    data: &w[grp * cog * kg..(grp + 1) * cog * kg],
-                    rs: 1,
-                    cs: kg,
-                };
-                sgemm(m, kg, cog, 1.0, a, b, beta, &mut o[grp * cog..], g.co, 1)?;
+                if chunks == 1 {
+                    sgemm(
+                        m,
+                        kg,
+                        cog,
+                        1.0,
+                        a,
+                        b_at(0),
+                        1.0,
+                        &mut o[grp * cog..],
+                        g.co,
+                        1,
+                    )?;
+                    continue;
+                }
+                // Column chunks in parallel, each into its own buffer, then added to the output
+                // (which already holds the bias).
+                let parts: Vec<Result<(usize, Vec<f32>)>> = (0..cog.div_ceil(chunk_cols))
+                    .into_par_iter()
+                    .map(|c| {
+                        let j0 = c * chunk_cols;
+                        let nc = chunk_cols.min(cog - j0);
+                        let mut tmp = vec![0.0f32; m * nc];
+                        sgemm(m, kg, nc, 1.0, a, b_at(j0), 0.0, &mut tmp, nc, 1)?;
+                        Ok((j0, tmp))
+                    })
+                    .collect();
+                for part in parts {
+                    let (j0, tmp) = part?;
+                    let nc = tmp.len() / m;
+                    for (r, src) in tmp.chunks_exact(nc).enumerate() {
+                        let dst = &mut o[r * g.co + grp * cog + j0..r * g.co + grp * cog + j0 + nc];
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    }
+                }
             }
             Ok(())
         })?;
@@ -84,7 +132,7 @@ pub(crate) fn conv2d(
 }
 
 /// Rows `p0..p0+m` of the im2col matrix for channels `c0..c0+cig`: row p holds, for each tap (ky, kx),
-/// the `cig` input channels under it (zeros outside the image).
+/// the `cig` input channels under it (zeros outside the image), the K order of HWIO weights.
 fn im2col(
     x: &[f32],
     g: &Conv2dGeometry,
@@ -117,18 +165,10 @@ fn im2col(
     }
 }
 
-/// groups == ci == co: out[p, c] = bias[c] + Σ_taps x[tap(p), c]·w[c, tap], looping over channels
-/// innermost so the loads are contiguous.
+/// groups == ci == co: out[p, c] = bias[c] + Σ_taps x[tap(p), c]·w[tap, c], looping over channels
+/// innermost so every load is contiguous (HWIO with one input channel per group is tap-major).
 fn depthwise(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry, out: &mut [f32]) {
     let c = g.co;
-    let taps = g.kh * g.kw;
-    // Tap-major copy of the weights: wt[tap * c + ch].
-    let mut wt = vec![0.0f32; taps * c];
-    for ch in 0..c {
-        for t in 0..taps {
-            wt[t * c + ch] = w[ch * taps + t];
-        }
-    }
     out.par_chunks_mut(g.wo * c)
         .enumerate()
         .for_each(|(row, o)| {
@@ -152,7 +192,7 @@ fn depthwise(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry, out
                         }
                         let src = ((b * g.h + iy as usize) * g.w + ix as usize) * c;
                         let xs = &x[src..src + c];
-                        let ws = &wt[(ky * g.kw + kx) * c..(ky * g.kw + kx + 1) * c];
+                        let ws = &w[(ky * g.kw + kx) * c..(ky * g.kw + kx + 1) * c];
                         for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
                             *a += xv * wv;
                         }
