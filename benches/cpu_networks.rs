@@ -2,8 +2,10 @@
 //! rate in GFLOP/s: criterion's "elem/s" here counts FLOPs (2 per multiply-add of conv, dense and
 //! attention matmuls, as torch.utils.flop_counter counts them for the PyTorch baseline).
 //!
-//! - cpu_forward/<model>/b<B>: the converted small test models (tests/models) and the released
-//!   DDGAN CIFAR-10 generator (48.4 M parameters, random weights: timing only) at batch 1.
+//! - cpu_forward/<model>_<part>/b<B>: the converted small test models (tests/models).
+//! - cpu_forward/net/<family>/<preset>/b1: released networks (DDGAN CIFAR-10, CLD CIFAR-10, LSGM MNIST
+//!   score network) at batch 1 with random weights (timing only), the ids of the PyTorch baseline's
+//!   `net/<family>/<preset>/b1/fp32` (`tools/bench_pytorch.py --device cpu --modes fp32 --quick`).
 //! - cpu_gemm/sgemm_1thread/<n>: the machine's single-core f32 GEMM rate (matrixmultiply), the yardstick
 //!   for the conv-heavy block below.
 //! - cpu_conv/3x3_c128_32x32/b1/<threads>: one NCSN++ 3×3 conv at CIFAR-10 width, on one core and on all.
@@ -86,10 +88,12 @@ fn small_models(c: &mut Criterion) {
     g.finish();
 }
 
-/// The released DDGAN CIFAR-10 generator (test_ddgan.py defaults + the README command line).
-fn ddgan_cifar10(c: &mut Criterion) {
-    let cfg = Config::from_json_str(
-        "ddgan_cifar10 (benchmark)",
+/// Released configurations (tools/reference/ncsnpp.py PRESETS, network fields), at batch 1 with random
+/// weights: the same networks as the PyTorch baseline's `net/<family>/<preset>/b1/fp32`.
+const RELEASED: [(&str, Family, &str); 3] = [
+    (
+        "net/ddgan/cifar10/b1",
+        Family::Ddgan,
         r#"{"num_channels": 3, "centered": true, "num_res_blocks": 2, "attn_resolutions": [16],
             "dropout": 0.0, "resamp_with_conv": true, "conditional": true, "fir": true,
             "fir_kernel": [1, 3, 3, 1], "skip_rescale": true, "resblock_type": "biggan",
@@ -97,26 +101,57 @@ fn ddgan_cifar10(c: &mut Criterion) {
             "embedding_type": "positional", "fourier_scale": 16.0, "not_use_tanh": false, "nz": 100,
             "z_emb_dim": 256, "image_size": 32, "num_channels_dae": 128, "ch_mult": [1, 2, 2, 2],
             "n_mlp": 4, "num_timesteps": 4}"#,
-    )
-    .expect("config");
-    let w = Weights::random(1, &Device::Cpu);
-    let net = Ncsnpp::load(Family::Ddgan, &cfg, &w).expect("build DDGAN CIFAR-10");
-    let x = Tensor::from_f32(
-        &random(3 * 32 * 32, 2),
-        &[1, 3, 32, 32],
-        DType::F32,
-        &Device::Cpu,
-    )
-    .expect("x");
-    let z = Tensor::from_f32(&random(100, 3), &[1, 100], DType::F32, &Device::Cpu).expect("z");
-    let mut run = || {
-        net.forward(&x, &[2.0], Some(&z)).expect("forward");
-    };
-    let flops = flops_of(&mut run);
+    ),
+    (
+        "net/cld/cifar10/b1",
+        Family::Cld,
+        r#"{"name": "ncsnpp", "normalization": "GroupNorm", "nonlinearity": "swish", "n_channels": 128,
+            "attn_resolutions": "16", "resamp_with_conv": true, "fir_kernel": "1,3,3,1",
+            "skip_rescale": true, "resblock_type": "biggan", "progressive": "none",
+            "progressive_combine": "sum", "attention_type": "ddpm", "init_scale": 0.0,
+            "fourier_scale": 16, "conv_size": 3, "mixed_score": true, "dropout": 0.1, "sde": "cld",
+            "image_channels": 3, "image_size": 32, "ch_mult": "1,2,2,2", "use_fir": true,
+            "progressive_input": "residual", "embedding_type": "fourier", "n_resblocks": 8}"#,
+    ),
+    (
+        "net/lsgm/mnist/b1",
+        Family::Lsgm,
+        r#"{"dae_arch": "ncsnpp", "embedding_type": "positional", "embedding_scale": 1000.0,
+            "embedding_dim": 128, "dropout": 0.2, "progressive": "none", "progressive_input": "none",
+            "progressive_combine": "sum", "mixed_prediction": true, "dataset": "mnist",
+            "num_channels_dae": 256, "num_scales_dae": 2, "num_cell_per_scale_dae": 8, "fir": false,
+            "mixing_logit_init": -6.0, "num_preprocess_blocks": 2, "num_latent_scales": 1,
+            "num_input_channels": 40}"#,
+    ),
+];
+
+fn released(c: &mut Criterion) {
     let mut g = c.benchmark_group("cpu_forward");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    g.throughput(Throughput::Elements(flops));
-    g.bench_function("ddgan_cifar10/b1", |b| b.iter(&mut run));
+    for (id, family, json) in RELEASED {
+        let cfg = Config::from_json_str(id, json).expect("config");
+        let w = Weights::random(1, &Device::Cpu);
+        let net = Ncsnpp::load(family, &cfg, &w).expect("build released network");
+        let a = net.arch();
+        let (cin, size) = (a.in_channels, a.image_size);
+        let x = Tensor::from_f32(
+            &random(cin * size * size, 2),
+            &[1, cin, size, size],
+            DType::F32,
+            &Device::Cpu,
+        )
+        .expect("x");
+        let z = a.zemb.map(|(nz, _, _)| {
+            Tensor::from_f32(&random(nz, 3), &[1, nz], DType::F32, &Device::Cpu).expect("z")
+        });
+        let t = if family == Family::Ddgan { 2.0 } else { 0.5 };
+        let mut run = || {
+            net.forward(&x, &[t], z.as_ref()).expect("forward");
+        };
+        let flops = flops_of(&mut run);
+        g.throughput(Throughput::Elements(flops));
+        g.bench_function(id, |b| b.iter(&mut run));
+    }
     g.finish();
 }
 
@@ -168,5 +203,5 @@ fn gemm_and_conv(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemm_and_conv, small_models, ddgan_cifar10);
+criterion_group!(benches, gemm_and_conv, small_models, released);
 criterion_main!(benches);
