@@ -39,14 +39,16 @@ for line in sys.stdin:
 
 cargo build --release --bin trilemma
 cp target/release/trilemma "$BUNDLE/bin/"
-# Host-only tests (no GPU path; CI runs them on every submission) stay out: every test executable embeds
-# all kernel fatbins, so each one costs ~2 MiB of the transfer budget.
-HOST_ONLY=" bindings_fresh network_ops networks cpu_ops_random "
+# Host-only tests and benches (no GPU path; CI runs the tests on every submission) stay out: every
+# executable embeds all kernel fatbins, so each costs ~2 MiB of the transfer budget, and the CPU bench
+# would spend the check's device time on the host.
+HOST_ONLY=" bindings_fresh network_ops networks cpu_ops_random cpu_networks "
 cargo test --release --no-run --message-format=json 2>/dev/null | collect test | while read -r name exe; do
   case "$HOST_ONLY" in *" $name "*) continue ;; esac
   cp "$exe" "$BUNDLE/tests/$name"
 done
 cargo bench --no-run --message-format=json 2>/dev/null | collect bench | while read -r name exe; do
+  case "$HOST_ONLY" in *" $name "*) continue ;; esac
   cp "$exe" "$BUNDLE/benches/$name"
 done
 
