@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import convert  # noqa: E402
-from reference import ncsnpp, nvae  # noqa: E402
+from reference import ddgan_posterior, ncsnpp, nvae  # noqa: E402
 from st_io import save_safetensors  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +96,23 @@ def make_ddgan(tmp, out_root, gen):
         x0 = f64(net, sd)(x.double(), t, z.double())
     write_call(out, "generator", {"x_t": x, "t": t.float(), "z": z}, {"x0": x0},
                "DDGAN x0 = G(x_t, t index, z), batch 3")
+    # A whole sampling run with recorded draws (docs/sampling.md names): x_T, z.{j}, noise.{j}.
+    T, b = cfg["num_timesteps"], 3
+    coefs = ddgan_posterior.PosteriorCoefficients.make(T, cfg["beta_min"], cfg["beta_max"])
+    draws = {"x_T": randn(gen, b, 3, 16, 16)}
+    for j in range(T):
+        draws[f"z.{j}"] = randn(gen, b, cfg["nz"])
+        if j < T - 1:
+            draws[f"noise.{j}"] = randn(gen, b, 3, 16, 16)
+    g64 = f64(net, sd)
+    with torch.no_grad():
+        x_0 = ddgan_posterior.sample(coefs, lambda x, t, z: g64(x, t, z), draws["x_T"].double(),
+                                     [draws[f"z.{j}"].double() for j in range(T)],
+                                     [draws[f"noise.{j}"].double() if j < T - 1 else None for j in range(T)])
+    save_safetensors(out / "sample.noise.safetensors", draws,
+                     {"sampler": "ddgan", "description": f"every draw of a {T}-step run, batch {b}"})
+    save_safetensors(out / "sample.expected.safetensors", {"x_0": x_0.float()},
+                     {"sampler": "ddgan", "tolerance_rel_l2": "1e-5"})
 
 
 def lsgm_args():

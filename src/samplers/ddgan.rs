@@ -1,7 +1,13 @@
 //! DDGAN's discretised VP schedule and the posterior q(x_i | x_{i+1}, x_0) it samples from
 //! (`kernels/common/ddgan_schedule.h`, in the official code's float64-then-float32 precision).
 
+use super::noise::{check_finite, Noise};
+use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::models::Ncsnpp;
+use crate::ops;
+use crate::rng::NoiseStream;
+use crate::tensor::Tensor;
 
 /// Largest number of denoising steps the schedule supports (released models use 2 and 4).
 pub const MAX_STEPS: usize = 64;
@@ -86,4 +92,62 @@ impl PosteriorCoefficients {
             (0.5 * self.log_var[i]).exp()
         }
     }
+}
+
+/// DDGAN's sampling loop (test_ddgan.py `sample_from_model`): x_T ~ N(0, I); for i = T−1 down to 0,
+/// x0 = G(x_{i+1}, i, z) with a fresh z, then x_i ~ q(x_i | x_{i+1}, x0), no noise at i = 0.
+///
+/// Draws, in the official order (j = 0..T−1 is the loop iteration, step i = T−1−j): `x_T` (Prior,
+/// step 0), `z.{j}` (Latent, step j), `noise.{j}` for j < T−1 (Step, step j). Returns x_0, NCHW.
+pub fn sample(
+    generator: &Ncsnpp,
+    coefs: &PosteriorCoefficients,
+    batch: usize,
+    noise: &Noise<'_>,
+    device: &Device,
+) -> Result<Tensor> {
+    let a = generator.arch();
+    let Some((nz, _, _)) = a.zemb else {
+        return Err(Error::InvalidParam {
+            op: "ddgan sample",
+            what: "network",
+            rule: "a DDGAN generator (with a z mapping)",
+            found: format!("a {} network", a.family.name()),
+        });
+    };
+    if batch == 0 {
+        return Err(Error::InvalidParam {
+            op: "ddgan sample",
+            what: "batch",
+            rule: "at least 1",
+            found: "0".into(),
+        });
+    }
+    let shape = [batch, a.image_size, a.image_size, a.in_channels];
+    let steps = coefs.steps();
+    let mut x = noise.image("x_T", NoiseStream::Prior, 0, shape, device)?;
+    for (j, i) in (0..steps).rev().enumerate() {
+        let z = noise.plain(
+            &format!("z.{j}"),
+            NoiseStream::Latent,
+            j as u32,
+            &[batch, nz],
+            device,
+        )?;
+        let x0 = generator.forward_nhwc(&x, &[i as f32], Some(&z))?;
+        let n = if i > 0 {
+            Some(noise.image(
+                &format!("noise.{j}"),
+                NoiseStream::Step,
+                j as u32,
+                shape,
+                device,
+            )?)
+        } else {
+            None
+        };
+        x = ops::ddgan_posterior_step(coefs, i, &x0, &x, n.as_ref())?;
+        check_finite(&x, "x", j)?;
+    }
+    ops::nhwc_to_nchw(&x)
 }

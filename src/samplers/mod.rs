@@ -5,3 +5,6 @@
 pub mod cld;
 pub mod ddgan;
 pub mod lsgm;
+pub mod noise;
+
+pub use noise::Noise;
