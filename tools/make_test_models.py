@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import convert  # noqa: E402
-from reference import ddgan_posterior, ncsnpp, nvae  # noqa: E402
+from reference import cld_sde, ddgan_posterior, ncsnpp, nvae  # noqa: E402
 from st_io import save_safetensors  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,36 @@ def make_cld(tmp, out_root, gen):
     with torch.no_grad():
         alpha = f64(net, sd)(u.double(), t.double())
     write_call(out, "score", {"u": u, "t": t}, {"alpha": alpha}, "CLD alpha(u, t), batch 3")
+    # Whole SSCS and Euler-Maruyama runs with recorded draws (docs/sampling.md names), 5 NFE each,
+    # with the fp32 network as the official sampler runs it.
+    net32 = copy.deepcopy(net)
+    net32.load_state_dict(sd, strict=True)
+    net32.eval()
+    ccfg = cld_sde.CONFIGS["cifar10"]
+    n_steps, b = 5, 2
+
+    def score_net(uu, tt):
+        with torch.no_grad():
+            return net32(uu, tt)
+
+    for sampler in ("sscs", "em"):
+        draws = {"prior.x": randn(gen, b, 3, 16, 16), "prior.v": randn(gen, b, 3, 16, 16)}
+        u0 = cld_sde.prior_sample(ccfg, draws["prior.x"], draws["prior.v"])
+        noises = []
+        for i in range(n_steps - 1):
+            if sampler == "sscs":
+                draws[f"noise_a.{i}"], draws[f"noise_b.{i}"] = randn(gen, b, 6, 16, 16), randn(gen, b, 6, 16, 16)
+                noises.append((draws[f"noise_a.{i}"], draws[f"noise_b.{i}"]))
+            else:
+                draws[f"noise.{i}"] = randn(gen, b, 6, 16, 16)
+                noises.append(draws[f"noise.{i}"])
+        run = cld_sde.sscs_sample if sampler == "sscs" else cld_sde.em_sample
+        x, v = run(ccfg, score_net, u0, n_steps, noises)
+        save_safetensors(out / f"sample_{sampler}.noise.safetensors", draws,
+                         {"sampler": sampler, "n_discrete_steps": str(n_steps),
+                          "description": f"every draw of a {n_steps}-NFE {sampler} run, batch {b}"})
+        save_safetensors(out / f"sample_{sampler}.expected.safetensors", {"x": x.float(), "v": v.float()},
+                         {"sampler": sampler, "n_discrete_steps": str(n_steps), "tolerance_rel_l2": "1e-5"})
 
 
 def make_ddgan(tmp, out_root, gen):

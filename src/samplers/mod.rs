@@ -3,6 +3,7 @@
 //! CPU path and the tests run the kernels' own arithmetic.
 
 pub mod cld;
+pub mod cld_sample;
 pub mod ddgan;
 pub mod lsgm;
 pub mod noise;

@@ -1,0 +1,326 @@
+//! CLD-SGM's samplers over a score network α_θ: the symmetric splitting sampler (SSCS), Euler–Maruyama
+//! and the final denoising step, with the official time grid, prior and coefficients
+//! (tools/reference/cld_sde.py; float64 scalars, fp32 state).
+//!
+//! State u = [x; v] (x first along channels), kept as two NHWC tensors. The samplers run in reverse time
+//! τ ∈ [0, 1 − ε]; the network and β see forward time t = 1 − τ. The mixed score is
+//! s = −v/Σ_vv(t) − ℓ_t·α_θ(u, t).
+//!
+//! Draws (replay names, NCHW; Philox stream and step): `prior.x`, `prior.v` [B, C, H, W] standard normals
+//! (Prior, steps 0 and 1; v = z/√M⁻¹); SSCS step i: `noise_a.{i}`, `noise_b.{i}` [B, 2C, H, W] (Step,
+//! 2i and 2i + 1); Euler–Maruyama step i: `noise.{i}` [B, 2C, H, W] (Step, i; its x half is unused, as
+//! in the official code).
+
+use super::cld::CldSde;
+use super::noise::{check_finite, Noise};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::models::{Config, Ncsnpp};
+use crate::ops;
+use crate::rng::NoiseStream;
+use crate::tensor::Tensor;
+
+/// The SDE and sampler settings of a CLD model (official config names).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CldConfig {
+    pub beta0: f64,
+    pub beta1: f64,
+    pub m_inv: f64,
+    pub gamma: f64,
+    pub numerical_eps: f64,
+    pub sampling_eps: f64,
+    pub sscs_num_stab: f64,
+    pub quadratic_striding: bool,
+}
+
+impl CldConfig {
+    pub fn from_config(cfg: &Config) -> Result<CldConfig> {
+        let striding = cfg.str_or("striding", "linear")?;
+        let c = CldConfig {
+            beta0: cfg.f64("beta0")?,
+            beta1: cfg.f64("beta1")?,
+            m_inv: cfg.f64("m_inv")?,
+            gamma: cfg.f64("gamma")?,
+            numerical_eps: cfg.f64("numerical_eps")?,
+            sampling_eps: cfg.f64("sampling_eps")?,
+            sscs_num_stab: cfg.f64_or("sscs_num_stab", 0.0)?,
+            quadratic_striding: match striding.as_str() {
+                "linear" => false,
+                "quadratic" => true,
+                o => {
+                    return Err(cfg.error("striding", format!("unknown `{o}` (linear, quadratic)")))
+                }
+            },
+        };
+        if !(c.m_inv > 0.0 && c.gamma >= 0.0 && c.sampling_eps > 0.0 && c.sampling_eps < 1.0) {
+            return Err(cfg.error(
+                "m_inv",
+                "needs m_inv > 0, gamma >= 0 and 0 < sampling_eps < 1",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// Γ = 2/√M⁻¹ (critical damping).
+    fn f(&self) -> f64 {
+        2.0 / self.m_inv.sqrt()
+    }
+
+    fn g(&self) -> f64 {
+        1.0 / self.f()
+    }
+
+    fn beta(&self, t: f64) -> f64 {
+        self.beta0 + self.beta1 * t
+    }
+
+    fn beta_int(&self, t: f64) -> f64 {
+        self.beta0 * t + 0.5 * self.beta1 * t * t
+    }
+
+    /// (Σ_xx, Σ_xv, Σ_vv) of the HSM perturbation kernel at forward time t, with initial velocity
+    /// variance `var0v`, numerical_eps on the diagonal.
+    fn kernel_var(&self, t: f64, var0v: f64) -> (f64, f64, f64) {
+        let (g, f) = (self.g(), self.f());
+        let b = self.beta_int(t);
+        let m = (-4.0 * b * g).exp();
+        let var0x = 0.0;
+        let sxx = var0x + 1.0 / m - 1.0
+            + 4.0 * b * g * (var0x - 1.0)
+            + 4.0 * b * b * g * g * (var0x - 2.0)
+            + 16.0 * g.powi(4) * b * b * var0v;
+        let sxv = -var0x * b + 4.0 * g * g * b * var0v
+            - 2.0 * g * b * b * (var0x - 2.0)
+            - 8.0 * g.powi(3) * b * b * var0v;
+        let svv = f * f * (1.0 / m - 1.0) / 4.0 + f * b - 4.0 * g * b * var0v
+            + 4.0 * g * g * b * b * var0v
+            + var0v
+            + b * b * (var0x - 2.0);
+        (
+            sxx * m + self.numerical_eps,
+            sxv * m,
+            svv * m + self.numerical_eps,
+        )
+    }
+
+    /// The two scalars of the mixed score at forward time t, rounded to f32 as the official code
+    /// multiplies them into an f32 tensor: (−1/Σ_vv, −ℓ_t).
+    fn score_scalars(&self, t: f64) -> Result<(f32, f32)> {
+        let var0v = self.gamma / self.m_inv;
+        let (sxx, sxv, svv) = self.kernel_var(t, var0v);
+        let neg_ell = -(sxx / (sxx * svv - sxv * sxv)).sqrt();
+        // Σ_vv with var0v passed as a float32 tensor, as the official code does.
+        let svv32 = self.kernel_var(t, (var0v as f32) as f64).2 as f32;
+        if !(neg_ell.is_finite() && svv32 > 0.0) {
+            return Err(Error::InvalidParam {
+                op: "cld score",
+                what: "perturbation kernel",
+                rule: "positive definite at this time",
+                found: format!("t = {t}"),
+            });
+        }
+        Ok((-1.0 / svv32, neg_ell as f32))
+    }
+
+    /// The reverse-time grid τ_0..τ_n over [0, 1 − ε].
+    pub fn time_grid(&self, n: usize) -> Vec<f64> {
+        let t_final = 1.0 - self.sampling_eps;
+        let lin: Vec<f64> = (0..=n)
+            .map(|i| {
+                if n == 0 {
+                    0.0
+                } else {
+                    t_final * i as f64 / n as f64
+                }
+            })
+            .collect();
+        if self.quadratic_striding {
+            lin.iter()
+                .rev()
+                .map(|&tau| t_final * (1.0 - (tau / t_final).powi(2)))
+                .collect()
+        } else {
+            lin
+        }
+    }
+
+    fn sde(&self) -> CldSde {
+        CldSde {
+            beta0: self.beta0,
+            beta1: self.beta1,
+            m_inv: self.m_inv,
+            sscs_num_stab: self.sscs_num_stab,
+        }
+    }
+}
+
+/// a·x + b·y as a new tensor.
+fn lin2(a: f32, x: &Tensor, b: f32, y: &Tensor) -> Result<Tensor> {
+    let mut out = y.to_device(&y.device())?;
+    ops::axpby(a, x, b, &mut out)?;
+    Ok(out)
+}
+
+/// The CLD state and the network that scores it.
+struct Chain<'a> {
+    net: &'a Ncsnpp,
+    cfg: CldConfig,
+    c: usize,
+}
+
+impl Chain<'_> {
+    fn score(&self, x: &Tensor, v: &Tensor, t: f64) -> Result<Tensor> {
+        let alpha = self
+            .net
+            .forward_nhwc(&ops::concat_channels(x, v)?, &[t as f32], None)?;
+        let (inv_svv, neg_ell) = self.cfg.score_scalars(t)?;
+        lin2(neg_ell, &alpha, inv_svv, v)
+    }
+
+    /// The x and v halves of a u-shaped draw.
+    fn halves(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            ops::slice_channels(z, 0, self.c)?,
+            ops::slice_channels(z, self.c, self.c)?,
+        ))
+    }
+
+    /// SSCS's analytic half step A(dt_half) from τ with draw z.
+    fn half_step(
+        &self,
+        x: &Tensor,
+        v: &Tensor,
+        tau: f64,
+        dt_half: f64,
+        z: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let k = self.cfg.sde().sscs_half_step(tau, dt_half)?;
+        let (zx, zv) = self.halves(z)?;
+        let mut x2 = lin2((k.e1 * k.cxx) as f32, x, (k.e1 * k.cxv) as f32, v)?;
+        ops::axpby(k.l11 as f32, &zx, 1.0, &mut x2)?;
+        let mut v2 = lin2((k.e1 * k.cvx) as f32, x, (k.e1 * k.cvv) as f32, v)?;
+        ops::axpby(k.l21 as f32, &zx, 1.0, &mut v2)?;
+        ops::axpby(k.l22 as f32, &zv, 1.0, &mut v2)?;
+        Ok((x2, v2))
+    }
+
+    /// SSCS's score step S(dt): v ← v + 2Γ(s + M⁻¹v)β(1 − τ)dt, s at forward time 1 − τ.
+    fn score_step(&self, x: &Tensor, v: &Tensor, tau: f64, dt: f64) -> Result<Tensor> {
+        let s = self.score(x, v, 1.0 - tau)?;
+        let k = 2.0 * self.cfg.f() * self.cfg.beta(1.0 - tau) * dt;
+        lin2(k as f32, &s, (1.0 + k * self.cfg.m_inv) as f32, v)
+    }
+
+    /// The reverse-SDE drift step (λ = 1) over dt from τ: the Euler–Maruyama mean, and the denoiser.
+    fn em_mean(&self, x: &Tensor, v: &Tensor, tau: f64, dt: f64) -> Result<(Tensor, Tensor)> {
+        let t = 1.0 - tau;
+        let s = self.score(x, v, t)?;
+        let (b, f, m_inv) = (self.cfg.beta(t), self.cfg.f(), self.cfg.m_inv);
+        // x' = x − dt M⁻¹ β v;  v' = v + dt (β x + Γ M⁻¹ β v + 2Γβ s).
+        let x2 = lin2((-dt * m_inv * b) as f32, v, 1.0, x)?;
+        let mut v2 = lin2((dt * b) as f32, x, (1.0 + dt * f * m_inv * b) as f32, v)?;
+        ops::axpby((dt * 2.0 * f * b) as f32, &s, 1.0, &mut v2)?;
+        Ok((x2, v2))
+    }
+}
+
+/// Which CLD sampler to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CldSampler {
+    Sscs,
+    EulerMaruyama,
+}
+
+/// A CLD run's result: the data half x (NCHW), the velocity v, and the network evaluations used.
+pub struct CldSample {
+    pub x: Tensor,
+    pub v: Tensor,
+    pub nfe: usize,
+}
+
+/// Runs `sampler` with `n_discrete_steps` network evaluations (the last is the denoising step, as in
+/// the official `n_discrete_steps`), on a batch of `batch`.
+pub fn sample(
+    net: &Ncsnpp,
+    cfg: &CldConfig,
+    sampler: CldSampler,
+    n_discrete_steps: usize,
+    batch: usize,
+    noise: &Noise<'_>,
+    device: &Device,
+) -> Result<CldSample> {
+    let a = net.arch();
+    let c = a.out_channels;
+    if a.in_channels != 2 * c {
+        return Err(Error::InvalidParam {
+            op: "cld sample",
+            what: "network",
+            rule: "a CLD score network (input [x; v], 2C channels)",
+            found: format!("{} input and {} output channels", a.in_channels, c),
+        });
+    }
+    if n_discrete_steps < 2 || batch == 0 {
+        return Err(Error::InvalidParam {
+            op: "cld sample",
+            what: "steps, batch",
+            rule: "at least 2 steps (one plus the denoising step) and a batch of at least 1",
+            found: format!("{n_discrete_steps} steps, batch {batch}"),
+        });
+    }
+    let chain = Chain { net, cfg: *cfg, c };
+    let half = [batch, a.image_size, a.image_size, c];
+    let full = [batch, a.image_size, a.image_size, 2 * c];
+    let x0 = noise.image("prior.x", NoiseStream::Prior, 0, half, device)?;
+    let zv = noise.image("prior.v", NoiseStream::Prior, 1, half, device)?;
+    let mut v = lin2((1.0 / cfg.m_inv.sqrt()) as f32, &zv, 0.0, &zv)?;
+    let mut x = x0;
+    let n = n_discrete_steps - 1;
+    let tau = cfg.time_grid(n);
+    for i in 0..n {
+        let dt = tau[i + 1] - tau[i];
+        match sampler {
+            CldSampler::Sscs => {
+                let za = noise.image(
+                    &format!("noise_a.{i}"),
+                    NoiseStream::Step,
+                    2 * i as u32,
+                    full,
+                    device,
+                )?;
+                let zb = noise.image(
+                    &format!("noise_b.{i}"),
+                    NoiseStream::Step,
+                    2 * i as u32 + 1,
+                    full,
+                    device,
+                )?;
+                let (x1, v1) = chain.half_step(&x, &v, tau[i], dt / 2.0, &za)?;
+                let v2 = chain.score_step(&x1, &v1, tau[i], dt)?;
+                (x, v) = chain.half_step(&x1, &v2, tau[i], dt / 2.0, &zb)?;
+            }
+            CldSampler::EulerMaruyama => {
+                let z = noise.image(
+                    &format!("noise.{i}"),
+                    NoiseStream::Step,
+                    i as u32,
+                    full,
+                    device,
+                )?;
+                let (_, zv) = chain.halves(&z)?;
+                let (xm, mut vm) = chain.em_mean(&x, &v, tau[i], dt)?;
+                let diffusion = (2.0 * cfg.f() * cfg.beta(1.0 - tau[i])).sqrt() * dt.sqrt();
+                ops::axpby(diffusion as f32, &zv, 1.0, &mut vm)?;
+                (x, v) = (xm, vm);
+            }
+        }
+        check_finite(&x, "x", i)?;
+        check_finite(&v, "v", i)?;
+    }
+    let (x, v) = chain.em_mean(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps)?;
+    check_finite(&x, "x", n)?;
+    Ok(CldSample {
+        x: ops::nhwc_to_nchw(&x)?,
+        v: ops::nhwc_to_nchw(&v)?,
+        nfe: n_discrete_steps,
+    })
+}
