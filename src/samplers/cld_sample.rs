@@ -104,12 +104,12 @@ impl CldConfig {
     }
 
     /// The two scalars of the mixed score at forward time t, rounded to f32 as the official code
-    /// multiplies them into an f32 tensor: (−1/Σ_vv, −ℓ_t).
+    /// combines them with f32 tensors: (Σ_vv, −ℓ_t). Σ_vv is evaluated with var0v passed as an f32
+    /// tensor, −ℓ_t with var0v in f64, as there.
     fn score_scalars(&self, t: f64) -> Result<(f32, f32)> {
         let var0v = self.gamma / self.m_inv;
         let (sxx, sxv, svv) = self.kernel_var(t, var0v);
         let neg_ell = -(sxx / (sxx * svv - sxv * sxv)).sqrt();
-        // Σ_vv with var0v passed as a float32 tensor, as the official code does.
         let svv32 = self.kernel_var(t, (var0v as f32) as f64).2 as f32;
         if !(neg_ell.is_finite() && svv32 > 0.0) {
             return Err(Error::InvalidParam {
@@ -119,7 +119,7 @@ impl CldConfig {
                 found: format!("t = {t}"),
             });
         }
-        Ok((-1.0 / svv32, neg_ell as f32))
+        Ok((svv32, neg_ell as f32))
     }
 
     /// The reverse-time grid τ_0..τ_n over [0, 1 − ε].
@@ -154,6 +154,25 @@ impl CldConfig {
     }
 }
 
+/// The network a CLD sampler queries: α_θ(u, t) for NHWC u [B, H, W, 2C] at forward time t (shared by
+/// the batch), returning [B, H, W, C].
+pub trait CldScore {
+    fn alpha(&self, u: &Tensor, t: f32) -> Result<Tensor>;
+    /// (H, W, C) of the data half x.
+    fn image_shape(&self) -> [usize; 3];
+}
+
+impl CldScore for Ncsnpp {
+    fn alpha(&self, u: &Tensor, t: f32) -> Result<Tensor> {
+        self.forward_nhwc(u, &[t], None)
+    }
+
+    fn image_shape(&self) -> [usize; 3] {
+        let a = self.arch();
+        [a.image_size, a.image_size, a.out_channels]
+    }
+}
+
 /// a·x + b·y as a new tensor.
 fn lin2(a: f32, x: &Tensor, b: f32, y: &Tensor) -> Result<Tensor> {
     let mut out = y.to_device(&y.device())?;
@@ -163,18 +182,16 @@ fn lin2(a: f32, x: &Tensor, b: f32, y: &Tensor) -> Result<Tensor> {
 
 /// The CLD state and the network that scores it.
 struct Chain<'a> {
-    net: &'a Ncsnpp,
+    net: &'a dyn CldScore,
     cfg: CldConfig,
     c: usize,
 }
 
 impl Chain<'_> {
     fn score(&self, x: &Tensor, v: &Tensor, t: f64) -> Result<Tensor> {
-        let alpha = self
-            .net
-            .forward_nhwc(&ops::concat_channels(x, v)?, &[t as f32], None)?;
-        let (inv_svv, neg_ell) = self.cfg.score_scalars(t)?;
-        lin2(neg_ell, &alpha, inv_svv, v)
+        let alpha = self.net.alpha(&ops::concat_channels(x, v)?, t as f32)?;
+        let (svv, neg_ell) = self.cfg.score_scalars(t)?;
+        lin2(neg_ell, &alpha, -1.0 / svv, v)
     }
 
     /// The x and v halves of a u-shaped draw.
@@ -225,10 +242,16 @@ impl Chain<'_> {
 }
 
 /// Which CLD sampler to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum CldSampler {
     Sscs,
     EulerMaruyama,
+    /// The probability-flow ODE with adaptive RK45 (the official `sampling_rtol`/`sampling_atol`);
+    /// `n_discrete_steps` is ignored and the NFE is the solver's plus the denoising step.
+    Ode {
+        rtol: f64,
+        atol: f64,
+    },
 }
 
 /// A CLD run's result: the data half x (NCHW), the velocity v, and the network evaluations used.
@@ -241,7 +264,7 @@ pub struct CldSample {
 /// Runs `sampler` with `n_discrete_steps` network evaluations (the last is the denoising step, as in
 /// the official `n_discrete_steps`), on a batch of `batch`.
 pub fn sample(
-    net: &Ncsnpp,
+    net: &dyn CldScore,
     cfg: &CldConfig,
     sampler: CldSampler,
     n_discrete_steps: usize,
@@ -249,17 +272,9 @@ pub fn sample(
     noise: &Noise<'_>,
     device: &Device,
 ) -> Result<CldSample> {
-    let a = net.arch();
-    let c = a.out_channels;
-    if a.in_channels != 2 * c {
-        return Err(Error::InvalidParam {
-            op: "cld sample",
-            what: "network",
-            rule: "a CLD score network (input [x; v], 2C channels)",
-            found: format!("{} input and {} output channels", a.in_channels, c),
-        });
-    }
-    if n_discrete_steps < 2 || batch == 0 {
+    let [h, w, c] = net.image_shape();
+    let is_ode = matches!(sampler, CldSampler::Ode { .. });
+    if (!is_ode && n_discrete_steps < 2) || batch == 0 {
         return Err(Error::InvalidParam {
             op: "cld sample",
             what: "steps, batch",
@@ -268,12 +283,15 @@ pub fn sample(
         });
     }
     let chain = Chain { net, cfg: *cfg, c };
-    let half = [batch, a.image_size, a.image_size, c];
-    let full = [batch, a.image_size, a.image_size, 2 * c];
+    let half = [batch, h, w, c];
+    let full = [batch, h, w, 2 * c];
     let x0 = noise.image("prior.x", NoiseStream::Prior, 0, half, device)?;
     let zv = noise.image("prior.v", NoiseStream::Prior, 1, half, device)?;
     let mut v = lin2((1.0 / cfg.m_inv.sqrt()) as f32, &zv, 0.0, &zv)?;
     let mut x = x0;
+    if let CldSampler::Ode { rtol, atol } = sampler {
+        return ode(&chain, x, v, rtol, atol, device);
+    }
     let n = n_discrete_steps - 1;
     let tau = cfg.time_grid(n);
     for i in 0..n {
@@ -312,6 +330,8 @@ pub fn sample(
                 ops::axpby(diffusion as f32, &zv, 1.0, &mut vm)?;
                 (x, v) = (xm, vm);
             }
+            // Returned above, before the fixed-step loop.
+            CldSampler::Ode { .. } => break,
         }
         check_finite(&x, "x", i)?;
         check_finite(&v, "v", i)?;
@@ -322,5 +342,62 @@ pub fn sample(
         x: ops::nhwc_to_nchw(&x)?,
         v: ops::nhwc_to_nchw(&v)?,
         nfe: n_discrete_steps,
+    })
+}
+
+/// The probability-flow ODE from τ = 0 to 1 − ε (RK45 over the flattened f64 state; every right-hand
+/// side sees the state and τ rounded to f32, as through the official torchdiffeq SciPy wrapper), then
+/// the state rounded to f32 and denoised.
+fn ode(
+    chain: &Chain<'_>,
+    x: Tensor,
+    v: Tensor,
+    rtol: f64,
+    atol: f64,
+    device: &Device,
+) -> Result<CldSample> {
+    let cfg = chain.cfg;
+    let c = chain.c;
+    let u0 = ops::concat_channels(&x, &v)?;
+    let shape = u0.shape().to_vec();
+    let y0: Vec<f64> = u0.to_vec_f32()?.iter().map(|&v| v as f64).collect();
+    let (f, m_inv) = (cfg.f(), cfg.m_inv);
+    let rhs = |tau: f64, y: &[f64]| -> Result<Vec<f64>> {
+        let tau32 = tau as f32 as f64;
+        let t = 1.0 - tau32;
+        let u32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        let u = Tensor::from_f32(&u32, &shape, crate::tensor::DType::F32, device)?;
+        // The mixed score in the official f32 operation order, −v/Σ_vv + α·(−ℓ_t): near t = ε both terms
+        // are large and nearly cancel, so the order of roundings shows in the solver's error estimates.
+        let alpha = chain.net.alpha(&u, t as f32)?.to_vec_f32()?;
+        let (svv, neg_ell) = cfg.score_scalars(t)?;
+        let b = cfg.beta(t);
+        let mut d = vec![0.0f64; y.len()];
+        for (p, (dp, up)) in d
+            .chunks_exact_mut(2 * c)
+            .zip(u32.chunks_exact(2 * c))
+            .enumerate()
+        {
+            for ch in 0..c {
+                let (xv, vv) = (up[ch] as f64, up[c + ch] as f64);
+                let s = ((-up[c + ch]) / svv + alpha[p * c + ch] * neg_ell) as f64;
+                // Reverse probability-flow drift: -f_x, and -f_v + (2Γβ) s / 2.
+                dp[ch] = -(m_inv * b * vv);
+                dp[c + ch] = -(-b * xv - f * m_inv * b * vv) + (2.0 * f * b) * s * 0.5;
+            }
+        }
+        Ok(d)
+    };
+    let (y, stats) = super::rk45::solve(rhs, 0.0, 1.0 - cfg.sampling_eps, &y0, rtol, atol)?;
+    let u32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+    let u = Tensor::from_f32(&u32, &shape, crate::tensor::DType::F32, device)?;
+    check_finite(&u, "u", stats.accepted)?;
+    let (x, v) = chain.halves(&u)?;
+    let (x, v) = chain.em_mean(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps)?;
+    check_finite(&x, "x", stats.accepted)?;
+    Ok(CldSample {
+        x: ops::nhwc_to_nchw(&x)?,
+        v: ops::nhwc_to_nchw(&v)?,
+        nfe: stats.nfev + 1,
     })
 }

@@ -7,5 +7,6 @@ pub mod cld_sample;
 pub mod ddgan;
 pub mod lsgm;
 pub mod noise;
+pub mod rk45;
 
 pub use noise::Noise;
