@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import convert  # noqa: E402
-from reference import cld_sde, ddgan_posterior, ncsnpp, nvae  # noqa: E402
+from reference import cld_sde, ddgan_posterior, lsgm_sde, ncsnpp, nvae  # noqa: E402
 from st_io import save_safetensors  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,6 +197,25 @@ def make_lsgm(tmp, out_root, gen):
         logits = v64.decode([e.double() for e in groups])
     write_call(out, "decoder", {f"eps.{g}": e for g, e in enumerate(groups)}, {"logits": logits},
                "NVAE decoder: Bernoulli logits, batch 2")
+    # A whole sampling run (latent ODE with the mixed score, decoder, image) with its recorded draw,
+    # fp32 networks as the official evaluation runs them.
+    doc = json.loads((out / "config.json").read_text())["config"]
+    sde = lsgm_sde.LSGMSDE(doc["sde_type"], doc["beta_start"], doc["beta_end"], doc["sigma2_0"])
+    v32, d32 = copy.deepcopy(vae), copy.deepcopy(dae)
+    v32.load_state_dict(vae_sd, strict=True)
+    d32.load_state_dict(dae_sd, strict=True)
+    v32.eval()
+    d32.eval()
+    prior = randn(gen, 2, c, h, w)
+    with torch.no_grad():
+        z_0, nfe, _ = lsgm_sde.ode_sample(sde, lambda zz, tt: d32(zz, tt), d32.mixing_logit, prior,
+                                          doc["ode_eps"], doc["ode_solver_tol"], doc["temp"])
+        logits_s, image = v32.sample_from_sgm(z_0, None, 1.0)
+    save_safetensors(out / "sample.noise.safetensors", {"prior.z": prior},
+                     {"sampler": "ode", "description": "the prior draw of a latent-ODE run, batch 2"})
+    save_safetensors(out / "sample.expected.safetensors",
+                     {"z_0": z_0.float(), "logits": logits_s.float(), "image": image.float()},
+                     {"sampler": "ode", "nfe": str(nfe), "tolerance_rel_l2": "1e-5"})
 
 
 def main():

@@ -5,6 +5,7 @@ pub mod forward;
 pub mod model;
 pub mod ncsnpp;
 pub mod nvae;
+pub mod nvae_output;
 
 pub use config::Config;
 pub use model::{Model, Network};

@@ -6,6 +6,7 @@ pub mod cld;
 pub mod cld_sample;
 pub mod ddgan;
 pub mod lsgm;
+pub mod lsgm_sample;
 pub mod noise;
 pub mod rk45;
 

@@ -1,0 +1,180 @@
+//! LSGM sampling (evaluate_vada.py with the ODE sampler): z(1) = temp·noise in the score model's latent
+//! space, the probability-flow ODE of the mixed prediction integrated from t = 1 to t = ode_eps with RK45
+//! (SciPy's controller, rtol = atol = ode_solver_tol, as `sample_model_ode`), then the NVAE decoder and
+//! the mean of its output distribution. All drift arithmetic in f32 at the f32-rounded solver time, in
+//! the official op order (tools/reference/lsgm_sde.py).
+//!
+//! Draws (replay names, NCHW; Philox stream and step): `prior.z` [B, C, h, w] (Prior, 0), and for
+//! models with lower latent scales (CelebA-HQ), `noise.{k}` for the k-th group the score model does
+//! not produce (Latent, k), multiplied by `vae_temp`.
+
+use super::lsgm::{mixed_eps, LsgmSde};
+use super::noise::{check_finite, Noise};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::models::nvae_output::{image_from_logits, DecoderDist};
+use crate::models::{Config, Ncsnpp, Nvae};
+use crate::ops;
+use crate::rng::NoiseStream;
+use crate::tensor::{DType, Tensor};
+
+/// LSGM's sampling settings (official args and evaluation settings).
+#[derive(Clone, Copy, Debug)]
+pub struct LsgmConfig {
+    pub sde: LsgmSde,
+    pub ode_eps: f64,
+    pub ode_solver_tol: f64,
+    pub temp: f32,
+    pub vae_temp: f32,
+}
+
+impl LsgmConfig {
+    pub fn from_config(cfg: &Config) -> Result<LsgmConfig> {
+        let sde_type = cfg.str_or("sde_type", "vpsde")?;
+        let sigma2_0 = cfg.f64_or("sigma2_0", 0.0)?;
+        let sde = match sde_type.as_str() {
+            "vpsde" => LsgmSde::vp(
+                cfg.f64_or("beta_start", 0.1)?,
+                cfg.f64_or("beta_end", 20.0)?,
+                sigma2_0,
+            )?,
+            "geometric_sde" => LsgmSde::geometric(
+                cfg.f64_or("sigma2_min", 3e-5)?,
+                cfg.f64_or("sigma2_max", 0.999)?,
+                sigma2_0,
+            )?,
+            o => {
+                return Err(cfg.error(
+                    "sde_type",
+                    format!("unsupported `{o}` (vpsde, geometric_sde)"),
+                ))
+            }
+        };
+        let c = LsgmConfig {
+            sde,
+            ode_eps: cfg.f64("ode_eps")?,
+            ode_solver_tol: cfg.f64("ode_solver_tol")?,
+            temp: cfg.f64_or("temp", 1.0)? as f32,
+            vae_temp: cfg.f64_or("vae_temp", 1.0)? as f32,
+        };
+        if !(c.ode_eps > 0.0 && c.ode_eps < 1.0 && c.ode_solver_tol > 0.0) {
+            return Err(cfg.error("ode_eps", "needs 0 < ode_eps < 1 and ode_solver_tol > 0"));
+        }
+        Ok(c)
+    }
+}
+
+/// An LSGM run's result.
+pub struct LsgmSample {
+    /// The latent at t = ode_eps, NCHW.
+    pub z: Tensor,
+    /// Decoder logits, NCHW.
+    pub logits: Tensor,
+    /// The image in [0, 1], NCHW.
+    pub image: Tensor,
+    pub nfe: usize,
+}
+
+/// Samples a batch: latent ODE, then decoder.
+pub fn sample(
+    vae: &Nvae,
+    score: &Ncsnpp,
+    cfg: &LsgmConfig,
+    batch: usize,
+    noise: &Noise<'_>,
+    device: &Device,
+) -> Result<LsgmSample> {
+    let a = score.arch();
+    if batch == 0 {
+        return Err(Error::InvalidParam {
+            op: "lsgm sample",
+            what: "batch",
+            rule: "at least 1",
+            found: "0".into(),
+        });
+    }
+    let (c, s) = (a.in_channels, a.image_size);
+    let logit: Vec<f32> = match score.mixing_logit() {
+        Some(l) => l.to_vec(),
+        // Without mixed prediction the network's ε′ is used as is: a = 1.
+        None => vec![f32::INFINITY; c],
+    };
+    let shape = vec![batch, s, s, c];
+    let z1 = noise.image("prior.z", NoiseStream::Prior, 0, [batch, s, s, c], device)?;
+    let y0: Vec<f64> = z1
+        .to_vec_f32()?
+        .iter()
+        .map(|&v| (cfg.temp * v) as f64)
+        .collect();
+    let sde = cfg.sde;
+    // The solver's variable is τ = −t (torchdiffeq flips the decreasing grid): dy/dτ = −drift(−τ).
+    let rhs = |tau: f64, y: &[f64]| -> Result<Vec<f64>> {
+        let t = -(tau as f32);
+        let z32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        let z = Tensor::from_f32(&z32, &shape, DType::F32, device)?;
+        let eps = score.forward_nhwc(&z, &[t], None)?.to_vec_f32()?;
+        let var = sde.var(t);
+        let g2 = sde.g2(t);
+        let (ft, half_g2, sd) = (-0.5 * g2, 0.5 * g2, var.sqrt());
+        Ok(z32
+            .iter()
+            .zip(&eps)
+            .enumerate()
+            .map(|(i, (&zv, &ev))| {
+                let e = mixed_eps(ev, zv, logit[i % c], var);
+                (-1.0f32 * (ft * zv + half_g2 * e / sd)) as f64
+            })
+            .collect())
+    };
+    let t1 = -((cfg.ode_eps as f32) as f64);
+    let (y, stats) =
+        super::rk45::solve(rhs, -1.0, t1, &y0, cfg.ode_solver_tol, cfg.ode_solver_tol)?;
+    let z32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+    let z = Tensor::from_f32(&z32, &[batch, s, s, c], DType::F32, device)?;
+    check_finite(&z, "z", stats.accepted)?;
+
+    // The top-scale latent split into the decoder's groups along channels; lower scales from noise.
+    let va = vae.arch();
+    let groups = va.num_groups_per_scale;
+    let nz = va.num_latent_per_group;
+    if c != groups * nz {
+        return Err(Error::InvalidParam {
+            op: "lsgm sample",
+            what: "latent channels",
+            rule: "num_groups_per_scale × num_latent_per_group of the VAE",
+            found: format!("{c} for {groups} × {nz}"),
+        });
+    }
+    let eps: Vec<Tensor> = (0..groups)
+        .map(|g| ops::slice_channels(&z, g * nz, nz))
+        .collect::<Result<_>>()?;
+    let lower: Vec<Tensor> = vae
+        .group_shapes(batch)
+        .iter()
+        .skip(groups)
+        .enumerate()
+        .map(|(k, sh)| {
+            noise.image(
+                &format!("noise.{k}"),
+                NoiseStream::Latent,
+                k as u32,
+                [sh[0], sh[2], sh[3], sh[1]],
+                device,
+            )
+        })
+        .collect::<Result<_>>()?;
+    let logits = ops::nhwc_to_nchw(&vae.decode(&eps, &lower, cfg.vae_temp)?)?;
+    let dist = DecoderDist::parse(&va.decoder_dist).ok_or_else(|| Error::InvalidParam {
+        op: "lsgm sample",
+        what: "decoder_dist",
+        rule: "dml, bin, normal or dl",
+        found: va.decoder_dist.clone(),
+    })?;
+    let image = image_from_logits(dist, &logits)?;
+    Ok(LsgmSample {
+        z: ops::nhwc_to_nchw(&z)?,
+        logits,
+        image,
+        nfe: stats.nfev,
+    })
+}
