@@ -94,8 +94,8 @@ pub fn image_from_logits(dist: DecoderDist, logits: &Tensor) -> Result<Tensor> {
                     let mut mu = [0.0f32; 3];
                     let mut co = [0.0f32; 3];
                     for colour in 0..3 {
-                        for k in 0..M {
-                            let wk = e[k] / z;
+                        for (k, ek) in e.iter().enumerate() {
+                            let wk = ek / z;
                             mu[colour] += rest(colour, k) * wk;
                             co[colour] += rest(colour, 2 * M + k).tanh() * wk;
                         }

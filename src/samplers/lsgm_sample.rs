@@ -122,7 +122,7 @@ pub fn sample(
             .enumerate()
             .map(|(i, (&zv, &ev))| {
                 let e = mixed_eps(ev, zv, logit[i % c], var);
-                (-1.0f32 * (ft * zv + half_g2 * e / sd)) as f64
+                (-(ft * zv + half_g2 * e / sd)) as f64
             })
             .collect())
     };
