@@ -1,3 +1,4 @@
 //! Files: safetensors weights and fixtures.
 
+pub mod images;
 pub mod safetensors;

@@ -9,5 +9,6 @@ pub mod lsgm;
 pub mod lsgm_sample;
 pub mod noise;
 pub mod rk45;
+pub mod run;
 
 pub use noise::Noise;

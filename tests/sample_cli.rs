@@ -1,0 +1,223 @@
+//! `trilemma sample`: shards written as PNG folders reproduce the single run file for file, replayed
+//! noise reproduces the reference run, the .npz layout, and bad settings fail before any work with exit
+//! status 2 and nothing written.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{test_model, TempDir};
+use trilemma::io::safetensors::SafeTensors;
+use trilemma::Device;
+
+fn trilemma() -> Command {
+    Command::new(
+        std::env::var_os("TRILEMMA_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_trilemma").into()),
+    )
+}
+
+fn run(args: &[&str], out: &Path) -> Output {
+    trilemma()
+        .arg("sample")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("run trilemma sample")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ddgan() -> String {
+    test_model("ddgan_small").display().to_string()
+}
+
+#[test]
+fn shards_write_the_same_files_as_the_single_run() {
+    let tmp = TempDir::new("shard");
+    let (whole, a, b) = (
+        tmp.path().join("whole"),
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+    );
+    let m = ddgan();
+    let base = [
+        "--model",
+        m.as_str(),
+        "--num",
+        "5",
+        "--batch",
+        "2",
+        "--seed",
+        "3",
+    ];
+    let o = run(&base, &whole);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("5 images"),
+        "{}",
+        text(&o)
+    );
+    for (shard, dir) in [("0/2", &a), ("1/2", &b)] {
+        let mut args = base.to_vec();
+        args.extend(["--shard", shard]);
+        let o = run(&args, dir);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&whole)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "000000.png",
+            "000001.png",
+            "000002.png",
+            "000003.png",
+            "000004.png"
+        ]
+    );
+    for n in &names {
+        let shard_file = if a.join(n).exists() {
+            a.join(n)
+        } else {
+            b.join(n)
+        };
+        assert_eq!(
+            std::fs::read(whole.join(n)).unwrap(),
+            std::fs::read(&shard_file).unwrap(),
+            "{n} differs between the single run and its shard"
+        );
+    }
+}
+
+#[test]
+fn replayed_noise_reproduces_the_reference_run() {
+    let tmp = TempDir::new("replay");
+    let out = tmp.path().join("x.npz");
+    let m = ddgan();
+    let noise = test_model("ddgan_small").join("sample.noise.safetensors");
+    let o = run(
+        &[
+            "--model",
+            m.as_str(),
+            "--num",
+            "3",
+            "--noise-from",
+            noise.to_str().unwrap(),
+        ],
+        &out,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // .npz (stored zip) with arr_0.npy: uint8 [3, 16, 16, 3] after a 128-byte header.
+    let bytes = std::fs::read(&out).unwrap();
+    let npy = bytes
+        .windows(6)
+        .position(|w| w == b"\x93NUMPY")
+        .expect("npy magic");
+    let hlen = u16::from_le_bytes([bytes[npy + 8], bytes[npy + 9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[npy + 10..npy + 10 + hlen]).into_owned();
+    assert!(
+        header.contains("'shape': (3, 16, 16, 3)") && header.contains("|u1"),
+        "{header}"
+    );
+    let data = &bytes[npy + 10 + hlen..npy + 10 + hlen + 3 * 16 * 16 * 3];
+    let want = SafeTensors::open(test_model("ddgan_small").join("sample.expected.safetensors"))
+        .unwrap()
+        .load_any_shape("x_0", &Device::Cpu)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    // Expected NCHW in [-1, 1] → NHWC bytes; at most one quantisation level apart.
+    let mut worst = 0i32;
+    for s in 0..3 {
+        for y in 0..16 {
+            for x in 0..16 {
+                for c in 0..3 {
+                    let v = want[((s * 3 + c) * 16 + y) * 16 + x];
+                    let q = (255.0 * ((v + 1.0) / 2.0).clamp(0.0, 1.0) + 0.5).floor() as i32;
+                    let got = data[((s * 16 + y) * 16 + x) * 3 + c] as i32;
+                    worst = worst.max((q - got).abs());
+                }
+            }
+        }
+    }
+    assert!(worst <= 1, "{worst} levels apart");
+}
+
+#[test]
+fn bad_settings_fail_before_any_work() {
+    let tmp = TempDir::new("bad");
+    let m = ddgan();
+    let lsgm = test_model("lsgm_small").display().to_string();
+    let existing = tmp.path().join("exists");
+    std::fs::create_dir(&existing).unwrap();
+    let cases: Vec<(Vec<&str>, std::path::PathBuf, &str)> = vec![
+        (
+            vec!["--model", m.as_str(), "--sampler", "sscs"],
+            tmp.path().join("a.png"),
+            "ddgan for a DDGAN model",
+        ),
+        (
+            vec!["--model", m.as_str(), "--steps", "0"],
+            tmp.path().join("a.png"),
+            "--steps",
+        ),
+        (
+            vec!["--model", m.as_str(), "--num", "0"],
+            tmp.path().join("a.png"),
+            "--num",
+        ),
+        (
+            vec!["--model", m.as_str(), "--shard", "2/2"],
+            tmp.path().join("a.png"),
+            "--shard",
+        ),
+        (
+            vec!["--model", lsgm.as_str(), "--steps", "10"],
+            tmp.path().join("a.png"),
+            "adaptive ODE",
+        ),
+        (
+            vec!["--model", m.as_str()],
+            tmp.path().join("a.gif"),
+            "unknown output type",
+        ),
+        (
+            vec!["--model", m.as_str()],
+            existing.clone(),
+            "already exists",
+        ),
+        (
+            vec!["--model", m.as_str()],
+            tmp.path().join("no/such/dir/a.png"),
+            "No such file",
+        ),
+    ];
+    for (args, out, needle) in cases {
+        let o = run(&args, &out);
+        let msg = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {msg}");
+        assert!(msg.contains(needle), "{args:?}: `{needle}` not in {msg}");
+        assert!(!msg.contains("panicked"), "{msg}");
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("exists")],
+        "files written: {left:?}"
+    );
+}
