@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Trains the engine's small default models on scikit-learn's 8x8 digits (upsampled to 16x16, one
+channel, centred to [-1, 1]) with the official training objectives, on the CPU, and converts them with
+tools/convert.py into assets/models/<family>-digits/.
+
+    python tools/train_digits.py cld   [--minutes 25] [--out assets/models/cld-digits]
+    python tools/train_digits.py ddgan [--minutes 25] [--out assets/models/ddgan-digits]
+    python tools/train_digits.py check DIR...      # classifier-based quality check of sampled images
+
+- cld: CLD-SGM's hybrid score matching (losses.py, `cld_objective=hsm`, `weighting=reweightedv2`) on the
+  mixed score of a small NCSN++ (CIFAR-10 architecture: FIR, residual input pyramid, Fourier time
+  features), Adam 2e-4, EMA 0.999, t ~ U(1e-5, 1), the CIFAR-10 SDE (beta = 4, M^-1 = 4, gamma = 0.04).
+- ddgan: the DDGAN objective (train_ddgan.py): a T = 4 step generator with z mapping and AdaGN against a
+  small time-conditioned discriminator on (x_t, x_{t-1}) pairs, non-saturating loss with an R1 penalty
+  (gamma 0.05), Adam (1.6e-4 / 1.25e-4, betas 0.5, 0.9), EMA 0.999.
+
+The checkpoint is written in the official format of each family and converted exactly as a user would
+convert a released one. Training settings, time and the final loss go into `training.json` beside the
+converted model. Deterministic given the seed and thread count (2 threads).
+"""
+import argparse
+import copy
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import convert  # noqa: E402
+from reference import cld_sde, ddgan_posterior, ncsnpp  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def digits16():
+    """The 1797 scikit-learn digits as [N, 1, 16, 16] float32 in [-1, 1] (bilinear 2x upsampling)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0
+    x = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).clamp(0, 1)
+    return x * 2 - 1, torch.tensor(d.target)
+
+
+class Ema:
+    def __init__(self, params, decay):
+        self.params = [p for p in params]
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self):
+        for s, p in zip(self.shadow, self.params):
+            s.mul_(self.decay).add_(p.detach(), alpha=1 - self.decay)
+
+
+# ------------------------------------------------------------------------------------------------
+# CLD
+
+CLD_NET = {"n_channels": 32, "ch_mult": "1,2", "n_resblocks": 1, "image_size": 16, "attn_resolutions": "8",
+           "image_channels": 1, "dropout": 0.0}
+
+
+def train_cld(args):
+    torch.manual_seed(args.seed)
+    data, _ = digits16()
+    cfg = dict(ncsnpp.PRESETS["cld"]["cifar10"])
+    cfg.update(CLD_NET)
+    net = ncsnpp.build("cld", cfg)
+    sde = cld_sde.CONFIGS["cifar10"]
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=2e-4)
+    ema = Ema(trainable, 0.999)
+    start, step, losses = time.time(), 0, []
+    while time.time() - start < args.minutes * 60:
+        idx = torch.randint(0, data.shape[0], (args.batch,))
+        x = data[idx]
+        t = torch.rand(args.batch, dtype=torch.float64) * (1.0 - 1e-5) + 1e-5
+        # HSM: marginalise over the initial velocity (v0 = 0, var0v = gamma M).
+        mx, mv = cld_sde.kernel_mean(sde, x.double(), torch.zeros_like(x).double(), t)
+        sxx, sxv, svv = cld_sde.kernel_var(sde, t)
+        l11, l21, l22 = cld_sde.cholesky2(sxx, sxv, svv)
+        zx, zv = torch.randn_like(x), torch.randn_like(x)
+        u = torch.cat([mx + l11 * zx, mv + l21 * zx + l22 * zv], dim=1).float()
+        score = cld_sde.mixed_score(sde, net, u, t)
+        nm = cld_sde.noise_multiplier(sde, t).float()
+        loss = ((score / nm - zv) ** 2).reshape(args.batch, -1).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ema.update()
+        losses.append(loss.item())
+        step += 1
+        if step % 200 == 0:
+            print(f"cld step {step} loss {np.mean(losses[-200:]):.2f} ({time.time() - start:.0f} s)", flush=True)
+    sd = net.state_dict()
+    names = [n for n, p in net.named_parameters() if p.requires_grad]
+    ckpt = {"model": {"module." + k: v for k, v in sd.items()},
+            "ema": {"decay": 0.999, "num_updates": step, "shadow_params": [s.clone() for s in ema.shadow]},
+            "optimizer": {}, "step": step}
+    assert len(names) == len(ema.shadow)
+    settings = {"family": "cld", "network": CLD_NET, "sde": "cifar10 (beta 4, M^-1 4, gamma 0.04)",
+                "objective": "hsm, reweightedv2", "optimizer": "Adam 2e-4", "ema": 0.999, "batch": args.batch,
+                "steps": step, "minutes": round((time.time() - start) / 60, 1),
+                "final_loss": float(np.mean(losses[-200:])), "seed": args.seed, "threads": torch.get_num_threads()}
+    finish(args, "cld", "checkpoint_digits.pth", ckpt, "cifar10", CLD_NET, settings)
+
+
+# ------------------------------------------------------------------------------------------------
+# DDGAN
+
+DDGAN_NET = {"num_channels_dae": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "image_size": 16,
+             "attn_resolutions": [8], "num_channels": 1, "n_mlp": 2, "nz": 32, "z_emb_dim": 64,
+             "num_timesteps": 4}
+
+
+class TimeDisc(nn.Module):
+    """A small discriminator D(x_{t-1}, t, x_t): both images stacked, time embedded, strided convs."""
+
+    def __init__(self, ch=1, nf=32, temb=64, T=4):
+        super().__init__()
+        self.temb = nn.Embedding(T, temb)
+        self.c1 = nn.Conv2d(2 * ch, nf, 3, padding=1)
+        self.d1 = nn.Linear(temb, nf)
+        self.c2 = nn.Conv2d(nf, 2 * nf, 3, stride=2, padding=1)
+        self.d2 = nn.Linear(temb, 2 * nf)
+        self.c3 = nn.Conv2d(2 * nf, 4 * nf, 3, stride=2, padding=1)
+        self.out = nn.Linear(4 * nf * 16, 1)
+
+    def forward(self, x_prev, t, x_t):
+        e = self.temb(t)
+        h = F.leaky_relu(self.c1(torch.cat([x_prev, x_t], 1)) + self.d1(e)[:, :, None, None], 0.2)
+        h = F.leaky_relu(self.c2(h) + self.d2(e)[:, :, None, None], 0.2)
+        h = F.leaky_relu(self.c3(h), 0.2)
+        return self.out(h.flatten(1))
+
+
+def q_sample_pairs(coefs, x0, t):
+    """(x_t, x_{t+1}) for data x0 at step index t (train_ddgan.py: q_sample_pairs, the discretised VP)."""
+    a_bar = torch.cumprod(1 - coefs.betas.double(), 0).float()
+    a_bar_prev = torch.cat([torch.ones(1), a_bar])  # index 0: the clean data
+    ab = a_bar_prev[t].view(-1, 1, 1, 1)
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * torch.randn_like(x0)
+    beta_next = coefs.betas[t].view(-1, 1, 1, 1).float()
+    x_next = (1 - beta_next).sqrt() * x_t + beta_next.sqrt() * torch.randn_like(x0)
+    return x_t, x_next
+
+
+def train_ddgan(args):
+    torch.manual_seed(args.seed)
+    data, _ = digits16()
+    cfg = dict(ncsnpp.PRESETS["ddgan"]["cifar10"])
+    cfg.update(DDGAN_NET)
+    G = ncsnpp.build("ddgan", cfg)
+    D = TimeDisc(T=cfg["num_timesteps"])
+    T = cfg["num_timesteps"]
+    coefs = ddgan_posterior.PosteriorCoefficients.make(T, 0.1, 20.0)
+    optG = torch.optim.Adam(G.parameters(), lr=1.6e-4, betas=(0.5, 0.9))
+    optD = torch.optim.Adam(D.parameters(), lr=1.25e-4, betas=(0.5, 0.9))
+    ema = Ema(list(G.parameters()), 0.999)
+    start, step, lg, ld = time.time(), 0, [], []
+    while time.time() - start < args.minutes * 60:
+        idx = torch.randint(0, data.shape[0], (args.batch,))
+        x0 = data[idx]
+        t = torch.randint(0, T, (args.batch,))
+        x_t, x_next = q_sample_pairs(coefs, x0, t)
+        # Discriminator: real pairs with R1, fake pairs from the generator's posterior sample.
+        x_t.requires_grad_(True)
+        d_real = D(x_t, t, x_next)
+        loss_real = F.softplus(-d_real).mean()
+        grad, = torch.autograd.grad(d_real.sum(), x_t, create_graph=True)
+        r1 = grad.pow(2).reshape(args.batch, -1).sum(1).mean()
+        z = torch.randn(args.batch, cfg["nz"])
+        with torch.no_grad():
+            x0_pred = G(x_next, t, z)
+            x_fake = ddgan_posterior.posterior_step(coefs, x0_pred, x_next, t, torch.randn_like(x0))
+        loss_fake = F.softplus(D(x_fake, t, x_next)).mean()
+        optD.zero_grad()
+        (loss_real + loss_fake + 0.05 / 2 * r1).backward()
+        optD.step()
+        # Generator.
+        z = torch.randn(args.batch, cfg["nz"])
+        x0_pred = G(x_next.detach(), t, z)
+        x_fake = ddgan_posterior.posterior_step(coefs, x0_pred, x_next.detach(), t, torch.randn_like(x0))
+        loss_g = F.softplus(-D(x_fake, t, x_next.detach())).mean()
+        optG.zero_grad()
+        loss_g.backward()
+        optG.step()
+        ema.update()
+        lg.append(loss_g.item())
+        ld.append((loss_real + loss_fake).item())
+        step += 1
+        if step % 200 == 0:
+            print(f"ddgan step {step} G {np.mean(lg[-200:]):.3f} D {np.mean(ld[-200:]):.3f} "
+                  f"({time.time() - start:.0f} s)", flush=True)
+    # netG file: the state_dict with the EMA swapped in (as train_ddgan.py saves it).
+    with torch.no_grad():
+        for p, s in zip(ema.params, ema.shadow):
+            p.copy_(s)
+    ckpt = {"module." + k: v for k, v in G.state_dict().items()}
+    settings = {"family": "ddgan", "network": DDGAN_NET, "discriminator": "TimeDisc (tools/train_digits.py)",
+                "objective": "non-saturating GAN on posterior pairs, R1 0.05", "optimizer": "Adam G 1.6e-4 D 1.25e-4 (0.5, 0.9)",
+                "ema": 0.999, "batch": args.batch, "steps": step, "minutes": round((time.time() - start) / 60, 1),
+                "final_loss_g": float(np.mean(lg[-200:])), "final_loss_d": float(np.mean(ld[-200:])),
+                "seed": args.seed, "threads": torch.get_num_threads()}
+    finish(args, "ddgan", "netG_digits.pth", ckpt, "cifar10", DDGAN_NET, settings)
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def finish(args, family, ckpt_name, ckpt, preset, overrides, settings):
+    out = Path(args.out or ROOT / "assets" / "models" / f"{family}-digits")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ckpt_name
+        torch.save(ckpt, path)
+        if out.exists():
+            import shutil
+            shutil.rmtree(out)
+        convert.convert(family, path, out, preset, dict(overrides))
+    (out / "training.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {out}: {sum(p.stat().st_size for p in out.iterdir()) / 1e6:.2f} MB", flush=True)
+
+
+def check(args):
+    """Classifies sampled images (PNG folders or .npz) with an SVM trained on the 8x8 digits: reports
+    the share of samples classified with probability >= 0.9 and the class histogram, next to the same
+    numbers for the training images (upsampled and downsampled the same way) and for uniform noise."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from sklearn.svm import SVC
+
+    d = load_digits()
+    clf = SVC(probability=True, random_state=0).fit(d.data, d.target)
+
+    def to8(imgs):  # [N, 16, 16] in [0, 1] -> [N, 64] in the digits' 0..16 scale
+        t = torch.tensor(imgs, dtype=torch.float32)[:, None]
+        return (F.avg_pool2d(t, 2)[:, 0] * 16).reshape(len(imgs), 64).numpy()
+
+    def report(name, imgs):
+        p = clf.predict_proba(to8(imgs))
+        conf = p.max(1)
+        hist = np.bincount(p.argmax(1), minlength=10)
+        print(f"{name:<28} n={len(imgs):4d}  confident(>=0.9) {np.mean(conf >= 0.9):6.1%}  "
+              f"mean max-prob {conf.mean():.3f}  classes {hist.tolist()}")
+        return {"n": len(imgs), "confident": float(np.mean(conf >= 0.9)), "mean_max_prob": float(conf.mean()),
+                "classes": hist.tolist()}
+
+    real, _ = digits16()
+    out = {"training images": report("training images", ((real[:, 0] + 1) / 2).numpy())}
+    rng = np.random.default_rng(0)
+    out["uniform noise"] = report("uniform noise", rng.random((500, 16, 16)))
+    for src in args.paths:
+        p = Path(src)
+        if p.suffix == ".npz":
+            imgs = np.load(p)["arr_0"][..., 0] / 255.0
+        else:
+            imgs = np.stack([np.asarray(Image.open(f).convert("L")) / 255.0 for f in sorted(p.glob("*.png"))])
+        out[str(p)] = report(p.name, imgs)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for fam in ("cld", "ddgan"):
+        s = sub.add_parser(fam)
+        s.add_argument("--minutes", type=float, default=25.0)
+        s.add_argument("--batch", type=int, default=32)
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--out")
+    c = sub.add_parser("check")
+    c.add_argument("paths", nargs="+")
+    c.add_argument("--json")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    {"cld": train_cld, "ddgan": train_ddgan, "check": check}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
