@@ -45,9 +45,10 @@ enum Command {
 
 #[derive(clap::Args)]
 struct SampleArgs {
-    /// A converted model directory (config.json + model.safetensors).
-    #[arg(long)]
-    model: PathBuf,
+    /// An embedded default model (cld-digits, ddgan-digits, lsgm-digits) or a converted model
+    /// directory (config.json + model.safetensors).
+    #[arg(long, default_value = "ddgan-digits")]
+    model: String,
     /// sscs, em or ode (CLD), ode (LSGM), ddgan (DDGAN); default: the model's own.
     #[arg(long)]
     sampler: Option<String>,
@@ -186,7 +187,7 @@ fn sample(a: &SampleArgs) -> trilemma::Result<()> {
         DeviceArg::Cpu => trilemma::Device::Cpu,
         DeviceArg::Cuda => trilemma::Device::cuda(0)?,
     };
-    let model = trilemma::models::Model::load(&a.model, &device)?;
+    let model = trilemma::models::defaults::load_spec(&a.model, &device)?;
     let plan = Plan::new(&model, a.sampler.as_deref(), a.steps)?;
     let replay = a
         .noise_from

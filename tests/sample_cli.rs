@@ -221,3 +221,27 @@ fn bad_settings_fail_before_any_work() {
         "files written: {left:?}"
     );
 }
+
+#[test]
+fn embedded_default_models_load_and_sample() {
+    let names = trilemma::models::defaults::names();
+    assert!(names.contains(&"cld-digits"), "embedded: {names:?}");
+    for name in names {
+        let m = trilemma::models::defaults::load(name, &Device::Cpu).unwrap();
+        let tmp = TempDir::new("default");
+        let out = tmp.path().join("x.png");
+        let mut args = vec!["--model", name, "--num", "2", "--batch", "2"];
+        // Few steps: this checks the embedded model runs end to end, not its quality.
+        if m.family == trilemma::models::Family::Cld {
+            args.extend(["--sampler", "sscs", "--steps", "3"]);
+        }
+        let o = run(&args, &out);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        assert!(out.is_file());
+    }
+    let err = match trilemma::models::defaults::load_spec("no-such-model", &Device::Cpu) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("loaded a model that does not exist"),
+    };
+    assert!(err.contains("cld-digits"), "{err}");
+}

@@ -5,6 +5,7 @@ tools/convert.py into assets/models/<family>-digits/.
 
     python tools/train_digits.py cld   [--minutes 25] [--out assets/models/cld-digits]
     python tools/train_digits.py ddgan [--minutes 25] [--out assets/models/ddgan-digits]
+    python tools/train_digits.py lsgm  [--minutes 25] [--out assets/models/lsgm-digits]
     python tools/train_digits.py check DIR...      # classifier-based quality check of sampled images
 
 - cld: CLD-SGM's hybrid score matching (losses.py, `cld_objective=hsm`, `weighting=reweightedv2`) on the
@@ -13,6 +14,12 @@ tools/convert.py into assets/models/<family>-digits/.
 - ddgan: the DDGAN objective (train_ddgan.py): a T = 4 step generator with z mapping and AdaGN against a
   small time-conditioned discriminator on (x_t, x_{t-1}) pairs, non-saturating loss with an R1 penalty
   (gamma 0.05), Adam (1.6e-4 / 1.25e-4, betas 0.5, 0.9), EMA 0.999.
+- lsgm: the two LSGM stages on the digits upsampled to 32x32 (the MNIST input size): an NVAE (MNIST
+  architecture, small: MBConv decoder, Bernoulli output, 2 groups of 4 latents at 8x8) trained on the
+  ELBO with a Normal prior and KL warm-up (the first 40% of the time), batch statistics in its batch
+  norms, recalibrated to dataset statistics at the end; then the latent NCSN++ (MNIST architecture,
+  small) on posterior samples with the VP-SDE noise-prediction loss of the mixed prediction (learned
+  mixing logit), t ~ U(1e-2, 1), Adam 3e-4, EMA 0.999.
 
 The checkpoint is written in the official format of each family and converted exactly as a user would
 convert a released one. Training settings, time and the final loss go into `training.json` beside the
@@ -35,7 +42,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import convert  # noqa: E402
-from reference import cld_sde, ddgan_posterior, ncsnpp  # noqa: E402
+from reference import cld_sde, ddgan_posterior, lsgm_sde, ncsnpp, nvae  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,6 +222,132 @@ def train_ddgan(args):
 
 
 # ------------------------------------------------------------------------------------------------
+# LSGM
+
+LSGM_VAE = {"num_channels_enc": 16, "num_channels_dec": 16, "num_groups_per_scale": 2, "num_latent_per_group": 4,
+            "num_preprocess_cells": 2, "num_postprocess_cells": 2, "num_cell_per_cond_enc": 1,
+            "num_cell_per_cond_dec": 1}
+LSGM_SCORE = {"num_channels_dae": 32, "num_cell_per_scale_dae": 1, "embedding_dim": 64, "dropout": 0.0}
+
+
+def lsgm_args():
+    vae = dict(nvae.PRESETS["mnist"])
+    vae.update(LSGM_VAE)
+    score = dict(ncsnpp.PRESETS["lsgm"]["mnist"])
+    score.update(LSGM_SCORE)
+    score.pop("num_input_channels")
+    merged = dict(vae)
+    merged.update({k: v for k, v in score.items() if k not in vae})
+    merged.update(sde_type="vpsde", sigma2_0=0.0, beta_start=0.1, beta_end=20.0)
+    return argparse.Namespace(**merged)
+
+
+def set_batch_stats(vae, on):
+    for m in vae.modules():
+        if isinstance(m, nvae.BatchNorm):
+            m.batch_stats = on
+
+
+@torch.no_grad()
+def recalibrate_bn(vae, x, noise):
+    """Running statistics := each batch norm's input statistics over the whole dataset (one batch)."""
+    stats = {}
+
+    def hook(mod, inp):
+        h = inp[0]
+        stats[mod] = (h.mean(dim=(0, 2, 3)), h.var(dim=(0, 2, 3), unbiased=True))
+
+    bns = [m for m in vae.modules() if isinstance(m, nvae.BatchNorm)]
+    handles = [m.register_forward_pre_hook(hook) for m in bns]
+    set_batch_stats(vae, True)
+    out = vae.encode(x, noise)
+    vae.decode(out["eps"])
+    for h in handles:
+        h.remove()
+    for m in bns:
+        m.running_mean.copy_(stats[m][0])
+        m.running_var.copy_(stats[m][1])
+    set_batch_stats(vae, False)
+
+
+def train_lsgm(args):
+    torch.manual_seed(args.seed)
+    data16, _ = digits16()
+    x_all = F.interpolate(data16, size=(32, 32), mode="bilinear", align_corners=False).clamp(-1, 1)
+    a = lsgm_args()
+    vae = nvae.NVAE(vars(a))
+    start = time.time()
+    budget = args.minutes * 60
+    vae_time = 0.55 * budget
+    opt = torch.optim.Adamax(vae.parameters(), lr=1e-2 * 0.1)
+    set_batch_stats(vae, True)
+    vstep, vl = 0, []
+    while vstep == 0 or time.time() - start < vae_time:
+        idx = torch.randint(0, x_all.shape[0], (args.batch,))
+        x = x_all[idx]
+        noise = [torch.randn(*s) for s in vae.group_shapes(args.batch)]
+        out = vae.encode(x, noise)
+        logits = vae.decode(out["eps"])
+        recon = F.binary_cross_entropy_with_logits(logits, (x + 1) / 2, reduction="none").sum(dim=(1, 2, 3))
+        kl = sum((0.5 * (mu ** 2 + torch.exp(2 * ls) - 1) - ls).sum(dim=(1, 2, 3))
+                 for mu, ls in zip(out["mu"], out["log_sigma"]))
+        warm = min(1.0, (time.time() - start) / (0.4 * vae_time) + 1e-4)
+        loss = (recon + warm * kl).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        vl.append((recon.mean().item(), kl.mean().item()))
+        vstep += 1
+        if vstep % 100 == 0:
+            r, k = np.mean(vl[-100:], axis=0)
+            print(f"lsgm vae step {vstep} recon {r:.1f} kl {k:.1f} ({time.time() - start:.0f} s)", flush=True)
+    vae.eval()
+    noise_all = [torch.randn(*s) for s in vae.group_shapes(x_all.shape[0])]
+    recalibrate_bn(vae, x_all, noise_all)
+    with torch.no_grad():
+        z_all = torch.cat(vae.encode(x_all, noise_all)["eps"], dim=1)
+    cfg = dict(vars(a))
+    cfg["num_input_channels"] = vae.sgm_shape()[0]
+    dae = ncsnpp.build("lsgm", cfg)
+    sde = lsgm_sde.LSGMSDE("vpsde", 0.1, 20.0, 0.0)
+    optd = torch.optim.Adam(dae.parameters(), lr=3e-4)
+    ema = Ema(list(dae.parameters()), 0.999)
+    sstep, sl = 0, []
+    while sstep == 0 or time.time() - start < budget:
+        idx = torch.randint(0, z_all.shape[0], (args.batch,))
+        z0 = z_all[idx]
+        t = torch.rand(args.batch) * (1 - 1e-2) + 1e-2
+        eps = torch.randn_like(z0)
+        tt = t.view(-1, 1, 1, 1)
+        var = sde.var(tt)
+        z_t = sde.mean_coeff(tt) * z0 + var.sqrt() * eps
+        pred = lsgm_sde.mixed_prediction(dae(z_t, t), dae.mixing_logit, var.sqrt() * z_t)
+        loss = ((pred - eps) ** 2).sum(dim=(1, 2, 3)).mean()
+        optd.zero_grad()
+        loss.backward()
+        optd.step()
+        ema.update()
+        sl.append(loss.item())
+        sstep += 1
+        if sstep % 200 == 0:
+            print(f"lsgm score step {sstep} loss {np.mean(sl[-200:]):.2f} ({time.time() - start:.0f} s)", flush=True)
+    with torch.no_grad():
+        for p, s_ in zip(ema.params, ema.shadow):
+            p.copy_(s_)
+    ckpt = {"args": a, "epoch": 0, "global_step": sstep, "vae_state_dict": vae.state_dict(),
+            "dae_state_dict": dae.state_dict()}
+    r, k = np.mean(vl[-100:], axis=0)
+    settings = {"family": "lsgm", "vae": LSGM_VAE, "score": LSGM_SCORE, "data": "digits upsampled to 32x32",
+                "vae_objective": "ELBO, Bernoulli decoder, Normal prior, KL warm-up over 40% of the VAE time",
+                "vae_optimizer": "Adamax 1e-3", "vae_steps": vstep, "vae_final_recon": float(r),
+                "vae_final_kl": float(k), "score_objective": "VP-SDE eps-prediction of the mixed prediction, t ~ U(1e-2, 1)",
+                "score_optimizer": "Adam 3e-4", "ema": 0.999, "score_steps": sstep,
+                "score_final_loss": float(np.mean(sl[-200:])), "batch": args.batch,
+                "minutes": round((time.time() - start) / 60, 1), "seed": args.seed, "threads": torch.get_num_threads()}
+    finish(args, "lsgm", "checkpoint_fid.pt", ckpt, "mnist", {}, settings)
+
+
+# ------------------------------------------------------------------------------------------------
 
 
 def finish(args, family, ckpt_name, ckpt, preset, overrides, settings):
@@ -264,7 +397,7 @@ def check(args):
             imgs = np.load(p)["arr_0"][..., 0] / 255.0
         else:
             imgs = np.stack([np.asarray(Image.open(f).convert("L")) / 255.0 for f in sorted(p.glob("*.png"))])
-        out[str(p)] = report(p.name, imgs)
+        out[p.name] = report(p.name, imgs)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
@@ -272,7 +405,7 @@ def check(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for fam in ("cld", "ddgan"):
+    for fam in ("cld", "ddgan", "lsgm"):
         s = sub.add_parser(fam)
         s.add_argument("--minutes", type=float, default=25.0)
         s.add_argument("--batch", type=int, default=32)
@@ -283,7 +416,7 @@ def main():
     c.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    {"cld": train_cld, "ddgan": train_ddgan, "check": check}[args.cmd](args)
+    {"cld": train_cld, "ddgan": train_ddgan, "lsgm": train_lsgm, "check": check}[args.cmd](args)
     return 0
 
 

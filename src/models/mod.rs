@@ -1,6 +1,7 @@
 //! The networks of the three families, built from official configs and weights.
 
 pub mod config;
+pub mod defaults;
 pub mod forward;
 pub mod model;
 pub mod ncsnpp;

@@ -49,6 +49,20 @@ impl Model {
         let dir = dir.as_ref();
         let cfg_path = dir.join("config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(Error::io(&cfg_path))?;
+        let st = SafeTensors::open(dir.join("model.safetensors"))?;
+        Model::from_parts(dir, &cfg_path, &text, &st, device)
+    }
+
+    /// A model from its config text and parsed weights (`dir` and `cfg_path` name them in errors):
+    /// the embedded default models load this way.
+    pub fn from_parts(
+        dir: &Path,
+        cfg_path: &Path,
+        text: &str,
+        st: &SafeTensors,
+        device: &Device,
+    ) -> Result<Model> {
+        let cfg_path = cfg_path.to_path_buf();
         let root: Value = serde_json::from_str(&text)
             .map_err(|e| bad(&cfg_path, "config.json", format!("invalid JSON: {e}")))?;
         let Value::Object(root) = root else {
@@ -91,8 +105,7 @@ impl Model {
             _ => return Err(bad(&cfg_path, "`config`", "missing or not an object")),
         };
 
-        let st_path = dir.join("model.safetensors");
-        let st = SafeTensors::open(&st_path)?;
+        let st_path = st.file().to_path_buf();
         for (key, want) in [("format", FORMAT), ("family", family.name())] {
             if let Some(found) = st.metadata().get(key) {
                 if found != want {
@@ -104,7 +117,7 @@ impl Model {
                 }
             }
         }
-        let w = Weights::new(&st, "", device);
+        let w = Weights::new(st, "", device);
         let network = match family {
             Family::Cld => Network::Cld(Ncsnpp::load(family, &config, &w)?),
             Family::Ddgan => Network::Ddgan(Ncsnpp::load(family, &config, &w)?),
