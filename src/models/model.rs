@@ -63,7 +63,7 @@ impl Model {
         device: &Device,
     ) -> Result<Model> {
         let cfg_path = cfg_path.to_path_buf();
-        let root: Value = serde_json::from_str(&text)
+        let root: Value = serde_json::from_str(text)
             .map_err(|e| bad(&cfg_path, "config.json", format!("invalid JSON: {e}")))?;
         let Value::Object(root) = root else {
             return Err(bad(&cfg_path, "config.json", "not a JSON object"));
