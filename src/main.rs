@@ -47,12 +47,13 @@ enum Command {
 struct SampleArgs {
     /// An embedded default model (cld-digits, ddgan-digits, lsgm-digits) or a converted model
     /// directory (config.json + model.safetensors).
-    #[arg(long, default_value = "ddgan-digits")]
+    #[arg(long, default_value = "cld-digits")]
     model: String,
     /// sscs, em or ode (CLD), ode (LSGM), ddgan (DDGAN); default: the model's own.
     #[arg(long)]
     sampler: Option<String>,
-    /// Network evaluations per sample for SSCS/EM (default 150); DDGAN runs its trained step count.
+    /// Network evaluations per sample for SSCS/EM (default: the config's n_discrete_steps, else 150);
+    /// DDGAN runs its trained step count.
     #[arg(long)]
     steps: Option<usize>,
     /// Images in the whole run (all shards).

@@ -56,7 +56,8 @@ fn bad(what: &'static str, rule: &'static str, found: String) -> Error {
     }
 }
 
-/// Default SSCS/EM network evaluations (the CLD paper's CIFAR-10 SSCS runs use 150).
+/// Default SSCS/EM network evaluations when the config has no `n_discrete_steps` (the CLD paper's
+/// CIFAR-10 SSCS runs use 150).
 pub const CLD_DEFAULT_STEPS: usize = 150;
 
 impl Plan {
@@ -123,7 +124,10 @@ impl Plan {
                         }
                     }
                     _ => {
-                        let n = steps.unwrap_or(CLD_DEFAULT_STEPS);
+                        let n = match steps {
+                            Some(n) => n,
+                            None => cfg.usize("n_discrete_steps").unwrap_or(CLD_DEFAULT_STEPS),
+                        };
                         if n < 2 {
                             return Err(bad(
                                 "--steps",
