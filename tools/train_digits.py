@@ -13,7 +13,8 @@ tools/convert.py into assets/models/<family>-digits/.
   features), Adam 2e-4, EMA 0.999, t ~ U(1e-5, 1), the CIFAR-10 SDE (beta = 4, M^-1 = 4, gamma = 0.04).
 - ddgan: the DDGAN objective (train_ddgan.py): a T = 4 step generator with z mapping and AdaGN against a
   small time-conditioned discriminator on (x_t, x_{t-1}) pairs, non-saturating loss with an R1 penalty
-  (gamma 0.05), Adam (1.6e-4 / 1.25e-4, betas 0.5, 0.9), EMA 0.999.
+  (gamma 0.05), Adam (2e-4 for both, betas 0.5, 0.9: faster than the official 1.6e-4 / 1.25e-4 for a
+  short CPU run), EMA 0.999.
 - lsgm: the two LSGM stages on the digits upsampled to 32x32 (the MNIST input size): an NVAE (MNIST
   architecture, small: MBConv decoder, Bernoulli output, 2 groups of 4 latents at 8x8) trained on the
   ELBO with a Normal prior and KL warm-up (the first 40% of the time), batch statistics in its batch
@@ -126,8 +127,8 @@ def train_cld(args):
 # ------------------------------------------------------------------------------------------------
 # DDGAN
 
-DDGAN_NET = {"num_channels_dae": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "image_size": 16,
-             "attn_resolutions": [8], "num_channels": 1, "n_mlp": 2, "nz": 32, "z_emb_dim": 64,
+DDGAN_NET = {"num_channels_dae": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "image_size": 16,
+             "attn_resolutions": [8], "num_channels": 1, "n_mlp": 2, "nz": 16, "z_emb_dim": 32,
              "num_timesteps": 4}
 
 
@@ -172,10 +173,10 @@ def train_ddgan(args):
     D = TimeDisc(T=cfg["num_timesteps"])
     T = cfg["num_timesteps"]
     coefs = ddgan_posterior.PosteriorCoefficients.make(T, 0.1, 20.0)
-    optG = torch.optim.Adam(G.parameters(), lr=1.6e-4, betas=(0.5, 0.9))
-    optD = torch.optim.Adam(D.parameters(), lr=1.25e-4, betas=(0.5, 0.9))
+    optG = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.9))
+    optD = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.9))
     ema = Ema(list(G.parameters()), 0.999)
-    start, step, lg, ld = time.time(), 0, [], []
+    start, step, lg, ld, dr = time.time(), 0, [], [], []
     while time.time() - start < args.minutes * 60:
         idx = torch.randint(0, data.shape[0], (args.batch,))
         x0 = data[idx]
@@ -206,9 +207,11 @@ def train_ddgan(args):
         ema.update()
         lg.append(loss_g.item())
         ld.append((loss_real + loss_fake).item())
+        dr.append(d_real.mean().item())
         step += 1
         if step % 200 == 0:
             print(f"ddgan step {step} G {np.mean(lg[-200:]):.3f} D {np.mean(ld[-200:]):.3f} "
+                  f"D(real) {np.mean(dr[-200:]):+.3f} "
                   f"({time.time() - start:.0f} s)", flush=True)
     # netG file: the state_dict with the EMA swapped in (as train_ddgan.py saves it).
     with torch.no_grad():
@@ -216,7 +219,7 @@ def train_ddgan(args):
             p.copy_(s)
     ckpt = {"module." + k: v for k, v in G.state_dict().items()}
     settings = {"family": "ddgan", "network": DDGAN_NET, "discriminator": "TimeDisc (tools/train_digits.py)",
-                "objective": "non-saturating GAN on posterior pairs, R1 0.05", "optimizer": "Adam G 1.6e-4 D 1.25e-4 (0.5, 0.9)",
+                "objective": "non-saturating GAN on posterior pairs, R1 0.05", "optimizer": "Adam G 2e-4 D 2e-4 (0.5, 0.9)",
                 "ema": 0.999, "batch": args.batch, "steps": step, "minutes": round((time.time() - start) / 60, 1),
                 "final_loss_g": float(np.mean(lg[-200:])), "final_loss_d": float(np.mean(ld[-200:])),
                 "seed": args.seed, "threads": torch.get_num_threads()}
