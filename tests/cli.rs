@@ -1,13 +1,12 @@
 //! The `trilemma` binary: `info` succeeds and explains itself on any machine, GPU or not.
 
+#[macro_use]
+mod common;
+
 use std::process::Command;
 
-/// The binary under test; `TRILEMMA_BIN` overrides the build-time path for prebuilt test executables
-/// (the GPU bundle).
 fn trilemma() -> Command {
-    Command::new(
-        std::env::var_os("TRILEMMA_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_trilemma").into()),
-    )
+    trilemma_command!()
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! of bad input as a clear error, exit status 2, with no output file left behind.
 //! Tolerance: relative L2 ≤ 1e-5 per output tensor (fp32 CPU); the max abs error is printed.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -13,9 +14,7 @@ use trilemma::io::safetensors::{self, SafeTensors};
 use trilemma::{DType, Device, Tensor};
 
 fn trilemma() -> Command {
-    Command::new(
-        std::env::var_os("TRILEMMA_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_trilemma").into()),
-    )
+    trilemma_command!()
 }
 
 fn run_forward(model: &Path, inputs: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -33,12 +32,7 @@ fn run_forward(model: &Path, inputs: &Path, out: &Path, extra: &[&str]) -> Outpu
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::output_text(o)
 }
 
 fn check_call(model: &str, part: &str, extra: &[&str]) {

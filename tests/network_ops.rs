@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{max_abs_err, open_fixture, rel_err};
+use common::open_fixture;
 use trilemma::io::safetensors::SafeTensors;
 use trilemma::nn::blocks::{AttnBlock, Fir, ResBlock, ResBlockConfig, Resampling, ZMapping};
 use trilemma::nn::embedding;
@@ -38,17 +38,7 @@ fn check_nhwc(st: &SafeTensors, case: &str, out: &Tensor, name: &str) {
 }
 
 fn check(st: &SafeTensors, case: &str, out: &Tensor, name: &str) {
-    let expected = raw(st, name);
-    assert_eq!(out.shape(), expected.shape(), "{case}: output shape");
-    let (o, e) = (out.to_vec_f32().unwrap(), expected.to_vec_f32().unwrap());
-    let rel = rel_err(&o, &e);
-    let abs = max_abs_err(&o, &e);
-    println!("{case}: rel {rel:.3e}, max abs {abs:.3e}");
-    assert!(o.iter().all(|v| v.is_finite()), "{case}: non-finite output");
-    assert!(
-        rel <= TOL,
-        "{case}: relative error {rel:.3e} > {TOL:e} (max abs {abs:.3e})"
-    );
+    common::assert_close(case, out, &raw(st, name), TOL);
 }
 
 fn conv_case(case: &str) {

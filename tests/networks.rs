@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{max_abs_err, open_fixture, rel_err};
+use common::open_fixture;
 use trilemma::io::safetensors::SafeTensors;
 use trilemma::models::{Config, Family, Ncsnpp};
 use trilemma::nn::Weights;
@@ -17,16 +17,7 @@ fn raw(st: &SafeTensors, name: &str) -> Tensor {
 }
 
 fn check(case: &str, out: &Tensor, expected: &Tensor) {
-    assert_eq!(out.shape(), expected.shape(), "{case}: output shape");
-    let (o, e) = (out.to_vec_f32().unwrap(), expected.to_vec_f32().unwrap());
-    let rel = rel_err(&o, &e);
-    let abs = max_abs_err(&o, &e);
-    println!("{case}: rel {rel:.3e}, max abs {abs:.3e}");
-    assert!(o.iter().all(|v| v.is_finite()), "{case}: non-finite output");
-    assert!(
-        rel <= TOL,
-        "{case}: relative error {rel:.3e} > {TOL:e} (max abs {abs:.3e})"
-    );
+    common::assert_close(case, out, expected, TOL);
 }
 
 fn load_network(st: &SafeTensors, family: Family) -> Ncsnpp {

@@ -2,6 +2,7 @@
 //! noise reproduces the reference run, the .npz layout, and bad settings fail before any work with exit
 //! status 2 and nothing written.
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
@@ -12,9 +13,7 @@ use trilemma::io::safetensors::SafeTensors;
 use trilemma::Device;
 
 fn trilemma() -> Command {
-    Command::new(
-        std::env::var_os("TRILEMMA_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_trilemma").into()),
-    )
+    trilemma_command!()
 }
 
 fn run(args: &[&str], out: &Path) -> Output {
@@ -28,12 +27,7 @@ fn run(args: &[&str], out: &Path) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::output_text(o)
 }
 
 fn ddgan() -> String {

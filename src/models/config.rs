@@ -131,6 +131,21 @@ impl Config {
         }
     }
 
+    /// The input size LSGM's `dataset` implies (util/utils.py): MNIST and OMNIGLOT digits are padded
+    /// to 32; `celeba_256`-style names carry their size.
+    pub fn dataset_image_size(&self, dataset: &str) -> Result<usize> {
+        match dataset {
+            "mnist" | "omniglot" | "cifar10" => Ok(32),
+            "ffhq" => Ok(256),
+            d if d.starts_with("celeba") || d.starts_with("imagenet") || d.starts_with("lsun") => d
+                .rsplit('_')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| self.error("dataset", format!("no image size in `{d}`"))),
+            other => Err(self.error("dataset", format!("unknown dataset `{other}`"))),
+        }
+    }
+
     /// A list of numbers: a JSON list, a "1,2,2,2" string, or a single number.
     pub fn f64_list(&self, key: &str) -> Result<Vec<f64>> {
         let v = self.required(key)?;

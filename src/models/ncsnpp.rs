@@ -132,69 +132,105 @@ fn lsgm_ch_mult(cfg: &Config, dataset: &str, scales: usize) -> Result<Vec<usize>
     Ok(m.into_iter().take(scales).collect())
 }
 
-fn lsgm_image_size(cfg: &Config, dataset: &str) -> Result<usize> {
-    match dataset {
-        "mnist" | "omniglot" | "cifar10" => Ok(32),
-        "ffhq" => Ok(256),
-        d if d.starts_with("celeba") || d.starts_with("imagenet") || d.starts_with("lsun") => d
-            .rsplit('_')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| cfg.error("dataset", format!("no image size in `{d}`"))),
-        other => Err(cfg.error("dataset", format!("unknown LSGM dataset `{other}`"))),
+/// The hyperparameter names in which CLD's config files and DDGAN's argparse options differ.
+struct ScoreNetKeys {
+    nf: &'static str,
+    res_blocks: &'static str,
+    fir: &'static str,
+    /// DDGAN lower-cases its string options; CLD compares them as written.
+    lowercase: bool,
+}
+
+const CLD_KEYS: ScoreNetKeys = ScoreNetKeys {
+    nf: "n_channels",
+    res_blocks: "n_resblocks",
+    fir: "use_fir",
+    lowercase: false,
+};
+
+const DDGAN_KEYS: ScoreNetKeys = ScoreNetKeys {
+    nf: "num_channels_dae",
+    res_blocks: "num_res_blocks",
+    fir: "fir",
+    lowercase: true,
+};
+
+/// The fields CLD and DDGAN read alike (NCSN++ as both repositories configure it); the family fills in
+/// its channels, conditioning and output.
+fn score_net_base(
+    family: Family,
+    cfg: &Config,
+    k: &ScoreNetKeys,
+    standard_fir: &[f32],
+) -> Result<Arch> {
+    let nf = cfg.usize(k.nf)?;
+    let mut emb_type = cfg.str("embedding_type")?;
+    if k.lowercase {
+        emb_type = emb_type.to_lowercase();
     }
+    let embedding = match emb_type.as_str() {
+        "fourier" => TimeEmbedding::Fourier,
+        "positional" => TimeEmbedding::Sinusoidal,
+        o => return Err(cfg.error("embedding_type", format!("unknown `{o}`"))),
+    };
+    let fir_kernel = if cfg.has("fir_kernel") {
+        cfg.f64_list("fir_kernel")?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    } else {
+        standard_fir.to_vec()
+    };
+    Ok(Arch {
+        family,
+        nf,
+        ch_mult: cfg.usize_list("ch_mult")?,
+        num_res_blocks: cfg.usize(k.res_blocks)?,
+        attn_resolutions: cfg.usize_list("attn_resolutions")?,
+        image_size: cfg.usize("image_size")?,
+        fir: Fir {
+            enabled: cfg.bool(k.fir)?,
+            kernel: fir_kernel,
+        },
+        skip_rescale: cfg.bool("skip_rescale")?,
+        progressive_output_skip: false,
+        progressive_input: ProgressiveInput::None,
+        combine_concat: false,
+        embedding,
+        embedding_scale: cfg.f64_or("fourier_scale", 16.0)? as f32,
+        embed_dim: if embedding == TimeEmbedding::Fourier {
+            2 * nf
+        } else {
+            nf
+        },
+        temb_dim: 4 * nf,
+        conditional: true,
+        act: Activation::Silu,
+        in_channels: 0,
+        out_channels: 0,
+        zemb: None,
+        one_adagn: false,
+        centered: true,
+        use_tanh: false,
+        mixed_prediction: false,
+    })
 }
 
 impl Arch {
     pub fn from_config(family: Family, cfg: &Config) -> Result<Arch> {
-        let fir_kernel = |key: &str, default: &[f32]| -> Result<Vec<f32>> {
-            if cfg.has(key) {
-                Ok(cfg.f64_list(key)?.into_iter().map(|v| v as f32).collect())
-            } else {
-                Ok(default.to_vec())
-            }
-        };
         let standard = [1.0f32, 3.0, 3.0, 1.0];
         let mut a = match family {
             Family::Cld => {
-                let nf = cfg.usize("n_channels")?;
-                let embedding = match cfg.str("embedding_type")?.as_str() {
-                    "fourier" => TimeEmbedding::Fourier,
-                    "positional" => TimeEmbedding::Sinusoidal,
-                    o => return Err(cfg.error("embedding_type", format!("unknown `{o}`"))),
-                };
                 if cfg.str("resblock_type")? != "biggan" {
                     return Err(cfg.error(
                         "resblock_type",
                         "only `biggan` (the official CLD code cannot build `ddpm`)",
                     ));
                 }
+                let base = score_net_base(family, cfg, &CLD_KEYS, &standard)?;
                 let ch = cfg.usize("image_channels")?;
                 let sde = cfg.str_or("sde", "cld")?;
                 Arch {
-                    family,
-                    nf,
-                    ch_mult: cfg.usize_list("ch_mult")?,
-                    num_res_blocks: cfg.usize("n_resblocks")?,
-                    attn_resolutions: cfg.usize_list("attn_resolutions")?,
-                    image_size: cfg.usize("image_size")?,
-                    fir: Fir {
-                        enabled: cfg.bool("use_fir")?,
-                        kernel: fir_kernel("fir_kernel", &standard)?,
-                    },
-                    skip_rescale: cfg.bool("skip_rescale")?,
-                    progressive_output_skip: false,
-                    progressive_input: ProgressiveInput::None,
-                    combine_concat: false,
-                    embedding,
-                    embedding_scale: cfg.f64_or("fourier_scale", 16.0)? as f32,
-                    embed_dim: if embedding == TimeEmbedding::Fourier {
-                        2 * nf
-                    } else {
-                        nf
-                    },
-                    temb_dim: 4 * nf,
-                    conditional: true,
                     act: activation_named(
                         cfg,
                         "nonlinearity",
@@ -202,20 +238,10 @@ impl Arch {
                     )?,
                     in_channels: if sde == "cld" { 2 * ch } else { ch },
                     out_channels: ch,
-                    zemb: None,
-                    one_adagn: false,
-                    centered: true,
-                    use_tanh: false,
-                    mixed_prediction: false,
+                    ..base
                 }
             }
             Family::Ddgan => {
-                let nf = cfg.usize("num_channels_dae")?;
-                let embedding = match cfg.str("embedding_type")?.to_lowercase().as_str() {
-                    "fourier" => TimeEmbedding::Fourier,
-                    "positional" => TimeEmbedding::Sinusoidal,
-                    o => return Err(cfg.error("embedding_type", format!("unknown `{o}`"))),
-                };
                 let rt = cfg.str("resblock_type")?.to_lowercase();
                 let one_adagn = rt == "biggan_oneadagn";
                 if rt != "biggan" && !one_adagn {
@@ -224,32 +250,10 @@ impl Arch {
                         format!("unsupported `{rt}` (biggan, biggan_oneadagn)"),
                     ));
                 }
+                let base = score_net_base(family, cfg, &DDGAN_KEYS, &standard)?;
                 let ch = cfg.usize("num_channels")?;
                 Arch {
-                    family,
-                    nf,
-                    ch_mult: cfg.usize_list("ch_mult")?,
-                    num_res_blocks: cfg.usize("num_res_blocks")?,
-                    attn_resolutions: cfg.usize_list("attn_resolutions")?,
-                    image_size: cfg.usize("image_size")?,
-                    fir: Fir {
-                        enabled: cfg.bool("fir")?,
-                        kernel: fir_kernel("fir_kernel", &standard)?,
-                    },
-                    skip_rescale: cfg.bool("skip_rescale")?,
-                    progressive_output_skip: false,
-                    progressive_input: ProgressiveInput::None,
-                    combine_concat: false,
-                    embedding,
-                    embedding_scale: cfg.f64_or("fourier_scale", 16.0)? as f32,
-                    embed_dim: if embedding == TimeEmbedding::Fourier {
-                        2 * nf
-                    } else {
-                        nf
-                    },
-                    temb_dim: 4 * nf,
                     conditional: cfg.bool_or("conditional", true)?,
-                    act: Activation::Silu,
                     in_channels: ch,
                     out_channels: ch,
                     zemb: Some((
@@ -260,7 +264,7 @@ impl Arch {
                     one_adagn,
                     centered: cfg.bool_or("centered", true)?,
                     use_tanh: !cfg.bool_or("not_use_tanh", false)?,
-                    mixed_prediction: false,
+                    ..base
                 }
             }
             Family::Lsgm => {
@@ -273,7 +277,7 @@ impl Arch {
                 };
                 let embed_dim = cfg.f64_or("embedding_dim", 128.0)? as usize;
                 let down = cfg.usize("num_preprocess_blocks")? + cfg.usize("num_latent_scales")?;
-                let size = lsgm_image_size(cfg, &dataset)?;
+                let size = cfg.dataset_image_size(&dataset)?;
                 if down == 0 || size % (1 << (down - 1)) != 0 {
                     return Err(cfg.error(
                         "num_preprocess_blocks",
@@ -691,7 +695,8 @@ impl Ncsnpp {
             &centered
         };
 
-        let mut pyr = x.to_device(&x.device())?;
+        // The input pyramid; None while it is still the input itself (no copy of x).
+        let mut pyr: Option<Tensor> = None;
         let mut hs: Vec<Tensor> = vec![self.stem.forward(x)?];
         for lvl in &self.down {
             for (blk, at) in &lvl.blocks {
@@ -708,13 +713,15 @@ impl Ncsnpp {
                 match pyr_op {
                     None => {}
                     Some(PyramidOp::Combine(cmb)) => {
-                        pyr = a.fir.down(&pyr)?;
-                        h = cmb.forward(&pyr, &h)?;
+                        let p = a.fir.down(pyr.as_ref().unwrap_or(x))?;
+                        h = cmb.forward(&p, &h)?;
+                        pyr = Some(p);
                     }
                     Some(PyramidOp::Residual(dn)) => {
-                        let p = dn.forward(&pyr)?;
-                        pyr = crate::nn::layers::residual(&p, &h, a.skip_rescale)?;
-                        h = pyr.to_device(&pyr.device())?;
+                        let p = dn.forward(pyr.as_ref().unwrap_or(x))?;
+                        let merged = crate::nn::layers::residual(&p, &h, a.skip_rescale)?;
+                        h = merged.to_device(&merged.device())?;
+                        pyr = Some(merged);
                     }
                 }
                 hs.push(h);

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::io::safetensors::SafeTensors;
 use crate::ops;
 use crate::rng::{NoiseKey, NoiseStream};
-use crate::tensor::{DType, Tensor};
+use crate::backend::cpu::CpuStorage;
+use crate::tensor::{DType, Storage, Tensor};
 
 pub enum Noise<'a> {
     /// Philox with `seed`; the batch is samples `first_sample ..` of the run.
@@ -82,9 +83,14 @@ fn replayed(st: &SafeTensors, name: &str, shape: &[usize], device: &Device) -> R
     Tensor::from_f32(&v, shape, DType::F32, device)
 }
 
-/// Stops a run whose state stopped being finite, naming the tensor and the step.
+/// Stops a run whose state stopped being finite, naming the tensor and the step. Host f32 storage is
+/// scanned in place; other storage is read back (a device reduction belongs to the CUDA samplers).
 pub fn check_finite(t: &Tensor, tensor: &str, step: usize) -> Result<()> {
-    if t.to_vec_f32()?.iter().all(|v| v.is_finite()) {
+    let finite = match t.storage() {
+        Storage::Cpu(CpuStorage::F32(v)) => v.iter().all(|x| x.is_finite()),
+        _ => t.to_vec_f32()?.iter().all(|x| x.is_finite()),
+    };
+    if finite {
         Ok(())
     } else {
         Err(Error::NonFinite {

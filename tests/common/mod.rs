@@ -120,3 +120,40 @@ impl Drop for TempDir {
 pub fn test_model(name: &str) -> PathBuf {
     source_dir().join("tests").join("models").join(name)
 }
+
+/// Asserts `out` has `expected`'s shape, is finite, and is within relative L2 error `tol` of it;
+/// prints the relative and max abs errors under `case`.
+pub fn assert_close(case: &str, out: &trilemma::Tensor, expected: &trilemma::Tensor, tol: f64) {
+    assert_eq!(out.shape(), expected.shape(), "{case}: output shape");
+    let (o, e) = (out.to_vec_f32().unwrap(), expected.to_vec_f32().unwrap());
+    let rel = rel_err(&o, &e);
+    let abs = max_abs_err(&o, &e);
+    println!("{case}: rel {rel:.3e}, max abs {abs:.3e}");
+    assert!(o.iter().all(|v| v.is_finite()), "{case}: non-finite output");
+    assert!(
+        rel <= tol,
+        "{case}: relative error {rel:.3e} > {tol:e} (max abs {abs:.3e})"
+    );
+}
+
+/// The `trilemma` binary under test; `TRILEMMA_BIN` overrides the build-time path (the GPU bundle).
+/// Only test files that declare the binary target may call it (Cargo sets the path for them).
+#[macro_export]
+macro_rules! trilemma_command {
+    () => {
+        std::process::Command::new(
+            std::env::var_os("TRILEMMA_BIN")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_trilemma").into()),
+        )
+    };
+}
+
+/// Exit status and both streams of a finished command, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
