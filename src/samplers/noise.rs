@@ -6,12 +6,12 @@
 //! within a sample is (h·W + w)·C + c (NHWC). Replay files hold PyTorch's layout (NCHW), as the recorder
 //! in tools/ writes them; the names of each sampler's draws are listed in docs/sampling.md.
 
+use crate::backend::cpu::CpuStorage;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::io::safetensors::SafeTensors;
 use crate::ops;
 use crate::rng::{NoiseKey, NoiseStream};
-use crate::backend::cpu::CpuStorage;
 use crate::tensor::{DType, Storage, Tensor};
 
 pub enum Noise<'a> {
