@@ -42,7 +42,7 @@ cp target/release/trilemma "$BUNDLE/bin/"
 # Host-only tests and benches (no GPU path; CI runs the tests on every submission) stay out: every
 # executable embeds all kernel fatbins, so each costs ~2 MiB of the transfer budget, and the CPU bench
 # would spend the check's device time on the host.
-HOST_ONLY=" bindings_fresh network_ops networks cpu_ops_random cpu_networks "
+HOST_ONLY=" bindings_fresh network_ops networks cpu_ops_random cpu_networks rk45 sample_cld_gaussian sample_ddgan_gaussian sample_lsgm_gaussian "
 cargo test --release --no-run --message-format=json 2>/dev/null | collect test | while read -r name exe; do
   case "$HOST_ONLY" in *" $name "*) continue ;; esac
   cp "$exe" "$BUNDLE/tests/$name"

@@ -49,11 +49,11 @@ struct SampleArgs {
     /// directory (config.json + model.safetensors).
     #[arg(long, default_value = "cld-digits")]
     model: String,
-    /// sscs, em or ode (CLD), ode (LSGM), ddgan (DDGAN); default: the model's own.
+    /// sscs, em or ode (CLD), ode or rk4 (LSGM), ddgan (DDGAN); default: the model's own.
     #[arg(long)]
     sampler: Option<String>,
-    /// Network evaluations per sample for SSCS/EM (default: the config's n_discrete_steps, else 150);
-    /// DDGAN runs its trained step count.
+    /// Steps of SSCS/EM (default: the config's n_discrete_steps, else 150) or of LSGM's RK4 (default
+    /// 25, 4 network evaluations each); DDGAN runs its trained step count.
     #[arg(long)]
     steps: Option<usize>,
     /// Images in the whole run (all shards).

@@ -41,3 +41,39 @@ fn bad_tolerances_and_failing_right_hand_sides_are_errors() {
     let err = solve(|_, _| Ok(vec![f64::NAN]), 0.0, 1.0, &[1.0], 1e-6, 1e-6).unwrap_err();
     assert!(err.to_string().contains("non-finite"), "{err}");
 }
+
+#[test]
+fn fixed_step_rk4_is_fourth_order_on_a_known_solution() {
+    // y' = -2 t y, y(0) = 1 on [0, 2]: y(2) = exp(-4). Halving the step divides the error by ~16.
+    let err = |steps| {
+        let (y, nfe) = trilemma::samplers::rk4::solve(
+            |t, y| Ok(vec![-2.0 * t * y[0]]),
+            0.0,
+            2.0,
+            &[1.0],
+            steps,
+        )
+        .unwrap();
+        assert_eq!(nfe, 4 * steps);
+        (y[0] - (-4.0f64).exp()).abs()
+    };
+    let (e50, e100) = (err(50), err(100));
+    println!("rk4 errors: 50 steps {e50:.3e}, 100 steps {e100:.3e}");
+    assert!(e100 < 1e-7, "{e100:.3e}");
+    let ratio = e50 / e100;
+    assert!((14.0..18.0).contains(&ratio), "ratio {ratio}");
+    // Backward integration returns to the start.
+    let (y, _) = trilemma::samplers::rk4::solve(
+        |_t, y| Ok(vec![y[1], -y[0]]),
+        3.0,
+        0.0,
+        &[3f64.cos(), -3f64.sin()],
+        200,
+    )
+    .unwrap();
+    assert!((y[0] - 1.0).abs() < 1e-8 && y[1].abs() < 1e-8, "{y:?}");
+    assert!(trilemma::samplers::rk4::solve(|_, y| Ok(y.to_vec()), 0.0, 1.0, &[1.0], 0).is_err());
+    let err =
+        trilemma::samplers::rk4::solve(|_, _| Ok(vec![f64::NAN]), 0.0, 1.0, &[1.0], 3).unwrap_err();
+    assert!(err.to_string().contains("non-finite"), "{err}");
+}

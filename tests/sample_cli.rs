@@ -183,6 +183,11 @@ fn bad_settings_fail_before_any_work() {
             "adaptive ODE",
         ),
         (
+            vec!["--model", lsgm.as_str(), "--sampler", "sscs"],
+            tmp.path().join("a.png"),
+            "ode or rk4 for an LSGM model",
+        ),
+        (
             vec!["--model", m.as_str()],
             tmp.path().join("a.gif"),
             "unknown output type",
@@ -226,8 +231,10 @@ fn embedded_default_models_load_and_sample() {
         let out = tmp.path().join("x.png");
         let mut args = vec!["--model", name, "--num", "2", "--batch", "2"];
         // Few steps: this checks the embedded model runs end to end, not its quality.
-        if m.family == trilemma::models::Family::Cld {
-            args.extend(["--sampler", "sscs", "--steps", "3"]);
+        match m.family {
+            trilemma::models::Family::Cld => args.extend(["--sampler", "sscs", "--steps", "3"]),
+            trilemma::models::Family::Lsgm => args.extend(["--sampler", "rk4", "--steps", "2"]),
+            _ => {}
         }
         let o = run(&args, &out);
         assert!(o.status.success(), "{name}: {}", text(&o));

@@ -7,7 +7,7 @@ mod common;
 use common::{max_abs_err, rel_err, test_model};
 use trilemma::io::safetensors::SafeTensors;
 use trilemma::models::{Model, Network};
-use trilemma::samplers::lsgm_sample::{sample, LsgmConfig};
+use trilemma::samplers::lsgm_sample::{sample, LsgmConfig, LsgmSolver};
 use trilemma::samplers::Noise;
 use trilemma::Device;
 
@@ -26,7 +26,16 @@ fn replayed_run_matches_the_reference_run_and_its_nfe() {
     let dir = test_model("lsgm_small");
     let draws = SafeTensors::open(dir.join("sample.noise.safetensors")).unwrap();
     let want = SafeTensors::open(dir.join("sample.expected.safetensors")).unwrap();
-    let out = sample(vae, score, &cfg, 2, &Noise::Replay(&draws), &Device::Cpu).unwrap();
+    let out = sample(
+        vae,
+        score,
+        &cfg,
+        LsgmSolver::Rk45,
+        2,
+        &Noise::Replay(&draws),
+        &Device::Cpu,
+    )
+    .unwrap();
     let nfe: usize = want.metadata()["nfe"].parse().unwrap();
     assert_eq!(out.nfe, nfe, "NFE: engine {} vs reference {nfe}", out.nfe);
     for (label, got) in [
@@ -54,11 +63,12 @@ fn shards_reproduce_the_whole_run() {
     let m = Model::load(test_model("lsgm_small"), &Device::Cpu).unwrap();
     let cfg = LsgmConfig::from_config(&m.config).unwrap();
     let (vae, score) = parts(&m);
-    let run = |b, first_sample| {
+    let run = |solver, b, first_sample| {
         sample(
             vae,
             score,
             &cfg,
+            solver,
             b,
             &Noise::Philox {
                 seed: 5,
@@ -74,10 +84,26 @@ fn shards_reproduce_the_whole_run() {
     // The ODE is solved over the batch as one system (as the official sampler does), so its step
     // sizes, and therefore each sample's result, depend on the batch: shards agree with the whole run
     // to the solver tolerance, not bit for bit.
-    let whole = run(2, 0);
-    let mut shards = run(1, 0);
-    shards.extend(run(1, 1));
+    let whole = run(LsgmSolver::Rk45, 2, 0);
+    let mut shards = run(LsgmSolver::Rk45, 1, 0);
+    shards.extend(run(LsgmSolver::Rk45, 1, 1));
     let rel = rel_err(&shards, &whole);
     println!("lsgm shards vs whole: rel {rel:.3e}");
     assert!(rel <= 1e-3, "rel {rel:.3e}");
+
+    // The fixed-step solver shares one grid across the batch: shards are the whole run, bit for bit.
+    let rk4 = LsgmSolver::Rk4 { steps: 3 };
+    let whole = run(rk4, 2, 0);
+    let mut shards = run(rk4, 1, 0);
+    shards.extend(run(rk4, 1, 1));
+    assert_eq!(shards.len(), whole.len());
+    let same = shards
+        .iter()
+        .zip(&whole)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(
+        same,
+        "rk4 shards differ: rel {:.3e}",
+        rel_err(&shards, &whole)
+    );
 }

@@ -94,27 +94,53 @@ impl PosteriorCoefficients {
     }
 }
 
+/// What DDGAN's loop needs from a generator: x0 predicted from x_{i+1} (NHWC), the step index i and
+/// z [B, nz]. The NCSN++ generator implements it; the tests use an exact stand-in for Gaussian data.
+pub trait Generator {
+    fn predict_x0(&self, x: &Tensor, i: usize, z: &Tensor) -> Result<Tensor>;
+    /// (H, W, C) of the images.
+    fn image_shape(&self) -> [usize; 3];
+    /// The length of z.
+    fn nz(&self) -> Result<usize>;
+}
+
+impl Generator for Ncsnpp {
+    fn predict_x0(&self, x: &Tensor, i: usize, z: &Tensor) -> Result<Tensor> {
+        self.forward_nhwc(x, &[i as f32], Some(z))
+    }
+
+    fn image_shape(&self) -> [usize; 3] {
+        let a = self.arch();
+        [a.image_size, a.image_size, a.in_channels]
+    }
+
+    fn nz(&self) -> Result<usize> {
+        let a = self.arch();
+        match a.zemb {
+            Some((nz, _, _)) => Ok(nz),
+            None => Err(Error::InvalidParam {
+                op: "ddgan sample",
+                what: "network",
+                rule: "a DDGAN generator (with a z mapping)",
+                found: format!("a {} network", a.family.name()),
+            }),
+        }
+    }
+}
+
 /// DDGAN's sampling loop (test_ddgan.py `sample_from_model`): x_T ~ N(0, I); for i = T−1 down to 0,
 /// x0 = G(x_{i+1}, i, z) with a fresh z, then x_i ~ q(x_i | x_{i+1}, x0), no noise at i = 0.
 ///
 /// Draws, in the official order (j = 0..T−1 is the loop iteration, step i = T−1−j): `x_T` (Prior,
 /// step 0), `z.{j}` (Latent, step j), `noise.{j}` for j < T−1 (Step, step j). Returns x_0, NCHW.
 pub fn sample(
-    generator: &Ncsnpp,
+    generator: &dyn Generator,
     coefs: &PosteriorCoefficients,
     batch: usize,
     noise: &Noise<'_>,
     device: &Device,
 ) -> Result<Tensor> {
-    let a = generator.arch();
-    let Some((nz, _, _)) = a.zemb else {
-        return Err(Error::InvalidParam {
-            op: "ddgan sample",
-            what: "network",
-            rule: "a DDGAN generator (with a z mapping)",
-            found: format!("a {} network", a.family.name()),
-        });
-    };
+    let nz = generator.nz()?;
     if batch == 0 {
         return Err(Error::InvalidParam {
             op: "ddgan sample",
@@ -123,7 +149,8 @@ pub fn sample(
             found: "0".into(),
         });
     }
-    let shape = [batch, a.image_size, a.image_size, a.in_channels];
+    let [h, w, c] = generator.image_shape();
+    let shape = [batch, h, w, c];
     let steps = coefs.steps();
     let mut x = noise.image("x_T", NoiseStream::Prior, 0, shape, device)?;
     for (j, i) in (0..steps).rev().enumerate() {
@@ -134,7 +161,7 @@ pub fn sample(
             &[batch, nz],
             device,
         )?;
-        let x0 = generator.forward_nhwc(&x, &[i as f32], Some(&z))?;
+        let x0 = generator.predict_x0(&x, i, &z)?;
         let n = if i > 0 {
             Some(noise.image(
                 &format!("noise.{j}"),

@@ -64,6 +64,42 @@ impl LsgmConfig {
     }
 }
 
+/// What the latent ODE needs from a score model.
+pub trait LatentScore {
+    /// The network's prediction ε′ at z (NHWC) and time t, before mixing.
+    fn eps(&self, z: &Tensor, t: f32) -> Result<Tensor>;
+    /// (H, W, C) of the latent.
+    fn latent_shape(&self) -> [usize; 3];
+    /// Per-channel mixing logits; None: no mixed prediction (ε′ used as is).
+    fn mixing_logit(&self) -> Option<Vec<f32>>;
+}
+
+impl LatentScore for Ncsnpp {
+    fn eps(&self, z: &Tensor, t: f32) -> Result<Tensor> {
+        self.forward_nhwc(z, &[t], None)
+    }
+
+    fn latent_shape(&self) -> [usize; 3] {
+        let a = self.arch();
+        [a.image_size, a.image_size, a.in_channels]
+    }
+
+    fn mixing_logit(&self) -> Option<Vec<f32>> {
+        Ncsnpp::mixing_logit(self).map(<[f32]>::to_vec)
+    }
+}
+
+/// How the latent probability-flow ODE is integrated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LsgmSolver {
+    /// The official adaptive RK45 at `ode_solver_tol`. The batch is one ODE system, as in the official
+    /// code, so step sizes (and results, to the tolerance) depend on the batch's other samples.
+    Rk45,
+    /// Classical RK4 on `steps` uniform steps in t (4 network evaluations each): a fixed cost, and each
+    /// sample's result independent of the rest of the batch.
+    Rk4 { steps: usize },
+}
+
 /// An LSGM run's result.
 pub struct LsgmSample {
     /// The latent at t = ode_eps, NCHW.
@@ -75,32 +111,32 @@ pub struct LsgmSample {
     pub nfe: usize,
 }
 
-/// Samples a batch: latent ODE, then decoder.
-pub fn sample(
-    vae: &Nvae,
-    score: &Ncsnpp,
+/// Solves the latent probability-flow ODE from z(1) = temp · noise down to t = ode_eps; returns
+/// z(ode_eps) (NHWC) and the network evaluations.
+pub fn sample_latent(
+    score: &dyn LatentScore,
     cfg: &LsgmConfig,
+    solver: LsgmSolver,
     batch: usize,
     noise: &Noise<'_>,
     device: &Device,
-) -> Result<LsgmSample> {
-    let a = score.arch();
-    if batch == 0 {
+) -> Result<(Tensor, usize)> {
+    if batch == 0 || solver == (LsgmSolver::Rk4 { steps: 0 }) {
         return Err(Error::InvalidParam {
             op: "lsgm sample",
-            what: "batch",
+            what: "batch, steps",
             rule: "at least 1",
-            found: "0".into(),
+            found: format!("{batch}, {solver:?}"),
         });
     }
-    let (c, s) = (a.in_channels, a.image_size);
+    let [h, w, c] = score.latent_shape();
     let logit: Vec<f32> = match score.mixing_logit() {
-        Some(l) => l.to_vec(),
+        Some(l) => l,
         // Without mixed prediction the network's ε′ is used as is: a = 1.
         None => vec![f32::INFINITY; c],
     };
-    let shape = vec![batch, s, s, c];
-    let z1 = noise.image("prior.z", NoiseStream::Prior, 0, [batch, s, s, c], device)?;
+    let shape = vec![batch, h, w, c];
+    let z1 = noise.image("prior.z", NoiseStream::Prior, 0, [batch, h, w, c], device)?;
     let y0: Vec<f64> = z1
         .to_vec_f32()?
         .iter()
@@ -112,7 +148,7 @@ pub fn sample(
         let t = -(tau as f32);
         let z32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
         let z = Tensor::from_f32(&z32, &shape, DType::F32, device)?;
-        let eps = score.forward_nhwc(&z, &[t], None)?.to_vec_f32()?;
+        let eps = score.eps(&z, t)?.to_vec_f32()?;
         let var = sde.var(t);
         let g2 = sde.g2(t);
         let (ft, half_g2, sd) = (-0.5 * g2, 0.5 * g2, var.sqrt());
@@ -127,11 +163,35 @@ pub fn sample(
             .collect())
     };
     let t1 = -((cfg.ode_eps as f32) as f64);
-    let (y, stats) =
-        super::rk45::solve(rhs, -1.0, t1, &y0, cfg.ode_solver_tol, cfg.ode_solver_tol)?;
+    let (y, nfe, steps) = match solver {
+        LsgmSolver::Rk45 => {
+            let (y, st) =
+                super::rk45::solve(rhs, -1.0, t1, &y0, cfg.ode_solver_tol, cfg.ode_solver_tol)?;
+            (y, st.nfev, st.accepted)
+        }
+        LsgmSolver::Rk4 { steps } => {
+            let (y, nfe) = super::rk4::solve(rhs, -1.0, t1, &y0, steps)?;
+            (y, nfe, steps)
+        }
+    };
     let z32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-    let z = Tensor::from_f32(&z32, &[batch, s, s, c], DType::F32, device)?;
-    check_finite(&z, "z", stats.accepted)?;
+    let z = Tensor::from_f32(&z32, &[batch, h, w, c], DType::F32, device)?;
+    check_finite(&z, "z", steps)?;
+    Ok((z, nfe))
+}
+
+/// Samples a batch: latent ODE, then decoder.
+pub fn sample(
+    vae: &Nvae,
+    score: &Ncsnpp,
+    cfg: &LsgmConfig,
+    solver: LsgmSolver,
+    batch: usize,
+    noise: &Noise<'_>,
+    device: &Device,
+) -> Result<LsgmSample> {
+    let (z, nfe) = sample_latent(score, cfg, solver, batch, noise, device)?;
+    let c = z.shape()[3];
 
     // The top-scale latent split into the decoder's groups along channels; lower scales from noise.
     let va = vae.arch();
@@ -175,6 +235,6 @@ pub fn sample(
         z: ops::nhwc_to_nchw(&z)?,
         logits,
         image,
-        nfe: stats.nfev,
+        nfe,
     })
 }

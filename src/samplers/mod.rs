@@ -8,6 +8,7 @@ pub mod ddgan;
 pub mod lsgm;
 pub mod lsgm_sample;
 pub mod noise;
+pub mod rk4;
 pub mod rk45;
 pub mod run;
 

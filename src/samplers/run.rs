@@ -3,7 +3,7 @@
 
 use super::cld_sample::{self, CldConfig, CldSampler};
 use super::ddgan::PosteriorCoefficients;
-use super::lsgm_sample::{self, LsgmConfig};
+use super::lsgm_sample::{self, LsgmConfig, LsgmSolver};
 use super::noise::Noise;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -19,8 +19,10 @@ pub enum SamplerKind {
     Sscs,
     /// CLD's Euler–Maruyama.
     Em,
-    /// The probability-flow ODE (CLD, LSGM).
+    /// The probability-flow ODE with the adaptive RK45 (CLD, LSGM).
     Ode,
+    /// LSGM's probability-flow ODE with fixed-step RK4.
+    Rk4,
 }
 
 impl SamplerKind {
@@ -30,6 +32,7 @@ impl SamplerKind {
             SamplerKind::Sscs => "sscs",
             SamplerKind::Em => "em",
             SamplerKind::Ode => "ode",
+            SamplerKind::Rk4 => "rk4",
         }
     }
 }
@@ -38,8 +41,8 @@ impl SamplerKind {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub sampler: SamplerKind,
-    /// Network evaluations per sample for fixed-step samplers (CLD's n_discrete_steps, DDGAN's T);
-    /// None for adaptive ODE solves.
+    /// Steps of fixed-step samplers (CLD's n_discrete_steps, DDGAN's T, RK4 steps); None for adaptive
+    /// ODE solves.
     pub steps: Option<usize>,
     ddgan: Option<PosteriorCoefficients>,
     cld: Option<CldConfig>,
@@ -59,6 +62,9 @@ fn bad(what: &'static str, rule: &'static str, found: String) -> Error {
 /// Default SSCS/EM network evaluations when the config has no `n_discrete_steps` (the CLD paper's
 /// CIFAR-10 SSCS runs use 150).
 pub const CLD_DEFAULT_STEPS: usize = 150;
+
+/// Default RK4 steps for LSGM's fixed-step ODE (100 network evaluations).
+pub const RK4_DEFAULT_STEPS: usize = 25;
 
 impl Plan {
     /// The sampler named `sampler` (or the family's default) with `steps`, checked against `model`.
@@ -140,15 +146,28 @@ impl Plan {
                 }
             }
             Network::Lsgm { .. } => {
-                if let Some(s) = sampler.filter(|s| *s != "ode") {
-                    return Err(bad("--sampler", "ode for an LSGM model", s.into()));
-                }
-                if let Some(s) = steps {
-                    return Err(bad(
-                        "--steps",
-                        "absent for the adaptive ODE sampler (its tolerances set the steps)",
-                        s.to_string(),
-                    ));
+                plan.sampler = match sampler.unwrap_or("ode") {
+                    "ode" => SamplerKind::Ode,
+                    "rk4" => SamplerKind::Rk4,
+                    other => {
+                        return Err(bad(
+                            "--sampler",
+                            "ode or rk4 for an LSGM model",
+                            other.into(),
+                        ))
+                    }
+                };
+                match (plan.sampler, steps) {
+                    (SamplerKind::Ode, Some(s)) => {
+                        return Err(bad(
+                            "--steps",
+                            "absent for the adaptive ODE sampler (its tolerances set the steps; \
+                             `--sampler rk4` takes a step count)",
+                            s.to_string(),
+                        ))
+                    }
+                    (SamplerKind::Rk4, s) => plan.steps = Some(s.unwrap_or(RK4_DEFAULT_STEPS)),
+                    _ => {}
                 }
                 plan.lsgm = Some(LsgmConfig::from_config(cfg)?);
             }
@@ -196,12 +215,16 @@ impl Plan {
                 let out = cld_sample::sample(net, cfg, sampler, steps, batch, noise, device)?;
                 Ok((to_unit_range(&out.x, self.center)?, out.nfe))
             }
-            (Network::Lsgm { vae, score }, SamplerKind::Ode) => {
+            (Network::Lsgm { vae, score }, kind) => {
                 let cfg = self
                     .lsgm
                     .as_ref()
                     .ok_or_else(|| bad("plan", "built for this model", "no LSGM config".into()))?;
-                let out = lsgm_sample::sample(vae, score, cfg, batch, noise, device)?;
+                let solver = match (kind, self.steps) {
+                    (SamplerKind::Rk4, Some(steps)) => LsgmSolver::Rk4 { steps },
+                    _ => LsgmSolver::Rk45,
+                };
+                let out = lsgm_sample::sample(vae, score, cfg, solver, batch, noise, device)?;
                 Ok((out.image, out.nfe))
             }
             _ => Err(bad(
