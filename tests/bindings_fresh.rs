@@ -22,6 +22,7 @@ fn generate() -> Result<String, String> {
     let builder = bindgen::Builder::default()
         .header(header.to_str().expect("utf-8 path"))
         .allowlist_type("Tri.*")
+        .allowlist_var("TRI_.*")
         .derive_default(true)
         .derive_copy(true)
         .derive_debug(true)

@@ -72,3 +72,127 @@ typedef struct TriDdganPosteriorParams {
     float noise_std;
     uint32_t pad;
 } TriDdganPosteriorParams;
+
+// ------------------------------------------------------------------------------------------------
+// Network ops (fp32 NHWC activations; src/backend/network.rs describes each op and its CPU twin).
+
+// Pointwise activations (src/backend/network.rs `Activation`); `arg` is LeakyReLU's slope or the soft
+// clamp's bound.
+#define TRI_ACT_IDENTITY 0
+#define TRI_ACT_SILU 1
+#define TRI_ACT_ELU 2
+#define TRI_ACT_RELU 3
+#define TRI_ACT_LEAKY_RELU 4
+#define TRI_ACT_TANH 5
+#define TRI_ACT_SIGMOID 6
+#define TRI_ACT_SOFT_CLAMP 7
+#define TRI_ACT_EXP 8
+
+// y = act(x) over n elements (kernels/pointwise.cu).
+typedef struct TriActivationParams {
+    uint64_t n;
+    int32_t act;  // TRI_ACT_*
+    float arg;
+} TriActivationParams;
+
+// y = a op b over n elements; op 0 add, 1 sub, 2 mul.
+typedef struct TriBinaryParams {
+    uint64_t n;
+    int32_t op;
+    uint32_t pad;
+} TriBinaryParams;
+
+// y = act((x - center) * scale + shift) over rows of c channels ([n, pixels, c]). Each vector is
+// absent (has_* = 0, its pointer unused), per channel [c], or per sample [n, c] (*_per_sample = 1).
+typedef struct TriChannelAffineParams {
+    uint64_t rows;  // n * pixels
+    uint32_t pixels;
+    uint32_t c;
+    uint32_t has_center, center_per_sample;
+    uint32_t has_scale, scale_per_sample;
+    uint32_t has_shift, shift_per_sample;
+    int32_t act;  // TRI_ACT_*
+    float act_arg;
+} TriChannelAffineParams;
+
+// GroupNorm over [n, pixels, c] with `groups` groups, then the per-channel or per-sample scale and
+// shift of TriChannelAffineParams (center unused) and the activation (kernels/group_norm.cu).
+typedef struct TriGroupNormParams {
+    TriChannelAffineParams affine;
+    uint32_t groups;
+    float eps;
+} TriGroupNormParams;
+
+// The shape of an NHWC activation.
+typedef struct TriNhwc {
+    uint32_t n, h, w, c;
+} TriNhwc;
+
+// Channel-range copies (kernels/layout.cu). concat: [pixels, ca] ++ [pixels, cb]; slice: channels
+// start..start + len of [pixels, c].
+typedef struct TriChannelCopyParams {
+    uint64_t pixels;
+    uint32_t ca, cb;       // concat: the two widths; slice: the input width c and 0
+    uint32_t start, len;   // slice only
+} TriChannelCopyParams;
+
+// crop: the ho x wo window at (top, left) of every image of shape `in`.
+typedef struct TriCropParams {
+    TriNhwc in;
+    uint32_t top, left, ho, wo;
+} TriCropParams;
+
+// NCHW <-> NHWC of the logical shape `s`; to_nhwc picks the direction.
+typedef struct TriPermuteParams {
+    TriNhwc s;
+    uint32_t to_nhwc;
+    uint32_t pad;
+} TriPermuteParams;
+
+// Mean over pixels: [n, pixels, c] -> [n, c], accumulated in float64 as on the CPU.
+typedef struct TriChannelMeanParams {
+    uint32_t n, pixels, c, pad;
+} TriChannelMeanParams;
+
+// Fixed 2x resamplers (kernels/resample.cu): mode 0 nearest up, 1 2x2 mean down, 2 bilinear up with
+// align_corners=True.
+typedef struct TriResample2xParams {
+    TriNhwc in;
+    uint32_t mode;
+    uint32_t pad;
+} TriResample2xParams;
+
+// upfirdn2d per channel over NHWC (kernels/resample.cu): zero-insert by `up`, pad pad0 before and
+// pad1 after (negative: crop), true convolution with the k x k taps (k <= TRI_UPFIRDN_MAX_K), keep
+// every `down`-th sample; output ho x wo.
+#define TRI_UPFIRDN_MAX_K 8
+typedef struct TriUpFirDnParams {
+    TriNhwc in;
+    uint32_t up, down;
+    int32_t pad0, pad1;
+    uint32_t k, ho, wo, pad;
+    float taps[TRI_UPFIRDN_MAX_K * TRI_UPFIRDN_MAX_K];  // row-major, as given (flipped in the kernel)
+} TriUpFirDnParams;
+
+// Convolution as an implicit GEMM over NHWC input and HWIO weights (kernels/conv2d.cu): per group g,
+// out[m, g·cog + j] = bias[g·cog + j] + Σ_k A[m, k] · B[k, j], where m runs over the n·ho·wo output
+// pixels, k over (ky, kx, ci) of the kh·kw·cig window, A is the input pixel under the window (zero
+// outside the padded image) and B[k, j] = w[k·b_k_stride + (g·cog + j)·b_n_stride]. HWIO weights have
+// b_k_stride = co, b_n_stride = 1; a linear layer (weights [out, in]) is the 1x1 case with
+// b_k_stride = 1, b_n_stride = in.
+typedef struct TriConv2dParams {
+    TriNhwc in;
+    uint32_t co, kh, kw, stride;
+    uint32_t pad_top, pad_left, ho, wo;
+    uint32_t groups;
+    uint32_t has_bias;
+    uint64_t b_k_stride, b_n_stride;
+} TriConv2dParams;
+
+// Single-head attention over `positions` from packed [n, positions, 3c] q|k|v (kernels/attention.cu):
+// out[b, i] = Σ_j softmax_j(scale · q_i·k_j) v_j, scale = c^-1/2 as the host rounds it.
+#define TRI_ATTENTION_MAX_C 1024
+typedef struct TriAttentionParams {
+    uint32_t n, positions, c;
+    float scale;
+} TriAttentionParams;

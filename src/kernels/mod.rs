@@ -27,6 +27,30 @@ pub mod params {
     unsafe impl cudarc::driver::DeviceRepr for TriCastParams {}
     // SAFETY: as above.
     unsafe impl cudarc::driver::DeviceRepr for TriDdganPosteriorParams {}
+    // SAFETY: as above (the network-op structs: plain integers, floats and nested such structs).
+    unsafe impl cudarc::driver::DeviceRepr for TriActivationParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriBinaryParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriChannelAffineParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriGroupNormParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriChannelCopyParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriCropParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriPermuteParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriChannelMeanParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriResample2xParams {}
+    // SAFETY: as above (the taps are a fixed-size float array inside the struct, passed by value).
+    unsafe impl cudarc::driver::DeviceRepr for TriUpFirDnParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriConv2dParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriAttentionParams {}
 }
 
 pub use generated::{CUDA_ARCHS, FATBINS, NVCC_RELEASE, PTXAS_RESOURCES_TSV};

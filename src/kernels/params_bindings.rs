@@ -3,6 +3,17 @@
 // Generated from kernels/common/params.h by tests/bindings_fresh.rs (bindgen); do not edit.
 // TRILEMMA_BLESS=1 cargo test --test bindings_fresh regenerates it.
 
+pub const TRI_ACT_IDENTITY: u32 = 0;
+pub const TRI_ACT_SILU: u32 = 1;
+pub const TRI_ACT_ELU: u32 = 2;
+pub const TRI_ACT_RELU: u32 = 3;
+pub const TRI_ACT_LEAKY_RELU: u32 = 4;
+pub const TRI_ACT_TANH: u32 = 5;
+pub const TRI_ACT_SIGMOID: u32 = 6;
+pub const TRI_ACT_SOFT_CLAMP: u32 = 7;
+pub const TRI_ACT_EXP: u32 = 8;
+pub const TRI_UPFIRDN_MAX_K: u32 = 8;
+pub const TRI_ATTENTION_MAX_C: u32 = 1024;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct TriRandnParams {
@@ -159,4 +170,326 @@ const _: () = {
         [::std::mem::offset_of!(TriDdganPosteriorParams, noise_std) - 16usize];
     ["Offset of field: TriDdganPosteriorParams::pad"]
         [::std::mem::offset_of!(TriDdganPosteriorParams, pad) - 20usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriActivationParams {
+    pub n: u64,
+    pub act: i32,
+    pub arg: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriActivationParams"][::std::mem::size_of::<TriActivationParams>() - 16usize];
+    ["Alignment of TriActivationParams"][::std::mem::align_of::<TriActivationParams>() - 8usize];
+    ["Offset of field: TriActivationParams::n"]
+        [::std::mem::offset_of!(TriActivationParams, n) - 0usize];
+    ["Offset of field: TriActivationParams::act"]
+        [::std::mem::offset_of!(TriActivationParams, act) - 8usize];
+    ["Offset of field: TriActivationParams::arg"]
+        [::std::mem::offset_of!(TriActivationParams, arg) - 12usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriBinaryParams {
+    pub n: u64,
+    pub op: i32,
+    pub pad: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriBinaryParams"][::std::mem::size_of::<TriBinaryParams>() - 16usize];
+    ["Alignment of TriBinaryParams"][::std::mem::align_of::<TriBinaryParams>() - 8usize];
+    ["Offset of field: TriBinaryParams::n"][::std::mem::offset_of!(TriBinaryParams, n) - 0usize];
+    ["Offset of field: TriBinaryParams::op"][::std::mem::offset_of!(TriBinaryParams, op) - 8usize];
+    ["Offset of field: TriBinaryParams::pad"]
+        [::std::mem::offset_of!(TriBinaryParams, pad) - 12usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriChannelAffineParams {
+    pub rows: u64,
+    pub pixels: u32,
+    pub c: u32,
+    pub has_center: u32,
+    pub center_per_sample: u32,
+    pub has_scale: u32,
+    pub scale_per_sample: u32,
+    pub has_shift: u32,
+    pub shift_per_sample: u32,
+    pub act: i32,
+    pub act_arg: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriChannelAffineParams"][::std::mem::size_of::<TriChannelAffineParams>() - 48usize];
+    ["Alignment of TriChannelAffineParams"]
+        [::std::mem::align_of::<TriChannelAffineParams>() - 8usize];
+    ["Offset of field: TriChannelAffineParams::rows"]
+        [::std::mem::offset_of!(TriChannelAffineParams, rows) - 0usize];
+    ["Offset of field: TriChannelAffineParams::pixels"]
+        [::std::mem::offset_of!(TriChannelAffineParams, pixels) - 8usize];
+    ["Offset of field: TriChannelAffineParams::c"]
+        [::std::mem::offset_of!(TriChannelAffineParams, c) - 12usize];
+    ["Offset of field: TriChannelAffineParams::has_center"]
+        [::std::mem::offset_of!(TriChannelAffineParams, has_center) - 16usize];
+    ["Offset of field: TriChannelAffineParams::center_per_sample"]
+        [::std::mem::offset_of!(TriChannelAffineParams, center_per_sample) - 20usize];
+    ["Offset of field: TriChannelAffineParams::has_scale"]
+        [::std::mem::offset_of!(TriChannelAffineParams, has_scale) - 24usize];
+    ["Offset of field: TriChannelAffineParams::scale_per_sample"]
+        [::std::mem::offset_of!(TriChannelAffineParams, scale_per_sample) - 28usize];
+    ["Offset of field: TriChannelAffineParams::has_shift"]
+        [::std::mem::offset_of!(TriChannelAffineParams, has_shift) - 32usize];
+    ["Offset of field: TriChannelAffineParams::shift_per_sample"]
+        [::std::mem::offset_of!(TriChannelAffineParams, shift_per_sample) - 36usize];
+    ["Offset of field: TriChannelAffineParams::act"]
+        [::std::mem::offset_of!(TriChannelAffineParams, act) - 40usize];
+    ["Offset of field: TriChannelAffineParams::act_arg"]
+        [::std::mem::offset_of!(TriChannelAffineParams, act_arg) - 44usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriGroupNormParams {
+    pub affine: TriChannelAffineParams,
+    pub groups: u32,
+    pub eps: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriGroupNormParams"][::std::mem::size_of::<TriGroupNormParams>() - 56usize];
+    ["Alignment of TriGroupNormParams"][::std::mem::align_of::<TriGroupNormParams>() - 8usize];
+    ["Offset of field: TriGroupNormParams::affine"]
+        [::std::mem::offset_of!(TriGroupNormParams, affine) - 0usize];
+    ["Offset of field: TriGroupNormParams::groups"]
+        [::std::mem::offset_of!(TriGroupNormParams, groups) - 48usize];
+    ["Offset of field: TriGroupNormParams::eps"]
+        [::std::mem::offset_of!(TriGroupNormParams, eps) - 52usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriNhwc {
+    pub n: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriNhwc"][::std::mem::size_of::<TriNhwc>() - 16usize];
+    ["Alignment of TriNhwc"][::std::mem::align_of::<TriNhwc>() - 4usize];
+    ["Offset of field: TriNhwc::n"][::std::mem::offset_of!(TriNhwc, n) - 0usize];
+    ["Offset of field: TriNhwc::h"][::std::mem::offset_of!(TriNhwc, h) - 4usize];
+    ["Offset of field: TriNhwc::w"][::std::mem::offset_of!(TriNhwc, w) - 8usize];
+    ["Offset of field: TriNhwc::c"][::std::mem::offset_of!(TriNhwc, c) - 12usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriChannelCopyParams {
+    pub pixels: u64,
+    pub ca: u32,
+    pub cb: u32,
+    pub start: u32,
+    pub len: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriChannelCopyParams"][::std::mem::size_of::<TriChannelCopyParams>() - 24usize];
+    ["Alignment of TriChannelCopyParams"][::std::mem::align_of::<TriChannelCopyParams>() - 8usize];
+    ["Offset of field: TriChannelCopyParams::pixels"]
+        [::std::mem::offset_of!(TriChannelCopyParams, pixels) - 0usize];
+    ["Offset of field: TriChannelCopyParams::ca"]
+        [::std::mem::offset_of!(TriChannelCopyParams, ca) - 8usize];
+    ["Offset of field: TriChannelCopyParams::cb"]
+        [::std::mem::offset_of!(TriChannelCopyParams, cb) - 12usize];
+    ["Offset of field: TriChannelCopyParams::start"]
+        [::std::mem::offset_of!(TriChannelCopyParams, start) - 16usize];
+    ["Offset of field: TriChannelCopyParams::len"]
+        [::std::mem::offset_of!(TriChannelCopyParams, len) - 20usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriCropParams {
+    pub in_: TriNhwc,
+    pub top: u32,
+    pub left: u32,
+    pub ho: u32,
+    pub wo: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriCropParams"][::std::mem::size_of::<TriCropParams>() - 32usize];
+    ["Alignment of TriCropParams"][::std::mem::align_of::<TriCropParams>() - 4usize];
+    ["Offset of field: TriCropParams::in_"][::std::mem::offset_of!(TriCropParams, in_) - 0usize];
+    ["Offset of field: TriCropParams::top"][::std::mem::offset_of!(TriCropParams, top) - 16usize];
+    ["Offset of field: TriCropParams::left"][::std::mem::offset_of!(TriCropParams, left) - 20usize];
+    ["Offset of field: TriCropParams::ho"][::std::mem::offset_of!(TriCropParams, ho) - 24usize];
+    ["Offset of field: TriCropParams::wo"][::std::mem::offset_of!(TriCropParams, wo) - 28usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriPermuteParams {
+    pub s: TriNhwc,
+    pub to_nhwc: u32,
+    pub pad: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriPermuteParams"][::std::mem::size_of::<TriPermuteParams>() - 24usize];
+    ["Alignment of TriPermuteParams"][::std::mem::align_of::<TriPermuteParams>() - 4usize];
+    ["Offset of field: TriPermuteParams::s"][::std::mem::offset_of!(TriPermuteParams, s) - 0usize];
+    ["Offset of field: TriPermuteParams::to_nhwc"]
+        [::std::mem::offset_of!(TriPermuteParams, to_nhwc) - 16usize];
+    ["Offset of field: TriPermuteParams::pad"]
+        [::std::mem::offset_of!(TriPermuteParams, pad) - 20usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriChannelMeanParams {
+    pub n: u32,
+    pub pixels: u32,
+    pub c: u32,
+    pub pad: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriChannelMeanParams"][::std::mem::size_of::<TriChannelMeanParams>() - 16usize];
+    ["Alignment of TriChannelMeanParams"][::std::mem::align_of::<TriChannelMeanParams>() - 4usize];
+    ["Offset of field: TriChannelMeanParams::n"]
+        [::std::mem::offset_of!(TriChannelMeanParams, n) - 0usize];
+    ["Offset of field: TriChannelMeanParams::pixels"]
+        [::std::mem::offset_of!(TriChannelMeanParams, pixels) - 4usize];
+    ["Offset of field: TriChannelMeanParams::c"]
+        [::std::mem::offset_of!(TriChannelMeanParams, c) - 8usize];
+    ["Offset of field: TriChannelMeanParams::pad"]
+        [::std::mem::offset_of!(TriChannelMeanParams, pad) - 12usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriResample2xParams {
+    pub in_: TriNhwc,
+    pub mode: u32,
+    pub pad: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriResample2xParams"][::std::mem::size_of::<TriResample2xParams>() - 24usize];
+    ["Alignment of TriResample2xParams"][::std::mem::align_of::<TriResample2xParams>() - 4usize];
+    ["Offset of field: TriResample2xParams::in_"]
+        [::std::mem::offset_of!(TriResample2xParams, in_) - 0usize];
+    ["Offset of field: TriResample2xParams::mode"]
+        [::std::mem::offset_of!(TriResample2xParams, mode) - 16usize];
+    ["Offset of field: TriResample2xParams::pad"]
+        [::std::mem::offset_of!(TriResample2xParams, pad) - 20usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct TriUpFirDnParams {
+    pub in_: TriNhwc,
+    pub up: u32,
+    pub down: u32,
+    pub pad0: i32,
+    pub pad1: i32,
+    pub k: u32,
+    pub ho: u32,
+    pub wo: u32,
+    pub pad: u32,
+    pub taps: [f32; 64usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriUpFirDnParams"][::std::mem::size_of::<TriUpFirDnParams>() - 304usize];
+    ["Alignment of TriUpFirDnParams"][::std::mem::align_of::<TriUpFirDnParams>() - 4usize];
+    ["Offset of field: TriUpFirDnParams::in_"]
+        [::std::mem::offset_of!(TriUpFirDnParams, in_) - 0usize];
+    ["Offset of field: TriUpFirDnParams::up"]
+        [::std::mem::offset_of!(TriUpFirDnParams, up) - 16usize];
+    ["Offset of field: TriUpFirDnParams::down"]
+        [::std::mem::offset_of!(TriUpFirDnParams, down) - 20usize];
+    ["Offset of field: TriUpFirDnParams::pad0"]
+        [::std::mem::offset_of!(TriUpFirDnParams, pad0) - 24usize];
+    ["Offset of field: TriUpFirDnParams::pad1"]
+        [::std::mem::offset_of!(TriUpFirDnParams, pad1) - 28usize];
+    ["Offset of field: TriUpFirDnParams::k"][::std::mem::offset_of!(TriUpFirDnParams, k) - 32usize];
+    ["Offset of field: TriUpFirDnParams::ho"]
+        [::std::mem::offset_of!(TriUpFirDnParams, ho) - 36usize];
+    ["Offset of field: TriUpFirDnParams::wo"]
+        [::std::mem::offset_of!(TriUpFirDnParams, wo) - 40usize];
+    ["Offset of field: TriUpFirDnParams::pad"]
+        [::std::mem::offset_of!(TriUpFirDnParams, pad) - 44usize];
+    ["Offset of field: TriUpFirDnParams::taps"]
+        [::std::mem::offset_of!(TriUpFirDnParams, taps) - 48usize];
+};
+impl Default for TriUpFirDnParams {
+    fn default() -> Self {
+        let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::std::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriConv2dParams {
+    pub in_: TriNhwc,
+    pub co: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride: u32,
+    pub pad_top: u32,
+    pub pad_left: u32,
+    pub ho: u32,
+    pub wo: u32,
+    pub groups: u32,
+    pub has_bias: u32,
+    pub b_k_stride: u64,
+    pub b_n_stride: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriConv2dParams"][::std::mem::size_of::<TriConv2dParams>() - 72usize];
+    ["Alignment of TriConv2dParams"][::std::mem::align_of::<TriConv2dParams>() - 8usize];
+    ["Offset of field: TriConv2dParams::in_"]
+        [::std::mem::offset_of!(TriConv2dParams, in_) - 0usize];
+    ["Offset of field: TriConv2dParams::co"][::std::mem::offset_of!(TriConv2dParams, co) - 16usize];
+    ["Offset of field: TriConv2dParams::kh"][::std::mem::offset_of!(TriConv2dParams, kh) - 20usize];
+    ["Offset of field: TriConv2dParams::kw"][::std::mem::offset_of!(TriConv2dParams, kw) - 24usize];
+    ["Offset of field: TriConv2dParams::stride"]
+        [::std::mem::offset_of!(TriConv2dParams, stride) - 28usize];
+    ["Offset of field: TriConv2dParams::pad_top"]
+        [::std::mem::offset_of!(TriConv2dParams, pad_top) - 32usize];
+    ["Offset of field: TriConv2dParams::pad_left"]
+        [::std::mem::offset_of!(TriConv2dParams, pad_left) - 36usize];
+    ["Offset of field: TriConv2dParams::ho"][::std::mem::offset_of!(TriConv2dParams, ho) - 40usize];
+    ["Offset of field: TriConv2dParams::wo"][::std::mem::offset_of!(TriConv2dParams, wo) - 44usize];
+    ["Offset of field: TriConv2dParams::groups"]
+        [::std::mem::offset_of!(TriConv2dParams, groups) - 48usize];
+    ["Offset of field: TriConv2dParams::has_bias"]
+        [::std::mem::offset_of!(TriConv2dParams, has_bias) - 52usize];
+    ["Offset of field: TriConv2dParams::b_k_stride"]
+        [::std::mem::offset_of!(TriConv2dParams, b_k_stride) - 56usize];
+    ["Offset of field: TriConv2dParams::b_n_stride"]
+        [::std::mem::offset_of!(TriConv2dParams, b_n_stride) - 64usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriAttentionParams {
+    pub n: u32,
+    pub positions: u32,
+    pub c: u32,
+    pub scale: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriAttentionParams"][::std::mem::size_of::<TriAttentionParams>() - 16usize];
+    ["Alignment of TriAttentionParams"][::std::mem::align_of::<TriAttentionParams>() - 4usize];
+    ["Offset of field: TriAttentionParams::n"]
+        [::std::mem::offset_of!(TriAttentionParams, n) - 0usize];
+    ["Offset of field: TriAttentionParams::positions"]
+        [::std::mem::offset_of!(TriAttentionParams, positions) - 4usize];
+    ["Offset of field: TriAttentionParams::c"]
+        [::std::mem::offset_of!(TriAttentionParams, c) - 8usize];
+    ["Offset of field: TriAttentionParams::scale"]
+        [::std::mem::offset_of!(TriAttentionParams, scale) - 12usize];
 };

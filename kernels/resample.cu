@@ -1,0 +1,92 @@
+// resample.cu — NCSN++'s FIR resamplers (upfirdn2d) and the fixed 2x resamplers (nearest up, 2x2 mean
+// down, bilinear up with align_corners=True) over fp32 NHWC. CPU twins: src/backend/cpu/resample.rs.
+// Launch: 1-D grid-stride over the output, 256 threads per CTA; consecutive threads take consecutive
+// channels of one output pixel, so the loads of every tap coalesce.
+#include "common/params.h"
+#include "common/storage.cuh"
+
+// The source index along one axis of padded-grid index i, or -1 where the grid holds an inserted zero
+// or padding.
+__device__ __forceinline__ int64_t upfirdn_src(int64_t i, int64_t pad0, int64_t up, int64_t extent) {
+    const int64_t u = i - pad0;
+    if (u < 0 || u >= extent || u % up != 0) return -1;
+    return u / up;
+}
+
+// Taps in the CPU twin's order (rows, then columns, of the flipped kernel), summed in fp32 with
+// separately rounded products: the same result, bit for bit, for the same order of additions.
+extern "C" __global__ void upfirdn2d_f32(const float* __restrict__ x, float* __restrict__ y,
+                                         const TriUpFirDnParams p) {
+    const TriNhwc s = p.in;
+    const uint64_t n = (uint64_t)s.n * p.ho * p.wo * s.c;
+    const int64_t hu = (int64_t)s.h * p.up, wu = (int64_t)s.w * p.up;
+    const int k = (int)p.k;
+    for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
+        uint64_t r = i;
+        const uint32_t ch = (uint32_t)(r % s.c);
+        r /= s.c;
+        const uint32_t ox = (uint32_t)(r % p.wo);
+        r /= p.wo;
+        const uint32_t oy = (uint32_t)(r % p.ho);
+        const uint64_t b = r / p.ho;
+        float acc = 0.0f;
+        for (int ty = 0; ty < k; ++ty) {
+            const int64_t iy = upfirdn_src((int64_t)oy * p.down + ty, p.pad0, p.up, hu);
+            if (iy < 0) continue;
+            for (int tx = 0; tx < k; ++tx) {
+                const int64_t ix = upfirdn_src((int64_t)ox * p.down + tx, p.pad0, p.up, wu);
+                if (ix < 0) continue;
+                const float w = p.taps[(k - 1 - ty) * k + (k - 1 - tx)];
+                acc = __fadd_rn(acc, __fmul_rn(x[((b * s.h + iy) * s.w + ix) * s.c + ch], w));
+            }
+        }
+        y[i] = acc;
+    }
+}
+
+extern "C" __global__ void resample2x_f32(const float* __restrict__ x, float* __restrict__ y,
+                                          const TriResample2xParams p) {
+    const TriNhwc s = p.in;
+    const bool down = p.mode == 1;
+    const uint32_t ho = down ? s.h / 2 : s.h * 2, wo = down ? s.w / 2 : s.w * 2;
+    const uint64_t n = (uint64_t)s.n * ho * wo * s.c;
+    for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
+        uint64_t r = i;
+        const uint32_t ch = (uint32_t)(r % s.c);
+        r /= s.c;
+        const uint32_t ox = (uint32_t)(r % wo);
+        r /= wo;
+        const uint32_t oy = (uint32_t)(r % ho);
+        const uint64_t b = r / ho;
+        auto at = [&](uint32_t yy, uint32_t xx) { return x[((b * s.h + yy) * s.w + xx) * s.c + ch]; };
+        if (p.mode == 0) {
+            y[i] = at(oy / 2, ox / 2);
+        } else if (down) {
+            // The CPU twin sums the four in row order, then divides.
+            float sum = __fadd_rn(__fadd_rn(__fadd_rn(at(2 * oy, 2 * ox), at(2 * oy, 2 * ox + 1)),
+                                            at(2 * oy + 1, 2 * ox)),
+                                  at(2 * oy + 1, 2 * ox + 1));
+            y[i] = sum / 4.0f;
+        } else {
+            // align_corners=True: output i samples input i·(in − 1)/(out − 1).
+            auto pos = [](uint32_t o, uint32_t n_in, uint32_t n_out, uint32_t& i0, uint32_t& i1, float& f) {
+                if (n_out <= 1 || n_in <= 1) {
+                    i0 = i1 = 0;
+                    f = 0.0f;
+                    return;
+                }
+                const float src = __fmul_rn((float)o, (float)(n_in - 1) / (float)(n_out - 1));
+                i0 = min((uint32_t)floorf(src), n_in - 1);
+                i1 = min(i0 + 1, n_in - 1);
+                f = __fsub_rn(src, (float)i0);
+            };
+            uint32_t y0, y1, x0, x1;
+            float fy, fx;
+            pos(oy, s.h, ho, y0, y1, fy);
+            pos(ox, s.w, wo, x0, x1, fx);
+            const float top = __fadd_rn(__fmul_rn(at(y0, x0), 1.0f - fx), __fmul_rn(at(y0, x1), fx));
+            const float bot = __fadd_rn(__fmul_rn(at(y1, x0), 1.0f - fx), __fmul_rn(at(y1, x1), fx));
+            y[i] = __fadd_rn(__fmul_rn(top, 1.0f - fy), __fmul_rn(bot, fy));
+        }
+    }
+}
