@@ -6,6 +6,131 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// Host memory accounting for `sample`'s memory check: the system allocator, counting the bytes live
+/// and their peak.
+mod host_memory {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    pub struct Counting;
+
+    fn grew(bytes: usize) {
+        let now = LIVE.fetch_add(bytes, Relaxed) + bytes;
+        PEAK.fetch_max(now, Relaxed);
+    }
+
+    // SAFETY: every method forwards its arguments unchanged to `System`, which upholds the
+    // GlobalAlloc contract, and returns its result unchanged; the counters are side effects that
+    // allocate nothing and never unwind.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract for `alloc` is passed on as is.
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                grew(layout.size());
+            }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: as in `alloc`.
+            let p = unsafe { System.alloc_zeroed(layout) };
+            if !p.is_null() {
+                grew(layout.size());
+            }
+            p
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: `ptr` came from this allocator (hence from System) with `layout`.
+            unsafe { System.dealloc(ptr, layout) };
+            LIVE.fetch_sub(layout.size(), Relaxed);
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: as in `dealloc`, with the caller's `new_size` contract passed on.
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                LIVE.fetch_sub(layout.size(), Relaxed);
+                grew(new_size);
+            }
+            p
+        }
+    }
+
+    /// Restarts the peak at the bytes live now; returns them.
+    pub fn reset_peak() -> usize {
+        let live = LIVE.load(Relaxed);
+        PEAK.store(live, Relaxed);
+        live
+    }
+
+    pub fn peak() -> usize {
+        PEAK.load(Relaxed)
+    }
+
+    /// MemAvailable of /proc/meminfo (Linux); None elsewhere or if unreadable.
+    pub fn available() -> Option<usize> {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: host_memory::Counting = host_memory::Counting;
+
+/// Checks, before a run, that batches of `batch` fit in the device's memory: two probes (batch 1
+/// and 2) measure the working set per sample, which is scaled to `batch`.
+fn check_batch_memory(
+    plan: &trilemma::samplers::run::Plan,
+    model: &trilemma::models::Model,
+    batch: usize,
+    images: usize,
+    device: &trilemma::Device,
+) -> trilemma::Result<()> {
+    use trilemma::samplers::run::MemoryEstimate;
+    let (peak1, peak2, values, available) = match device {
+        trilemma::Device::Cpu => {
+            let Some(available) = host_memory::available() else {
+                return Ok(());
+            };
+            let base = host_memory::reset_peak();
+            let values = plan.probe(model, 1, device)?;
+            let peak1 = host_memory::peak() - base;
+            let base = host_memory::reset_peak();
+            plan.probe(model, 2, device)?;
+            (peak1, host_memory::peak() - base, values, available)
+        }
+        trilemma::Device::Cuda(d) => {
+            // The pool's peak only grows: each probe's peak is read as the growth over what is
+            // held before it (the weights), and batch 2 needs more than batch 1.
+            let held = d.pool_stats().bytes_in_use;
+            let values = plan.probe(model, 1, device)?;
+            device.synchronize()?;
+            let peak1 = d.pool_stats().peak_bytes_in_use.saturating_sub(held);
+            plan.probe(model, 2, device)?;
+            device.synchronize()?;
+            let peak2 = d.pool_stats().peak_bytes_in_use.saturating_sub(held);
+            // Free device memory plus the pool's cached blocks (the probes' tensors are back there).
+            let available = d.memory_info().0 + d.pool_stats().bytes_cached;
+            (peak1, peak2, values, available)
+        }
+    };
+    // The images are kept on the host: only the CPU run counts them against its memory.
+    let kept = if device.is_cuda() { 0 } else { images };
+    MemoryEstimate::from_probes(peak1, peak2, values).check(
+        batch,
+        kept,
+        available,
+        &device.describe(),
+    )
+}
+
 #[derive(Parser)]
 #[command(
     name = "trilemma",
@@ -211,6 +336,7 @@ fn sample(a: &SampleArgs) -> trilemma::Result<()> {
         None => (range, a.batch),
     };
     let total = range.len();
+    check_batch_memory(&plan, &model, batch.min(total), total, &device)?;
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(total as u64),
         indicatif::ProgressDrawTarget::hidden(),

@@ -203,6 +203,22 @@ fn bad_settings_fail_before_any_work() {
             "No such file",
         ),
     ];
+    let mut cases = cases;
+    // The memory check reads /proc/meminfo; elsewhere it is skipped (and this batch would be run).
+    if std::path::Path::new("/proc/meminfo").exists() {
+        cases.push((
+            vec![
+                "--model",
+                m.as_str(),
+                "--num",
+                "4000000000",
+                "--batch",
+                "4000000000",
+            ],
+            tmp.path().join("a.npz"),
+            "small enough for the memory available",
+        ));
+    }
     for (args, out, needle) in cases {
         let o = run(&args, &out);
         let msg = text(&o);
@@ -245,4 +261,23 @@ fn embedded_default_models_load_and_sample() {
         Ok(_) => panic!("loaded a model that does not exist"),
     };
     assert!(err.contains("cld-digits"), "{err}");
+}
+
+#[test]
+fn memory_estimate_scales_the_probes_and_names_a_batch_that_fits() {
+    use trilemma::samplers::run::MemoryEstimate;
+    // Probes: 10 MiB at batch 1, 13 MiB at batch 2 → 3 MiB per sample, 7 MiB fixed; 1024-value images.
+    let mib = 1usize << 20;
+    let e = MemoryEstimate::from_probes(10 * mib, 13 * mib, 1024);
+    assert_eq!(e.per_sample, 3 * mib);
+    assert_eq!(e.fixed, 7 * mib);
+    assert_eq!(e.per_image, 4096);
+    // Batch 100: (7 + 300) MiB × 1.25, plus 1000 images of 4 KiB.
+    let want = (307 * mib) + (307 * mib) / 4 + 1000 * 4096;
+    assert_eq!(e.bytes(100, 1000), want);
+    assert!(e.check(100, 1000, want, "cpu").is_ok());
+    let err = e.check(100, 1000, want - 1, "cpu").unwrap_err().to_string();
+    assert!(err.contains("--batch 99 fits"), "{err}");
+    let err = e.check(100, 1000, mib, "cpu").unwrap_err().to_string();
+    assert!(err.contains("not even batch 1 fits"), "{err}");
 }

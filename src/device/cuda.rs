@@ -243,6 +243,11 @@ impl CudaDevice {
         self.pool.stats()
     }
 
+    /// (free, total) bytes of device memory as the driver reports them ((0, 0) if it cannot).
+    pub fn memory_info(&self) -> (usize, usize) {
+        self.pool.raw().mem_info()
+    }
+
     /// Hands cached device memory back to the driver.
     pub fn release_cached_memory(&self) -> Result<usize> {
         // The frees are driver calls: make this device's context current on the calling thread.

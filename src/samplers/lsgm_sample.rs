@@ -191,9 +191,32 @@ pub fn sample(
     device: &Device,
 ) -> Result<LsgmSample> {
     let (z, nfe) = sample_latent(score, cfg, solver, batch, noise, device)?;
-    let c = z.shape()[3];
+    let (logits, image) = decode(vae, &z, cfg.vae_temp, noise, device)?;
+    Ok(LsgmSample {
+        z: ops::nhwc_to_nchw(&z)?,
+        logits,
+        image,
+        nfe,
+    })
+}
 
-    // The top-scale latent split into the decoder's groups along channels; lower scales from noise.
+/// The NVAE decoder on a score-model latent z (NHWC): z split into the top scale's groups along
+/// channels, lower scales from `noise` × `vae_temp`; returns (logits, image in [0, 1]), both NCHW.
+pub fn decode(
+    vae: &Nvae,
+    z: &Tensor,
+    vae_temp: f32,
+    noise: &Noise<'_>,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let [batch, _, _, c] = *z.shape() else {
+        return Err(Error::InvalidParam {
+            op: "lsgm decode",
+            what: "z",
+            rule: "an NHWC latent",
+            found: format!("{:?}", z.shape()),
+        });
+    };
     let va = vae.arch();
     let groups = va.num_groups_per_scale;
     let nz = va.num_latent_per_group;
@@ -206,7 +229,7 @@ pub fn sample(
         });
     }
     let eps: Vec<Tensor> = (0..groups)
-        .map(|g| ops::slice_channels(&z, g * nz, nz))
+        .map(|g| ops::slice_channels(z, g * nz, nz))
         .collect::<Result<_>>()?;
     let lower: Vec<Tensor> = vae
         .group_shapes(batch)
@@ -223,7 +246,7 @@ pub fn sample(
             )
         })
         .collect::<Result<_>>()?;
-    let logits = ops::nhwc_to_nchw(&vae.decode(&eps, &lower, cfg.vae_temp)?)?;
+    let logits = ops::nhwc_to_nchw(&vae.decode(&eps, &lower, vae_temp)?)?;
     let dist = DecoderDist::parse(&va.decoder_dist).ok_or_else(|| Error::InvalidParam {
         op: "lsgm sample",
         what: "decoder_dist",
@@ -231,10 +254,5 @@ pub fn sample(
         found: va.decoder_dist.clone(),
     })?;
     let image = image_from_logits(dist, &logits)?;
-    Ok(LsgmSample {
-        z: ops::nhwc_to_nchw(&z)?,
-        logits,
-        image,
-        nfe,
-    })
+    Ok((logits, image))
 }

@@ -236,6 +236,115 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// One network call of each network a sampling step of `model` runs (LSGM: the score network
+    /// and the decoder), at `batch`, on Philox inputs; the result is discarded. Measuring the memory
+    /// this takes at two batch sizes gives the per-sample cost of a run before it starts. Returns the
+    /// number of values in one output image.
+    pub fn probe(&self, model: &Model, batch: usize, device: &Device) -> Result<usize> {
+        use super::cld_sample::CldScore;
+        use super::ddgan::Generator;
+        use super::lsgm_sample::LatentScore;
+        use crate::rng::NoiseStream;
+        let noise = Noise::Philox {
+            seed: 0,
+            first_sample: 0,
+        };
+        let draw = |[h, w, c]: [usize; 3]| {
+            noise.image("probe", NoiseStream::Prior, 0, [batch, h, w, c], device)
+        };
+        match &model.network {
+            Network::Ddgan(g) => {
+                let z = noise.plain("probe", NoiseStream::Latent, 0, &[batch, g.nz()?], device)?;
+                let x = g.predict_x0(&draw(Generator::image_shape(g))?, 0, &z)?;
+                Ok(x.elem_count() / batch.max(1))
+            }
+            Network::Cld(net) => {
+                let [h, w, c] = CldScore::image_shape(net);
+                net.alpha(&draw([h, w, 2 * c])?, 0.5)?;
+                Ok(h * w * c)
+            }
+            Network::Lsgm { vae, score } => {
+                let z = draw(score.latent_shape())?;
+                score.eps(&z, 0.5)?;
+                let (_, image) = lsgm_sample::decode(vae, &z, 1.0, &noise, device)?;
+                Ok(image.elem_count() / batch.max(1))
+            }
+        }
+    }
+}
+
+/// The memory a run needs, from the peak memory of two probes ([`Plan::probe`] at batch 1 and 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Bytes a probe takes whatever its batch (workspace not proportional to the batch).
+    pub fixed: usize,
+    /// Bytes per sample of the batch.
+    pub per_sample: usize,
+    /// Bytes of one finished image kept for the output (f32 values).
+    pub per_image: usize,
+}
+
+impl MemoryEstimate {
+    /// From the peak bytes of the batch-1 and batch-2 probes and the values in one output image.
+    pub fn from_probes(peak1: usize, peak2: usize, image_values: usize) -> MemoryEstimate {
+        let per_sample = peak2.saturating_sub(peak1);
+        MemoryEstimate {
+            fixed: peak1.saturating_sub(per_sample),
+            per_sample,
+            per_image: image_values * 4,
+        }
+    }
+
+    /// Bytes for batches of `batch` producing `images` images: the probed working set at `batch`
+    /// with a 25% margin (a sampler step holds its state and draws besides the network's
+    /// activations), plus the images kept until the output is written.
+    pub fn bytes(&self, batch: usize, images: usize) -> usize {
+        let work = self
+            .fixed
+            .saturating_add(self.per_sample.saturating_mul(batch));
+        work.saturating_add(work / 4)
+            .saturating_add(self.per_image.saturating_mul(images))
+    }
+
+    /// An error naming the largest batch that fits when `batch` needs more than `available` bytes.
+    pub fn check(&self, batch: usize, images: usize, available: usize, device: &str) -> Result<()> {
+        let need = self.bytes(batch, images);
+        if need <= available {
+            return Ok(());
+        }
+        let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+        // The largest b in 1..batch that fits (bytes grows with b: binary search).
+        let fits = (self.bytes(1, images) <= available).then(|| {
+            let (mut lo, mut hi) = (1, batch);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if self.bytes(mid, images) <= available {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        });
+        Err(bad(
+            "--batch",
+            "small enough for the memory available",
+            format!(
+                "batch {batch} needs about {:.1} GiB ({:.1} MiB per sample, measured by a probe) and \
+                 {device} has {:.1} GiB available; {}",
+                gib(need),
+                self.per_sample as f64 / (1u64 << 20) as f64,
+                gib(available),
+                match fits {
+                    Some(b) => format!("--batch {b} fits"),
+                    None => "not even batch 1 fits (fewer images per run shrink the output)".into(),
+                }
+            ),
+        ))
+    }
+}
+
 /// x in [−1, 1] (or [0, 1] when `centered` is false) → [0, 1], clamped.
 fn to_unit_range(x: &Tensor, centered: bool) -> Result<Tensor> {
     let v: Vec<f32> = x
