@@ -256,3 +256,62 @@ pub fn decode(
     let image = image_from_logits(dist, &logits)?;
     Ok((logits, image))
 }
+
+/// An image's trip through the VAE: its posterior sample and the decoder's reconstruction.
+pub struct Reconstruction {
+    /// The score model's latent: the top scale's posterior samples (ε after the flows), groups
+    /// concatenated along channels, NCHW: the z(0) the latent ODE starts from when encoding data.
+    pub z: Tensor,
+    /// Decoder logits, NCHW.
+    pub logits: Tensor,
+    /// The reconstruction in [0, 1], NCHW.
+    pub image: Tensor,
+}
+
+/// Encodes `image` (NCHW in [0, 1]) to a posterior sample of every latent group (noise `posterior.{g}`,
+/// Philox stream Step, step g) and decodes all of them back.
+pub fn reconstruct(
+    vae: &Nvae,
+    image: &Tensor,
+    noise: &Noise<'_>,
+    device: &Device,
+) -> Result<Reconstruction> {
+    let x = ops::nchw_to_nhwc(image)?;
+    let scaled: Vec<f32> = x.to_vec_f32()?.iter().map(|&v| 2.0 * v - 1.0).collect();
+    let x = Tensor::from_f32(&scaled, x.shape(), DType::F32, device)?;
+    let batch = x.shape()[0];
+    let draws: Vec<Tensor> = vae
+        .group_shapes(batch)
+        .iter()
+        .enumerate()
+        .map(|(g, sh)| {
+            noise.image(
+                &format!("posterior.{g}"),
+                NoiseStream::Step,
+                g as u32,
+                [sh[0], sh[2], sh[3], sh[1]],
+                device,
+            )
+        })
+        .collect::<Result<_>>()?;
+    let post = vae.encode(&x, &draws)?;
+    let top = vae.arch().num_groups_per_scale.min(post.eps.len());
+    let mut z = post.eps[0].to_device(device)?;
+    for e in &post.eps[1..top] {
+        z = ops::concat_channels(&z, e)?;
+    }
+    let logits = ops::nhwc_to_nchw(&vae.decode(&post.eps, &[], 1.0)?)?;
+    let va = vae.arch();
+    let dist = DecoderDist::parse(&va.decoder_dist).ok_or_else(|| Error::InvalidParam {
+        op: "lsgm reconstruct",
+        what: "decoder_dist",
+        rule: "dml, bin, normal or dl",
+        found: va.decoder_dist.clone(),
+    })?;
+    let image = image_from_logits(dist, &logits)?;
+    Ok(Reconstruction {
+        z: ops::nhwc_to_nchw(&z)?,
+        logits,
+        image,
+    })
+}
