@@ -26,4 +26,12 @@ pub trait BackendStorage: Sized {
         noise: Option<&Self>,
         p: &TriDdganPosteriorParams,
     ) -> Result<Self>;
+    /// The same draw with the noise of `r` (the normals `randn_philox(r)` would write, rounded to the
+    /// storage type) instead of a noise tensor; r describes x_t's [num_samples, elems_per_sample].
+    fn ddgan_posterior_philox(
+        x0: &Self,
+        x_t: &Self,
+        p: &TriDdganPosteriorParams,
+        r: &TriRandnParams,
+    ) -> Result<Self>;
 }

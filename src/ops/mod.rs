@@ -10,7 +10,7 @@ mod randn;
 
 pub use axpby::axpby;
 pub use cast::cast;
-pub use ddgan_posterior::ddgan_posterior_step;
+pub use ddgan_posterior::{ddgan_posterior_step, ddgan_posterior_step_philox};
 pub use network::*;
 pub use randn::{randn, randn_into};
 

@@ -6,7 +6,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::Ncsnpp;
 use crate::ops;
-use crate::rng::NoiseStream;
+use crate::rng::{NoiseKey, NoiseStream};
 use crate::tensor::Tensor;
 
 /// Largest number of denoising steps the schedule supports (released models use 2 and 4).
@@ -162,18 +162,32 @@ pub fn sample(
             device,
         )?;
         let x0 = generator.predict_x0(&x, i, &z)?;
-        let n = if i > 0 {
-            Some(noise.image(
-                &format!("noise.{j}"),
-                NoiseStream::Step,
-                j as u32,
-                shape,
-                device,
-            )?)
-        } else {
-            None
+        x = match (i, noise) {
+            // Philox noise is drawn inside the step (one fused kernel on the GPU): the same values
+            // as `noise.image` below would give.
+            (1.., Noise::Philox { seed, first_sample }) => ops::ddgan_posterior_step_philox(
+                coefs,
+                i,
+                &x0,
+                &x,
+                NoiseKey::new(*seed, NoiseStream::Step, j as u32),
+                *first_sample,
+            )?,
+            _ => {
+                let n = if i > 0 {
+                    Some(noise.image(
+                        &format!("noise.{j}"),
+                        NoiseStream::Step,
+                        j as u32,
+                        shape,
+                        device,
+                    )?)
+                } else {
+                    None
+                };
+                ops::ddgan_posterior_step(coefs, i, &x0, &x, n.as_ref())?
+            }
         };
-        x = ops::ddgan_posterior_step(coefs, i, &x0, &x, n.as_ref())?;
         check_finite(&x, "x", j)?;
     }
     ops::nhwc_to_nchw(&x)

@@ -52,6 +52,18 @@ impl BackendStorage for CpuStorage {
         Ok(CpuStorage::from_f32(&self.to_f32_vec(), dtype))
     }
 
+    fn ddgan_posterior_philox(
+        x0: &Self,
+        x_t: &Self,
+        p: &TriDdganPosteriorParams,
+        r: &TriRandnParams,
+    ) -> Result<Self> {
+        // The unfused path: the noise tensor, then the step; the CUDA kernel fuses the two.
+        let mut noise = CpuStorage::zeros(x_t.len(), x_t.dtype());
+        noise.randn_philox(r)?;
+        Self::ddgan_posterior_step(x0, x_t, Some(&noise), p)
+    }
+
     fn ddgan_posterior_step(
         x0: &Self,
         x_t: &Self,

@@ -85,4 +85,13 @@ impl BackendStorage for CudaStorage {
     ) -> Result<Self> {
         ddgan_posterior::posterior_step(x0, x_t, noise, p)
     }
+
+    fn ddgan_posterior_philox(
+        x0: &Self,
+        x_t: &Self,
+        p: &TriDdganPosteriorParams,
+        r: &TriRandnParams,
+    ) -> Result<Self> {
+        ddgan_posterior::posterior_philox(x0, x_t, p, r)
+    }
 }
