@@ -39,16 +39,19 @@ for line in sys.stdin:
 
 cargo build --release --bin trilemma
 cp target/release/trilemma "$BUNDLE/bin/"
-# Host-only tests and benches (no GPU path; CI runs the tests on every submission) stay out: every
-# executable embeds all kernel fatbins, so each costs ~2 MiB of the transfer budget, and the CPU bench
-# would spend the check's device time on the host.
-HOST_ONLY=" bindings_fresh network_ops networks cpu_ops_random cpu_networks rk45 sample_cld_gaussian sample_ddgan_gaussian sample_lsgm_gaussian "
+# Only tests with a GPU path travel: those whose source uses the GPU helpers (tests/<name>.rs mentions
+# gpu_or_skip, Device::cuda or TRILEMMA_REQUIRE_GPU). The host-only rest (CPU numerics, samplers on the
+# CPU, unit tests) runs in CI on every submission; every executable embeds all kernel fatbins (and
+# some the default models), so each costs 1 to 10 MiB of the transfer budget. Host-only benches stay
+# out too: the CPU bench would spend the check's device time on the host.
+HOST_ONLY_BENCHES=" cpu_networks "
+has_gpu_path() { [ -f "tests/$1.rs" ] && grep -qE 'gpu_or_skip|Device::cuda|TRILEMMA_REQUIRE_GPU' "tests/$1.rs"; }
 cargo test --release --no-run --message-format=json 2>/dev/null | collect test | while read -r name exe; do
-  case "$HOST_ONLY" in *" $name "*) continue ;; esac
+  has_gpu_path "$name" || continue
   cp "$exe" "$BUNDLE/tests/$name"
 done
 cargo bench --no-run --message-format=json 2>/dev/null | collect bench | while read -r name exe; do
-  case "$HOST_ONLY" in *" $name "*) continue ;; esac
+  case "$HOST_ONLY_BENCHES" in *" $name "*) continue ;; esac
   cp "$exe" "$BUNDLE/benches/$name"
 done
 
