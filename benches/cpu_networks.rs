@@ -20,8 +20,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use trilemma::io::safetensors::SafeTensors;
 use trilemma::models::forward::{self, Part};
-use trilemma::models::{Config, Family, Model, Ncsnpp};
-use trilemma::nn::Weights;
+use trilemma::models::released::RELEASED_NETWORKS;
+use trilemma::models::{Family, Model};
 use trilemma::ops::{self, Conv2dParams};
 use trilemma::{DType, Device, Tensor};
 
@@ -88,50 +88,14 @@ fn small_models(c: &mut Criterion) {
     g.finish();
 }
 
-/// Released configurations (tools/reference/ncsnpp.py PRESETS, network fields), at batch 1 with random
-/// weights: the same networks as the PyTorch baseline's `net/<family>/<preset>/b1/fp32`.
-const RELEASED: [(&str, Family, &str); 3] = [
-    (
-        "net/ddgan/cifar10/b1",
-        Family::Ddgan,
-        r#"{"num_channels": 3, "centered": true, "num_res_blocks": 2, "attn_resolutions": [16],
-            "dropout": 0.0, "resamp_with_conv": true, "conditional": true, "fir": true,
-            "fir_kernel": [1, 3, 3, 1], "skip_rescale": true, "resblock_type": "biggan",
-            "progressive": "none", "progressive_input": "residual", "progressive_combine": "sum",
-            "embedding_type": "positional", "fourier_scale": 16.0, "not_use_tanh": false, "nz": 100,
-            "z_emb_dim": 256, "image_size": 32, "num_channels_dae": 128, "ch_mult": [1, 2, 2, 2],
-            "n_mlp": 4, "num_timesteps": 4}"#,
-    ),
-    (
-        "net/cld/cifar10/b1",
-        Family::Cld,
-        r#"{"name": "ncsnpp", "normalization": "GroupNorm", "nonlinearity": "swish", "n_channels": 128,
-            "attn_resolutions": "16", "resamp_with_conv": true, "fir_kernel": "1,3,3,1",
-            "skip_rescale": true, "resblock_type": "biggan", "progressive": "none",
-            "progressive_combine": "sum", "attention_type": "ddpm", "init_scale": 0.0,
-            "fourier_scale": 16, "conv_size": 3, "mixed_score": true, "dropout": 0.1, "sde": "cld",
-            "image_channels": 3, "image_size": 32, "ch_mult": "1,2,2,2", "use_fir": true,
-            "progressive_input": "residual", "embedding_type": "fourier", "n_resblocks": 8}"#,
-    ),
-    (
-        "net/lsgm/mnist/b1",
-        Family::Lsgm,
-        r#"{"dae_arch": "ncsnpp", "embedding_type": "positional", "embedding_scale": 1000.0,
-            "embedding_dim": 128, "dropout": 0.2, "progressive": "none", "progressive_input": "none",
-            "progressive_combine": "sum", "mixed_prediction": true, "dataset": "mnist",
-            "num_channels_dae": 256, "num_scales_dae": 2, "num_cell_per_scale_dae": 8, "fir": false,
-            "mixing_logit_init": -6.0, "num_preprocess_blocks": 2, "num_latent_scales": 1,
-            "num_input_channels": 40}"#,
-    ),
-];
-
 fn released(c: &mut Criterion) {
     let mut g = c.benchmark_group("cpu_forward");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    for (id, family, json) in RELEASED {
-        let cfg = Config::from_json_str(id, json).expect("config");
-        let w = Weights::random(1, &Device::Cpu);
-        let net = Ncsnpp::load(family, &cfg, &w).expect("build released network");
+    for released in RELEASED_NETWORKS {
+        let (id, family) = (format!("net/{}/b1", released.id()), released.family);
+        let net = released
+            .build_random(1, &Device::Cpu)
+            .expect("build released network");
         let a = net.arch();
         let (cin, size) = (a.in_channels, a.image_size);
         let x = Tensor::from_f32(
@@ -150,7 +114,7 @@ fn released(c: &mut Criterion) {
         };
         let flops = flops_of(&mut run);
         g.throughput(Throughput::Elements(flops));
-        g.bench_function(id, |b| b.iter(&mut run));
+        g.bench_function(&id, |b| b.iter(&mut run));
     }
     g.finish();
 }

@@ -7,6 +7,7 @@
 //! (Philox noise) and [`io`] (safetensors).
 
 pub mod backend;
+pub mod bench;
 pub mod device;
 pub mod error;
 pub mod io;

@@ -7,6 +7,7 @@ pub mod model;
 pub mod ncsnpp;
 pub mod nvae;
 pub mod nvae_output;
+pub mod released;
 
 pub use config::Config;
 pub use model::{Model, Network};
