@@ -55,7 +55,7 @@ finish() {
   echo "== summary"
   python3 "$BUNDLE/gpu_report.py" --status "$STATUS" --criterion "$CRITERION_HOME" \
     --baseline "$OUTDIR/pytorch-baseline.json" --header "$HEADER" --targets "$BUNDLE/targets.tsv" \
-    --out "$OUTDIR/gpu-report.md"
+    --side-by-side "$OUTDIR/engine-vs-pytorch.txt" --out "$OUTDIR/gpu-report.md"
 }
 trap 'rc=$?; trap - EXIT; finish; rc2=$?; exit $(( rc != 0 ? rc : rc2 ))' EXIT
 
@@ -112,3 +112,19 @@ case $? in
   125) record baseline bench_pytorch skip "deadline reached" ;;
   *) record baseline bench_pytorch fail "see gpu-check.log" ;;
 esac
+
+echo "== engine vs PyTorch: networks and the DDGAN run" | tee -a "$LOG"
+# A quick subset at batch 1 (official sizes, random weights): PyTorch fp32 eager and bf16
+# channels_last, then `trilemma bench` on the same ids, side by side.
+NET_IDS="--only net/ddgan/cifar10/b1 --only sample/ddgan/cifar10/b1 --only net/cld/cifar10/b1 --only net/lsgm/mnist/b1"
+# shellcheck disable=SC2086
+step 150 python3 "$BUNDLE/bench_pytorch.py" --quick --modes fp32,bf16cl $NET_IDS \
+  --out "$OUTDIR/pytorch-networks.json" >> "$LOG" 2>&1
+rc=$?
+[ $rc -eq 0 ] || record baseline bench_pytorch_networks skip "rc=$rc (the table has no PyTorch column)"
+baseline_arg=()
+[ -f "$OUTDIR/pytorch-networks.json" ] && baseline_arg=(--baseline "$OUTDIR/pytorch-networks.json")
+step 150 "$BUNDLE/bin/trilemma" bench --device cuda --min-seconds 1 "${baseline_arg[@]}" \
+  --json "$OUTDIR/engine-networks.json" > "$OUTDIR/engine-vs-pytorch.txt" 2>> "$LOG"
+record_rc bench trilemma_bench $? "see engine-vs-pytorch.txt"
+cat "$OUTDIR/engine-vs-pytorch.txt" >> "$LOG"

@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--baseline")
     ap.add_argument("--header", required=True)
     ap.add_argument("--targets", help="benches/targets.tsv")
+    ap.add_argument("--side-by-side", help="`trilemma bench` output (engine vs PyTorch)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -105,6 +106,9 @@ def main():
     lines.append(f"Memory roofline: the measured device-to-device copy, {roof_txt} (bytes read + written).")
     lines.append("")
     lines += table
+    if a.side_by_side and os.path.exists(a.side_by_side):
+        lines += ["", "## Networks and sampling: engine vs PyTorch (`trilemma bench`)", "", "```",
+                  open(a.side_by_side).read().rstrip(), "```"]
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(table))
