@@ -5,7 +5,7 @@ mod common;
 
 use trilemma::io::safetensors::SafeTensors;
 use trilemma::samplers::cld::CldSde;
-use trilemma::Error;
+use trilemma::{Device, Error};
 
 fn f64s(st: &SafeTensors, name: &str) -> Vec<f64> {
     assert_eq!(st.entry(name).unwrap().dtype, "F64", "{name}");
@@ -54,4 +54,102 @@ fn bad_arguments_are_errors() {
         );
     }
     assert!(CldSde::released("stl10").is_err());
+}
+
+/// The half step of random x, v on `dev` with Philox noise (fused on the GPU) or a noise tensor, and
+/// the CPU's unfused step with the same noise as a tensor.
+fn sscs_pair(dev: &Device, philox: bool) -> (Vec<f32>, Vec<f32>) {
+    use common::random_vec;
+    use trilemma::ops::{cld_sscs_half_step, randn, SscsNoise};
+    use trilemma::rng::{NoiseKey, NoiseStream};
+    use trilemma::{DType, Tensor};
+    let sde = CldSde {
+        beta0: 4.0,
+        beta1: 0.0,
+        m_inv: 4.0,
+        sscs_num_stab: 0.0,
+    };
+    let k = sde.sscs_half_step(0.3, 0.01).unwrap();
+    let shape = [3, 5, 4, 3]; // C = 3 as CIFAR's x: Philox blocks straddle the x and v halves
+    let n: usize = shape.iter().product();
+    let make =
+        |seed| Tensor::from_f32(&random_vec(n, seed), &shape, DType::F32, &Device::Cpu).unwrap();
+    let (x, v) = (make(5), make(6));
+    let key = NoiseKey::new(123, NoiseStream::Step, 7);
+    let z = randn(&[3, 5, 4, 6], DType::F32, &Device::Cpu, key, 11).unwrap();
+    let (wx, wv) = cld_sscs_half_step(&x, &v, &k, SscsNoise::Tensor(&z)).unwrap();
+    let (dx, dv, dz) = (
+        x.to_device(dev).unwrap(),
+        v.to_device(dev).unwrap(),
+        z.to_device(dev).unwrap(),
+    );
+    let noise = if philox {
+        SscsNoise::Philox {
+            key,
+            first_sample: 11,
+        }
+    } else {
+        SscsNoise::Tensor(&dz)
+    };
+    let (gx, gv) = cld_sscs_half_step(&dx, &dv, &k, noise).unwrap();
+    let cat = |a: Tensor, b: Tensor| {
+        let mut v = a.to_vec_f32().unwrap();
+        v.extend(b.to_vec_f32().unwrap());
+        v
+    };
+    (cat(gx, gv), cat(wx, wv))
+}
+
+#[test]
+fn half_step_with_philox_noise_on_the_cpu_equals_the_tensor_path() {
+    let (got, want) = sscs_pair(&Device::Cpu, true);
+    assert!(got
+        .iter()
+        .zip(&want)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    // Shape errors name the tensor.
+    use trilemma::ops::{cld_sscs_half_step, SscsNoise};
+    use trilemma::{DType, Tensor};
+    let sde = CldSde {
+        beta0: 4.0,
+        beta1: 0.0,
+        m_inv: 4.0,
+        sscs_num_stab: 0.0,
+    };
+    let k = sde.sscs_half_step(0.3, 0.01).unwrap();
+    let t = |shape: &[usize]| Tensor::full(0.5, shape, DType::F32, &Device::Cpu).unwrap();
+    let (x, v) = (t(&[1, 2, 2, 3]), t(&[1, 2, 2, 3]));
+    for (xx, vv, z, needle) in [
+        (&x, &t(&[1, 2, 2, 4]), t(&[1, 2, 2, 6]), "`v`"),
+        (&x, &v, t(&[1, 2, 2, 3]), "`noise`"),
+        (&t(&[2, 3]), &t(&[2, 3]), t(&[2, 6]), "NHWC"),
+    ] {
+        let err = cld_sscs_half_step(xx, vv, &k, SscsNoise::Tensor(&z))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn cuda_fused_half_step_matches_the_cpu_step() {
+    let Some(gpu) = common::gpu_or_skip("cuda_fused_half_step_matches_the_cpu_step") else {
+        return;
+    };
+    // With the noise as a tensor: the same rounded operations, bit for bit.
+    let (got, want) = sscs_pair(&gpu, false);
+    assert!(got.iter().all(|v| v.is_finite()), "unwritten elements");
+    assert!(
+        got.iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "tensor noise: max abs {:.3e}",
+        common::max_abs_err(&got, &want)
+    );
+    // Philox in the kernel: the device's normals differ from glibc's by a few ulp (tests/philox.rs).
+    let (got, want) = sscs_pair(&gpu, true);
+    let rel = common::rel_err(&got, &want);
+    println!("sscs half step, in-kernel Philox: rel {rel:.2e}");
+    assert!(rel <= 1e-6, "rel {rel:.3e}");
 }

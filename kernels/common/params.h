@@ -196,3 +196,18 @@ typedef struct TriAttentionParams {
     uint32_t n, positions, c;
     float scale;
 } TriAttentionParams;
+
+// One SSCS analytic half step over fp32 NHWC x and v ([B, H, W, C] each; kernels/cld_sscs.cu), with the
+// coefficients of TriSscsHalfStep rounded to fp32 as the host sampler rounds them:
+//   x' = (a_xx x + a_xv v) + l11 z_x,   v' = ((a_vx x + a_vv v) + l21 z_x) + l22 z_v,
+// where z = [z_x; z_v] is the [B, H, W, 2C] draw: read from the noise tensor (has_noise = 1) or generated
+// in the kernel from `noise` (element p·2C + ch of sample b is z_x, p·2C + C + ch is z_v).
+typedef struct TriSscsStepParams {
+    TriRandnParams noise;
+    uint64_t pixels;      // B·H·W
+    uint32_t c;
+    uint32_t has_noise;
+    float a_xx, a_xv, a_vx, a_vv;
+    float l11, l21, l22;
+    uint32_t pad;
+} TriSscsStepParams;

@@ -493,3 +493,48 @@ const _: () = {
     ["Offset of field: TriAttentionParams::scale"]
         [::std::mem::offset_of!(TriAttentionParams, scale) - 12usize];
 };
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriSscsStepParams {
+    pub noise: TriRandnParams,
+    pub pixels: u64,
+    pub c: u32,
+    pub has_noise: u32,
+    pub a_xx: f32,
+    pub a_xv: f32,
+    pub a_vx: f32,
+    pub a_vv: f32,
+    pub l11: f32,
+    pub l21: f32,
+    pub l22: f32,
+    pub pad: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriSscsStepParams"][::std::mem::size_of::<TriSscsStepParams>() - 80usize];
+    ["Alignment of TriSscsStepParams"][::std::mem::align_of::<TriSscsStepParams>() - 8usize];
+    ["Offset of field: TriSscsStepParams::noise"]
+        [::std::mem::offset_of!(TriSscsStepParams, noise) - 0usize];
+    ["Offset of field: TriSscsStepParams::pixels"]
+        [::std::mem::offset_of!(TriSscsStepParams, pixels) - 32usize];
+    ["Offset of field: TriSscsStepParams::c"]
+        [::std::mem::offset_of!(TriSscsStepParams, c) - 40usize];
+    ["Offset of field: TriSscsStepParams::has_noise"]
+        [::std::mem::offset_of!(TriSscsStepParams, has_noise) - 44usize];
+    ["Offset of field: TriSscsStepParams::a_xx"]
+        [::std::mem::offset_of!(TriSscsStepParams, a_xx) - 48usize];
+    ["Offset of field: TriSscsStepParams::a_xv"]
+        [::std::mem::offset_of!(TriSscsStepParams, a_xv) - 52usize];
+    ["Offset of field: TriSscsStepParams::a_vx"]
+        [::std::mem::offset_of!(TriSscsStepParams, a_vx) - 56usize];
+    ["Offset of field: TriSscsStepParams::a_vv"]
+        [::std::mem::offset_of!(TriSscsStepParams, a_vv) - 60usize];
+    ["Offset of field: TriSscsStepParams::l11"]
+        [::std::mem::offset_of!(TriSscsStepParams, l11) - 64usize];
+    ["Offset of field: TriSscsStepParams::l21"]
+        [::std::mem::offset_of!(TriSscsStepParams, l21) - 68usize];
+    ["Offset of field: TriSscsStepParams::l22"]
+        [::std::mem::offset_of!(TriSscsStepParams, l22) - 72usize];
+    ["Offset of field: TriSscsStepParams::pad"]
+        [::std::mem::offset_of!(TriSscsStepParams, pad) - 76usize];
+};

@@ -4,12 +4,14 @@
 mod axpby;
 mod cast;
 mod checks;
+mod cld_sscs;
 mod ddgan_posterior;
 mod network;
 mod randn;
 
 pub use axpby::axpby;
 pub use cast::cast;
+pub use cld_sscs::{cld_sscs_half_step, SscsNoise};
 pub use ddgan_posterior::{ddgan_posterior_step, ddgan_posterior_step_philox};
 pub use network::*;
 pub use randn::{randn, randn_into};

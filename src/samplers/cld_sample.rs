@@ -17,7 +17,8 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::{Config, Ncsnpp};
 use crate::ops;
-use crate::rng::NoiseStream;
+use crate::ops::SscsNoise;
+use crate::rng::{NoiseKey, NoiseStream};
 use crate::tensor::Tensor;
 
 /// The SDE and sampler settings of a CLD model (official config names).
@@ -180,6 +181,43 @@ fn lin2(a: f32, x: &Tensor, b: f32, y: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
+/// A half step's [B, H, W, 2C] draw: Philox noise is left to the step (drawn inside the fused
+/// kernel on the GPU), replayed noise is read here.
+enum Draw {
+    Tensor(Tensor),
+    Philox { key: NoiseKey, first_sample: u32 },
+}
+
+impl Draw {
+    fn new(
+        noise: &Noise<'_>,
+        name: &str,
+        step: u32,
+        shape: [usize; 4],
+        device: &Device,
+    ) -> Result<Draw> {
+        Ok(match noise {
+            Noise::Philox { seed, first_sample } => Draw::Philox {
+                key: NoiseKey::new(*seed, NoiseStream::Step, step),
+                first_sample: *first_sample,
+            },
+            Noise::Replay(_) => {
+                Draw::Tensor(noise.image(name, NoiseStream::Step, step, shape, device)?)
+            }
+        })
+    }
+
+    fn as_noise(&self) -> SscsNoise<'_> {
+        match self {
+            Draw::Tensor(t) => SscsNoise::Tensor(t),
+            Draw::Philox { key, first_sample } => SscsNoise::Philox {
+                key: *key,
+                first_sample: *first_sample,
+            },
+        }
+    }
+}
+
 /// The CLD state and the network that scores it.
 struct Chain<'a> {
     net: &'a dyn CldScore,
@@ -202,23 +240,17 @@ impl Chain<'_> {
         ))
     }
 
-    /// SSCS's analytic half step A(dt_half) from τ with draw z.
+    /// SSCS's analytic half step A(dt_half) from τ with draw z (one fused kernel on the GPU).
     fn half_step(
         &self,
         x: &Tensor,
         v: &Tensor,
         tau: f64,
         dt_half: f64,
-        z: &Tensor,
+        z: &Draw,
     ) -> Result<(Tensor, Tensor)> {
         let k = self.cfg.sde().sscs_half_step(tau, dt_half)?;
-        let (zx, zv) = self.halves(z)?;
-        let mut x2 = lin2((k.e1 * k.cxx) as f32, x, (k.e1 * k.cxv) as f32, v)?;
-        ops::axpby(k.l11 as f32, &zx, 1.0, &mut x2)?;
-        let mut v2 = lin2((k.e1 * k.cvx) as f32, x, (k.e1 * k.cvv) as f32, v)?;
-        ops::axpby(k.l21 as f32, &zx, 1.0, &mut v2)?;
-        ops::axpby(k.l22 as f32, &zv, 1.0, &mut v2)?;
-        Ok((x2, v2))
+        ops::cld_sscs_half_step(x, v, &k, z.as_noise())
     }
 
     /// SSCS's score step S(dt): v ← v + 2Γ(s + M⁻¹v)β(1 − τ)dt, s at forward time 1 − τ.
@@ -298,16 +330,10 @@ pub fn sample(
         let dt = tau[i + 1] - tau[i];
         match sampler {
             CldSampler::Sscs => {
-                let za = noise.image(
-                    &format!("noise_a.{i}"),
-                    NoiseStream::Step,
-                    2 * i as u32,
-                    full,
-                    device,
-                )?;
-                let zb = noise.image(
+                let za = Draw::new(noise, &format!("noise_a.{i}"), 2 * i as u32, full, device)?;
+                let zb = Draw::new(
+                    noise,
                     &format!("noise_b.{i}"),
-                    NoiseStream::Step,
                     2 * i as u32 + 1,
                     full,
                     device,

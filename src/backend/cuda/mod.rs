@@ -1,9 +1,11 @@
 //! The CUDA backend: device storage and the launch wrappers of the kernels in `kernels/`.
 
+mod cld_sscs;
 mod ddgan_posterior;
 mod elementwise;
 mod network;
 mod randn;
 mod storage;
 
+pub(crate) use cld_sscs::sscs_half_step;
 pub use storage::CudaStorage;
