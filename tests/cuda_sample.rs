@@ -1,55 +1,102 @@
-//! `sample` on the GPU against the CPU on the three default models, with identical Philox noise: the
-//! same sampler, the same draws, fp32 networks on both sides. Skips without a GPU unless
+//! `trilemma sample --device cuda` against `--device cpu` on the three default models, with identical
+//! Philox noise: the same sampler and draws, fp32 networks on both sides. Through the CLI (the binary
+//! carries the embedded models, so this test does not). Skips without a GPU unless
 //! TRILEMMA_REQUIRE_GPU=1.
 //!
-//! Tolerances, on images in [0, 1]: each network call agrees to ~1e-6 relative (fp32 sum order;
-//! tests/cuda_networks.rs), and a sampler carries that through its steps. DDGAN (4 calls, the last
-//! step noiseless) and SSCS (a stochastic, contracting chain) must agree to relative L2 ≤ 1e-3. The
-//! adaptive LSGM ODE may take a different step sequence when an error estimate lands on the other side
-//! of the tolerance, which moves the result by up to the solver tolerance: ≤ 1e-2.
+//! Compared on the written uint8 images (npz). Each network call agrees to ~1e-6 relative (fp32 sum
+//! order; tests/cuda_networks.rs), which a sampler carries through its steps. DDGAN (4 calls, the last
+//! step noiseless) and SSCS (a stochastic, contracting chain) may move a pixel across a quantisation
+//! boundary but not further: every pixel within 1 level and at most 1% of them different. The adaptive
+//! LSGM ODE may take another step sequence when an error estimate lands on the other side of the
+//! tolerance, which moves the result by up to the solver tolerance: mean difference ≤ 0.5 level and
+//! every pixel within 8 levels.
 
 mod common;
 
-use common::{gpu_or_skip, max_abs_err, rel_err};
-use trilemma::models::defaults;
-use trilemma::samplers::run::Plan;
-use trilemma::samplers::Noise;
-use trilemma::Device;
+use std::io::Read;
+
+use common::{gpu_or_skip, output_text, TempDir};
+
+/// The uint8 pixels of an npz written by `sample` (`arr_0.npy`).
+fn npz_pixels(path: &std::path::Path) -> Vec<u8> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut zip = zip::ZipArchive::new(file).unwrap();
+    let mut npy = Vec::new();
+    zip.by_name("arr_0.npy")
+        .unwrap()
+        .read_to_end(&mut npy)
+        .unwrap();
+    assert_eq!(&npy[..6], b"\x93NUMPY", "{}", path.display());
+    let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    npy[10 + header_len..].to_vec()
+}
 
 #[test]
 fn default_models_sample_the_same_images_on_gpu_and_cpu() {
-    let Some(gpu) = gpu_or_skip("default_models_sample_the_same_images_on_gpu_and_cpu") else {
+    if gpu_or_skip("default_models_sample_the_same_images_on_gpu_and_cpu").is_none() {
         return;
-    };
-    for (name, steps, tol) in [
-        ("ddgan-digits", None, 1e-3),
-        ("cld-digits", Some(20), 1e-3),
-        ("lsgm-digits", None, 1e-2),
-    ] {
-        let noise = Noise::Philox {
-            seed: 7,
-            first_sample: 3,
-        };
-        let run = |device: &Device| {
-            let model = defaults::load(name, device).unwrap();
-            let plan = Plan::new(&model, None, steps).unwrap();
-            let (img, nfe) = plan
-                .sample(&model, 4, &noise, device)
-                .unwrap_or_else(|e| panic!("{name} on {}: {e}", device.describe()));
-            (img.to_vec_f32().unwrap(), nfe)
-        };
-        let (want, nfe_cpu) = run(&Device::Cpu);
-        let (got, nfe_gpu) = run(&gpu);
-        assert_eq!(got.len(), want.len(), "{name}");
-        assert!(
-            got.iter().all(|v| v.is_finite()),
-            "{name}: non-finite pixels"
-        );
-        let rel = rel_err(&got, &want);
-        println!(
-            "{name}: rel {rel:.2e}, max abs {:.2e}, NFE cpu {nfe_cpu} gpu {nfe_gpu}",
-            max_abs_err(&got, &want)
-        );
-        assert!(rel <= tol, "{name}: rel {rel:.3e} > {tol}");
     }
+    let tmp = TempDir::new("cuda-sample");
+    for (name, extra, exact_ish) in [
+        ("ddgan-digits", vec![], true),
+        ("cld-digits", vec!["--steps", "20"], true),
+        ("lsgm-digits", vec![], false),
+    ] {
+        let run = |device: &str| {
+            let out = tmp.path().join(format!("{name}-{device}.npz"));
+            let o = trilemma_command!()
+                .args([
+                    "sample", "--model", name, "--num", "8", "--batch", "4", "--seed", "7",
+                ])
+                .args(&extra)
+                .args(["--device", device, "--out"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{name} on {device}: {}",
+                output_text(&o)
+            );
+            npz_pixels(&out)
+        };
+        let (want, got) = (run("cpu"), run("cuda"));
+        assert_eq!(got.len(), want.len(), "{name}");
+        let diffs: Vec<u32> = got
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| (a as i32 - b as i32).unsigned_abs())
+            .collect();
+        let max = diffs.iter().copied().max().unwrap_or(0);
+        let differing = diffs.iter().filter(|&&d| d > 0).count() as f64 / diffs.len() as f64;
+        let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
+        println!(
+            "{name}: max {max} levels, {:.2}% differ, mean {mean:.3}",
+            100.0 * differing
+        );
+        if exact_ish {
+            assert!(
+                max <= 1 && differing <= 0.01,
+                "{name}: max {max}, {differing}"
+            );
+        } else {
+            assert!(max <= 8 && mean <= 0.5, "{name}: max {max}, mean {mean}");
+        }
+    }
+}
+
+#[test]
+fn npz_reader_reads_what_sample_writes() {
+    // The helper above on a CPU run: 2 images of 16×16×1.
+    let tmp = TempDir::new("npz-read");
+    let out = tmp.path().join("x.npz");
+    let o = trilemma_command!()
+        .args(["sample", "--model", "ddgan-digits", "--num", "2", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    let px = npz_pixels(&out);
+    assert_eq!(px.len(), 2 * 16 * 16);
+    assert!(px.iter().any(|&p| p > 128) && px.iter().any(|&p| p < 64));
 }
