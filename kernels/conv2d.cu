@@ -13,6 +13,7 @@
 // Summation order differs from the CPU GEMM, so results agree to fp32 rounding (≈1e-7 relative for
 // K in the thousands), not bit for bit.
 #include "common/params.h"
+#include "common/nhwc.cuh"
 #include "common/storage.cuh"
 
 #define CONV_BM 64
@@ -107,13 +108,9 @@ extern "C" __global__ void conv2d_depthwise_f32(const float* __restrict__ x, con
     const TriNhwc s = p.in;
     const uint64_t n = (uint64_t)s.n * p.ho * p.wo * s.c;
     for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
-        uint64_t r = i;
-        const uint32_t ch = (uint32_t)(r % s.c);
-        r /= s.c;
-        const uint32_t ox = (uint32_t)(r % p.wo);
-        r /= p.wo;
-        const uint32_t oy = (uint32_t)(r % p.ho);
-        const uint64_t b = r / p.ho;
+        const TriNhwcAt at = tri_nhwc_at(i, p.ho, p.wo, s.c);
+        const uint64_t b = at.b;
+        const uint32_t oy = at.y, ox = at.x, ch = at.ch;
         float acc = 0.0f;
         for (uint32_t ky = 0; ky < p.kh; ++ky) {
             const int64_t iy = (int64_t)oy * p.stride - p.pad_top + ky;

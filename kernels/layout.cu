@@ -4,6 +4,7 @@
 // Launch: 1-D grid-stride over the output, 256 threads per CTA; each thread computes its source index,
 // so every store is coalesced (loads too, except for the transpose).
 #include "common/params.h"
+#include "common/nhwc.cuh"
 #include "common/storage.cuh"
 
 extern "C" __global__ void concat_channels_f32(const float* __restrict__ a, const float* __restrict__ b,
@@ -31,13 +32,9 @@ extern "C" __global__ void crop_f32(const float* __restrict__ x, float* __restri
     const uint32_t c = p.in.c;
     const uint64_t n = (uint64_t)p.in.n * p.ho * p.wo * c;
     for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
-        uint64_t r = i;
-        const uint32_t ch = (uint32_t)(r % c);
-        r /= c;
-        const uint32_t ox = (uint32_t)(r % p.wo);
-        r /= p.wo;
-        const uint32_t oy = (uint32_t)(r % p.ho);
-        const uint64_t b = r / p.ho;
+        const TriNhwcAt at = tri_nhwc_at(i, p.ho, p.wo, c);
+        const uint64_t b = at.b;
+        const uint32_t oy = at.y, ox = at.x, ch = at.ch;
         y[i] = x[((b * p.in.h + oy + p.top) * p.in.w + ox + p.left) * c + ch];
     }
 }

@@ -3,6 +3,7 @@
 // Launch: 1-D grid-stride over the output, 256 threads per CTA; consecutive threads take consecutive
 // channels of one output pixel, so the loads of every tap coalesce.
 #include "common/params.h"
+#include "common/nhwc.cuh"
 #include "common/storage.cuh"
 
 // The source index along one axis of padded-grid index i, or -1 where the grid holds an inserted zero
@@ -22,13 +23,9 @@ extern "C" __global__ void upfirdn2d_f32(const float* __restrict__ x, float* __r
     const int64_t hu = (int64_t)s.h * p.up, wu = (int64_t)s.w * p.up;
     const int k = (int)p.k;
     for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
-        uint64_t r = i;
-        const uint32_t ch = (uint32_t)(r % s.c);
-        r /= s.c;
-        const uint32_t ox = (uint32_t)(r % p.wo);
-        r /= p.wo;
-        const uint32_t oy = (uint32_t)(r % p.ho);
-        const uint64_t b = r / p.ho;
+        const TriNhwcAt at = tri_nhwc_at(i, p.ho, p.wo, s.c);
+        const uint64_t b = at.b;
+        const uint32_t oy = at.y, ox = at.x, ch = at.ch;
         float acc = 0.0f;
         for (int ty = 0; ty < k; ++ty) {
             const int64_t iy = upfirdn_src((int64_t)oy * p.down + ty, p.pad0, p.up, hu);
@@ -51,21 +48,17 @@ extern "C" __global__ void resample2x_f32(const float* __restrict__ x, float* __
     const uint32_t ho = down ? s.h / 2 : s.h * 2, wo = down ? s.w / 2 : s.w * 2;
     const uint64_t n = (uint64_t)s.n * ho * wo * s.c;
     for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
-        uint64_t r = i;
-        const uint32_t ch = (uint32_t)(r % s.c);
-        r /= s.c;
-        const uint32_t ox = (uint32_t)(r % wo);
-        r /= wo;
-        const uint32_t oy = (uint32_t)(r % ho);
-        const uint64_t b = r / ho;
-        auto at = [&](uint32_t yy, uint32_t xx) { return x[((b * s.h + yy) * s.w + xx) * s.c + ch]; };
+        const TriNhwcAt at = tri_nhwc_at(i, ho, wo, s.c);
+        const uint64_t b = at.b;
+        const uint32_t oy = at.y, ox = at.x, ch = at.ch;
+        auto in = [&](uint32_t yy, uint32_t xx) { return x[((b * s.h + yy) * s.w + xx) * s.c + ch]; };
         if (p.mode == 0) {
-            y[i] = at(oy / 2, ox / 2);
+            y[i] = in(oy / 2, ox / 2);
         } else if (down) {
             // The CPU twin sums the four in row order, then divides.
-            float sum = __fadd_rn(__fadd_rn(__fadd_rn(at(2 * oy, 2 * ox), at(2 * oy, 2 * ox + 1)),
-                                            at(2 * oy + 1, 2 * ox)),
-                                  at(2 * oy + 1, 2 * ox + 1));
+            float sum = __fadd_rn(__fadd_rn(__fadd_rn(in(2 * oy, 2 * ox), in(2 * oy, 2 * ox + 1)),
+                                            in(2 * oy + 1, 2 * ox)),
+                                  in(2 * oy + 1, 2 * ox + 1));
             y[i] = sum / 4.0f;
         } else {
             // align_corners=True: output i samples input i·(in − 1)/(out − 1).
@@ -84,8 +77,8 @@ extern "C" __global__ void resample2x_f32(const float* __restrict__ x, float* __
             float fy, fx;
             pos(oy, s.h, ho, y0, y1, fy);
             pos(ox, s.w, wo, x0, x1, fx);
-            const float top = __fadd_rn(__fmul_rn(at(y0, x0), 1.0f - fx), __fmul_rn(at(y0, x1), fx));
-            const float bot = __fadd_rn(__fmul_rn(at(y1, x0), 1.0f - fx), __fmul_rn(at(y1, x1), fx));
+            const float top = __fadd_rn(__fmul_rn(in(y0, x0), 1.0f - fx), __fmul_rn(in(y0, x1), fx));
+            const float bot = __fadd_rn(__fmul_rn(in(y1, x0), 1.0f - fx), __fmul_rn(in(y1, x1), fx));
             y[i] = __fadd_rn(__fmul_rn(top, 1.0f - fy), __fmul_rn(bot, fy));
         }
     }

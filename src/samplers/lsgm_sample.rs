@@ -247,14 +247,20 @@ pub fn decode(
         })
         .collect::<Result<_>>()?;
     let logits = ops::nhwc_to_nchw(&vae.decode(&eps, &lower, vae_temp)?)?;
+    let image = image_of(vae, &logits)?;
+    Ok((logits, image))
+}
+
+/// The mean of the decoder's output distribution for NCHW `logits`, in [0, 1].
+fn image_of(vae: &Nvae, logits: &Tensor) -> Result<Tensor> {
+    let va = vae.arch();
     let dist = DecoderDist::parse(&va.decoder_dist).ok_or_else(|| Error::InvalidParam {
-        op: "lsgm sample",
+        op: "lsgm decode",
         what: "decoder_dist",
         rule: "dml, bin, normal or dl",
         found: va.decoder_dist.clone(),
     })?;
-    let image = image_from_logits(dist, &logits)?;
-    Ok((logits, image))
+    image_from_logits(dist, logits)
 }
 
 /// An image's trip through the VAE: its posterior sample and the decoder's reconstruction.
@@ -301,14 +307,7 @@ pub fn reconstruct(
         z = ops::concat_channels(&z, e)?;
     }
     let logits = ops::nhwc_to_nchw(&vae.decode(&post.eps, &[], 1.0)?)?;
-    let va = vae.arch();
-    let dist = DecoderDist::parse(&va.decoder_dist).ok_or_else(|| Error::InvalidParam {
-        op: "lsgm reconstruct",
-        what: "decoder_dist",
-        rule: "dml, bin, normal or dl",
-        found: va.decoder_dist.clone(),
-    })?;
-    let image = image_from_logits(dist, &logits)?;
+    let image = image_of(vae, &logits)?;
     Ok(Reconstruction {
         z: ops::nhwc_to_nchw(&z)?,
         logits,

@@ -1,10 +1,11 @@
-//! The CUDA side of [`NetworkOps`]: launches of `kernels/{pointwise,group_norm,layout,resample}.cu`.
+//! The CUDA side of [`NetworkOps`]: launches of the kernels in `kernels/` (pointwise, group_norm,
+//! layout, resample, conv2d, attention).
 //! Shapes arrive validated by `crate::ops`; each launch re-checks what its `unsafe` block relies on
 //! (dtype, element counts, one device) so that a wrong call is an error, never an out-of-bounds access.
 
 use std::sync::Arc;
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::CudaStorage;
 use crate::backend::network::{
@@ -147,6 +148,53 @@ fn output(dev: &Arc<CudaDevice>, len: usize) -> Result<(CudaStorage, Option<Laun
 
 fn launch_error(op: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
     Error::driver(op, "cuLaunchKernel")
+}
+
+/// Launches `module::kernel(const float* x, float* y, P p)` over a fresh f32 output of `out_len`
+/// values, 1-D grid-stride; the caller has checked `x` against what `p` describes.
+fn launch_unary<P: DeviceRepr>(
+    op: &'static str,
+    module: &'static str,
+    kernel: &str,
+    x: &CudaStorage,
+    out_len: usize,
+    p: &P,
+) -> Result<CudaStorage> {
+    let dev = Arc::clone(x.device());
+    let (mut out, cfg) = output(&dev, out_len)?;
+    let Some(cfg) = cfg else { return Ok(out) };
+    let f = dev.function(module, kernel)?;
+    let xv = x.view();
+    let mut yv = out.view_mut();
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&xv).arg(&mut yv).arg(p);
+    // SAFETY: see the shared argument below; `out` holds exactly the `out_len` values the kernel
+    // writes and `x` the count `p` describes (checked by every caller before this call).
+    unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
+    Ok(out)
+}
+
+/// As [`launch_unary`] for `kernel(const float* a, const float* b, float* y, P p)`.
+fn launch_binary<P: DeviceRepr>(
+    op: &'static str,
+    module: &'static str,
+    kernel: &str,
+    a: &CudaStorage,
+    b: &CudaStorage,
+    out_len: usize,
+    p: &P,
+) -> Result<CudaStorage> {
+    let dev = Arc::clone(a.device());
+    let (mut out, cfg) = output(&dev, out_len)?;
+    let Some(cfg) = cfg else { return Ok(out) };
+    let f = dev.function(module, kernel)?;
+    let (av, bv) = (a.view(), b.view());
+    let mut yv = out.view_mut();
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&av).arg(&bv).arg(&mut yv).arg(p);
+    // SAFETY: as in `launch_unary`, with both inputs checked by the caller.
+    unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
+    Ok(out)
 }
 
 /// Launches the implicit-GEMM convolution (or the depthwise kernel) over `pixels` output pixels;
@@ -380,16 +428,7 @@ impl NetworkOps for CudaStorage {
             act: code,
             arg,
         };
-        let (mut out, cfg) = output(&dev, x.len())?;
-        let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("pointwise", "activation_f32")?;
-        let xv = x.view();
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument above.
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        launch_unary(OP, "pointwise", "activation_f32", x, x.len(), &p)
     }
 
     fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self> {
@@ -406,16 +445,7 @@ impl NetworkOps for CudaStorage {
             },
             pad: 0,
         };
-        let (mut out, cfg) = output(&dev, a.len())?;
-        let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("pointwise", "binary_f32")?;
-        let (av, bv) = (a.view(), b.view());
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&av).arg(&bv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument above.
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        launch_binary(OP, "pointwise", "binary_f32", a, b, a.len(), &p)
     }
 
     fn attention(qkv: &Self, n: usize, positions: usize, c: usize) -> Result<Self> {
@@ -501,17 +531,16 @@ impl NetworkOps for CudaStorage {
             pad: 0,
             taps,
         };
-        let (mut out, cfg) = output(&dev, g.n * g.ho * g.wo * g.c)?;
-        let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("resample", "upfirdn2d_f32")?;
-        let xv = x.view();
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument above; the kernel reads only input pixels that its source
-        // mapping places inside [0, h) × [0, w) (padding and inserted zeros are skipped).
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        // The kernel's own bounds: the kernel reads only input pixels that its source mapping
+        // places inside [0, h) × [0, w) (padding and inserted zeros are skipped).
+        launch_unary(
+            OP,
+            "resample",
+            "upfirdn2d_f32",
+            x,
+            g.n * g.ho * g.wo * g.c,
+            &p,
+        )
     }
 
     fn resample2x(x: &Self, s: &Nhwc, mode: Resample2x) -> Result<Self> {
@@ -528,16 +557,7 @@ impl NetworkOps for CudaStorage {
             mode: code,
             pad: 0,
         };
-        let (mut out, cfg) = output(&dev, out_len)?;
-        let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("resample", "resample2x_f32")?;
-        let xv = x.view();
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument above.
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        launch_unary(OP, "resample", "resample2x_f32", x, out_len, &p)
     }
 
     fn concat_channels(a: &Self, b: &Self, pixels: usize, ca: usize, cb: usize) -> Result<Self> {
@@ -552,16 +572,15 @@ impl NetworkOps for CudaStorage {
             start: 0,
             len: 0,
         };
-        let (mut out, cfg) = output(&dev, pixels * (ca + cb))?;
-        let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("layout", "concat_channels_f32")?;
-        let (av, bv) = (a.view(), b.view());
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&av).arg(&bv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument above.
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        launch_binary(
+            OP,
+            "layout",
+            "concat_channels_f32",
+            a,
+            b,
+            pixels * (ca + cb),
+            &p,
+        )
     }
 
     fn slice_channels(x: &Self, pixels: usize, c: usize, start: usize, len: usize) -> Result<Self> {
@@ -583,16 +602,8 @@ impl NetworkOps for CudaStorage {
             start: start as u32,
             len: len as u32,
         };
-        let (mut out, cfg) = output(&dev, pixels * len)?;
-        let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("layout", "slice_channels_f32")?;
-        let xv = x.view();
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument above; start + len <= c (checked).
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        // The kernel's own bounds: start + len <= c (checked).
+        launch_unary(OP, "layout", "slice_channels_f32", x, pixels * len, &p)
     }
 
     fn crop(x: &Self, s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Result<Self> {
@@ -614,16 +625,8 @@ impl NetworkOps for CudaStorage {
             ho: ho as u32,
             wo: wo as u32,
         };
-        let (mut out, cfg) = output(&dev, s.n * ho * wo * s.c)?;
-        let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("layout", "crop_f32")?;
-        let xv = x.view();
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument above; the window lies inside the image (checked).
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        // The kernel's own bounds: the window lies inside the image (checked).
+        launch_unary(OP, "layout", "crop_f32", x, s.n * ho * wo * s.c, &p)
     }
 
     fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self> {
@@ -636,16 +639,7 @@ impl NetworkOps for CudaStorage {
             c: u32_of(OP, "channels", c)?,
             pad: 0,
         };
-        let (mut out, cfg) = output(&dev, n * c)?;
-        let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("layout", "channel_mean_f32")?;
-        let xv = x.view();
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument above.
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        launch_unary(OP, "layout", "channel_mean_f32", x, n * c, &p)
     }
 
     fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self> {
@@ -657,15 +651,6 @@ impl NetworkOps for CudaStorage {
             to_nhwc: to_nhwc as u32,
             pad: 0,
         };
-        let (mut out, cfg) = output(&dev, s.len())?;
-        let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("layout", "permute_nchw_f32")?;
-        let xv = x.view();
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument above.
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        launch_unary(OP, "layout", "permute_nchw_f32", x, s.len(), &p)
     }
 }
