@@ -114,9 +114,9 @@ case $? in
 esac
 
 echo "== engine vs PyTorch: networks and the DDGAN run" | tee -a "$LOG"
-# A quick subset at batch 1 (official sizes, random weights): PyTorch fp32 eager and bf16
+# A quick subset at batch 1 (official sizes, random weights; SSCS at 50 steps): PyTorch fp32 eager and bf16
 # channels_last, then `trilemma bench` on the same ids, side by side.
-NET_IDS="--only net/ddgan/cifar10/b1 --only sample/ddgan/cifar10/b1 --only net/cld/cifar10/b1 --only net/lsgm/mnist/b1"
+NET_IDS="--only net/ddgan/cifar10/b1 --only sample/ddgan/cifar10/b1 --only net/cld/cifar10/b1 --only sample/cld/cifar10/sscs50/b1 --only net/lsgm/mnist/b1"
 # shellcheck disable=SC2086
 step 150 python3 "$BUNDLE/bench_pytorch.py" --quick --modes fp32,bf16cl $NET_IDS \
   --out "$OUTDIR/pytorch-networks.json" >> "$LOG" 2>&1

@@ -190,6 +190,10 @@ struct BenchArgs {
     /// Keep calling each benchmark for at least this long (at least 3 calls).
     #[arg(long, default_value_t = 2.0)]
     min_seconds: f64,
+    /// Network evaluations of the CLD CIFAR-10 SSCS run (`sample/cld/cifar10/sscs<N>/...`; the
+    /// baseline's --quick uses 50, its full run 150).
+    #[arg(long, default_value_t = 50)]
+    sscs_steps: usize,
     /// Also write the engine's results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -534,11 +538,11 @@ fn bench(a: &BenchArgs) -> trilemma::Result<()> {
             rule,
             found,
         };
-    if a.batch == 0 || !(a.min_seconds >= 0.0 && a.min_seconds.is_finite()) {
+    if a.batch == 0 || a.sscs_steps < 2 || !(a.min_seconds >= 0.0 && a.min_seconds.is_finite()) {
         return Err(bad(
-            "--batch, --min-seconds",
-            "a batch of at least 1 and a finite, non-negative time",
-            format!("{}, {}", a.batch, a.min_seconds),
+            "--batch, --sscs-steps, --min-seconds",
+            "a batch of at least 1, at least 2 SSCS steps and a finite, non-negative time",
+            format!("{}, {}, {}", a.batch, a.sscs_steps, a.min_seconds),
         ));
     }
     // Read first: a bad baseline is reported before minutes of timing.
@@ -573,7 +577,14 @@ fn bench(a: &BenchArgs) -> trilemma::Result<()> {
             let id = format!("net/{}/b{b}/fp32", r.id());
             let sample_id = format!("sample/{}/b{b}/fp32", r.id());
             let is_ddgan = r.family == trilemma::models::Family::Ddgan;
-            if !(wanted(&id) || is_ddgan && wanted(&sample_id)) {
+            let is_cld = r.family == trilemma::models::Family::Cld;
+            let sample_id = if is_cld {
+                format!("sample/{}/sscs{}/b{b}/fp32", r.id(), a.sscs_steps)
+            } else {
+                sample_id
+            };
+            let samples = (is_ddgan || is_cld) && wanted(&sample_id);
+            if !(wanted(&id) || samples) {
                 continue;
             }
             let net = std::rc::Rc::new(r.build_random(1, &device)?);
@@ -591,7 +602,38 @@ fn bench(a: &BenchArgs) -> trilemma::Result<()> {
                     Box::new(move || net.forward(&x, &t, z.as_ref()).map(drop)),
                 ));
             }
-            if is_ddgan && wanted(&sample_id) {
+            if is_cld && samples {
+                // The CIFAR-10 SDE (configs/default_cifar10.py): beta 4, M^-1 4, gamma 0.04.
+                let cfg = trilemma::samplers::cld_sample::CldConfig {
+                    beta0: 4.0,
+                    beta1: 0.0,
+                    m_inv: 4.0,
+                    gamma: 0.04,
+                    numerical_eps: 1e-9,
+                    sampling_eps: 1e-3,
+                    sscs_num_stab: 0.0,
+                    quadratic_striding: false,
+                };
+                let (net, noise, device, steps) =
+                    (std::rc::Rc::clone(&net), &noise, &device, a.sscs_steps);
+                cases.push((
+                    sample_id.clone(),
+                    Box::new(move || {
+                        use trilemma::samplers::cld_sample::{sample, CldSampler};
+                        sample(
+                            net.as_ref(),
+                            &cfg,
+                            CldSampler::Sscs,
+                            steps,
+                            b,
+                            noise,
+                            device,
+                        )
+                        .map(drop)
+                    }),
+                ));
+            }
+            if is_ddgan && samples {
                 let steps = trilemma::models::Config::from_json_str("released", r.config_json)?
                     .usize("num_timesteps")?;
                 let coefs = ddgan::PosteriorCoefficients::new(steps, 0.1, 20.0)?;
