@@ -1,14 +1,18 @@
-//! Memory-roofline benchmarks: a device-to-device copy (the bandwidth ceiling every memory-bound kernel
-//! is measured against) and Philox normal generation (pure store bandwidth plus integer and MUFU work),
-//! next to the CPU reference. Buffers are 256 MiB, far beyond L2 (50-60 MB), so every iteration
+//! GPU kernel benchmarks. Memory roofline: a device-to-device copy (the bandwidth ceiling every
+//! memory-bound kernel is measured against) and Philox normal generation (pure store bandwidth plus
+//! integer and MUFU work), next to the CPU reference. Network kernels at NCSN++ CIFAR-10 sizes:
+//! gpu_kernels/network.rs. Buffers are 256 MiB, far beyond L2 (50-60 MB), so every iteration
 //! streams from HBM. Inputs are random, never zeros.
 //!
 //! Ids: copy/d2d/<MiB>MiB, randn/philox_<dtype>/<elements>, randn_cpu/philox_f32/<elements>; the
 //! throughput criterion reports counts bytes read plus written (copy) or bytes written (randn).
 //! Speed targets against PyTorch and the roofline: benches/targets.tsv, held by the GPU check.
-//!     cargo bench --bench copy_and_philox -- --warm-up-time 1 --measurement-time 3
+//!     cargo bench --bench gpu_kernels -- --warm-up-time 1 --measurement-time 3
 
 use std::time::{Duration, Instant};
+
+#[path = "gpu_kernels/network.rs"]
+mod network;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trilemma::ops::{randn, randn_into};
@@ -27,16 +31,23 @@ fn time_gpu(dev: &Device, iters: u64, mut f: impl FnMut()) -> Duration {
     start.elapsed()
 }
 
-fn gpu_benches(c: &mut Criterion) {
-    let gpu = match Device::cuda(0) {
-        Ok(d) => d,
+/// The GPU, or None (with a note) where there is none; a failure under TRILEMMA_REQUIRE_GPU=1.
+fn gpu_or_skip() -> Option<Device> {
+    match Device::cuda(0) {
+        Ok(d) => Some(d),
         Err(e) if std::env::var("TRILEMMA_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
             panic!("TRILEMMA_REQUIRE_GPU=1 but no usable GPU: {e}")
         }
         Err(e) => {
             eprintln!("SKIP GPU benchmarks: {e}");
-            return;
+            None
         }
+    }
+}
+
+fn gpu_benches(c: &mut Criterion) {
+    let Some(gpu) = gpu_or_skip() else {
+        return;
     };
     const MIB: usize = 256;
     let n = MIB * (1 << 20) / 4;
@@ -99,6 +110,6 @@ fn cpu_benches(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(Duration::from_millis(500));
-    targets = gpu_benches, cpu_benches
+    targets = gpu_benches, network::network_kernels, cpu_benches
 }
 criterion_main!(benches);
