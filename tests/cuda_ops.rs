@@ -259,3 +259,38 @@ fn out_of_memory_is_an_error_not_a_crash() {
     let z = Tensor::zeros(&[1000], DType::BF16, &gpu).unwrap();
     assert_eq!(z.to_vec_f32().unwrap(), vec![0.0; 1000]);
 }
+
+#[test]
+fn finite_watch_names_the_first_bad_step_on_both_devices() {
+    use trilemma::samplers::noise::FiniteWatch;
+    let good = Tensor::full(0.5, &[4, 3], DType::F32, &Device::Cpu).unwrap();
+    let mut bad_values = vec![0.5f32; 12];
+    bad_values[7] = f32::NAN;
+    let bad = Tensor::from_f32(&bad_values, &[4, 3], DType::F32, &Device::Cpu).unwrap();
+    let expect_step_5 = |e: Error| {
+        let msg = e.to_string();
+        assert!(msg.contains("`v`") && msg.contains("step 5"), "{msg}");
+    };
+    // CPU: the check itself fails, at the bad step.
+    let mut w = FiniteWatch::new(&["x", "v"]);
+    w.check(&good, "x", 3).unwrap();
+    expect_step_5(w.check(&bad, "v", 5).unwrap_err());
+    assert!(
+        w.check(&good, "u", 1).is_err(),
+        "an unknown name is an error"
+    );
+    // GPU: the checks queue; finish reports the first bad step.
+    let Some(gpu) = gpu_or_skip("finite_watch_names_the_first_bad_step_on_both_devices") else {
+        return;
+    };
+    let (good, bad) = (good.to_device(&gpu).unwrap(), bad.to_device(&gpu).unwrap());
+    let mut w = FiniteWatch::new(&["x", "v"]);
+    w.check(&good, "x", 3).unwrap();
+    w.check(&bad, "v", 5).unwrap();
+    w.check(&bad, "x", 7).unwrap();
+    w.check(&bad, "v", 9).unwrap();
+    expect_step_5(w.finish().unwrap_err());
+    let mut w = FiniteWatch::new(&["x"]);
+    w.check(&good, "x", 1).unwrap();
+    w.finish().unwrap();
+}

@@ -2,6 +2,8 @@
 // elementwise kernel. Conversions round to nearest even, as the `half` crate does on the CPU path.
 #pragma once
 
+#include <stdint.h>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

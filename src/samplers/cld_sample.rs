@@ -12,7 +12,7 @@
 //! in the official code).
 
 use super::cld::CldSde;
-use super::noise::{check_finite, Noise};
+use super::noise::{check_finite, FiniteWatch, Noise};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::{Config, Ncsnpp};
@@ -326,6 +326,7 @@ pub fn sample(
     }
     let n = n_discrete_steps - 1;
     let tau = cfg.time_grid(n);
+    let mut watch = FiniteWatch::new(&["x", "v"]);
     for i in 0..n {
         let dt = tau[i + 1] - tau[i];
         match sampler {
@@ -359,11 +360,12 @@ pub fn sample(
             // Returned above, before the fixed-step loop.
             CldSampler::Ode { .. } => break,
         }
-        check_finite(&x, "x", i)?;
-        check_finite(&v, "v", i)?;
+        watch.check(&x, "x", i)?;
+        watch.check(&v, "v", i)?;
     }
     let (x, v) = chain.em_mean(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps)?;
-    check_finite(&x, "x", n)?;
+    watch.check(&x, "x", n)?;
+    watch.finish()?;
     Ok(CldSample {
         x: ops::nhwc_to_nchw(&x)?,
         v: ops::nhwc_to_nchw(&v)?,

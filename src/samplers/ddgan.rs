@@ -1,7 +1,7 @@
 //! DDGAN's discretised VP schedule and the posterior q(x_i | x_{i+1}, x_0) it samples from
 //! (`kernels/common/ddgan_schedule.h`, in the official code's float64-then-float32 precision).
 
-use super::noise::{check_finite, Noise};
+use super::noise::{FiniteWatch, Noise};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::Ncsnpp;
@@ -153,6 +153,7 @@ pub fn sample(
     let shape = [batch, h, w, c];
     let steps = coefs.steps();
     let mut x = noise.image("x_T", NoiseStream::Prior, 0, shape, device)?;
+    let mut watch = FiniteWatch::new(&["x"]);
     for (j, i) in (0..steps).rev().enumerate() {
         let z = noise.plain(
             &format!("z.{j}"),
@@ -188,7 +189,8 @@ pub fn sample(
                 ops::ddgan_posterior_step(coefs, i, &x0, &x, n.as_ref())?
             }
         };
-        check_finite(&x, "x", j)?;
+        watch.check(&x, "x", j)?;
     }
+    watch.finish()?;
     ops::nhwc_to_nchw(&x)
 }

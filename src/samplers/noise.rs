@@ -99,3 +99,69 @@ pub fn check_finite(t: &Tensor, tensor: &str, step: usize) -> Result<()> {
         })
     }
 }
+
+/// Watches a sampling loop's state for non-finite values and names the first tensor and step that
+/// held one. On the CPU every check scans at once (the run stops at the bad step). On a GPU a check is
+/// one kernel recording the first bad step in device memory; [`FiniteWatch::finish`] reads it once
+/// after the loop, so no step waits on the host (the run finishes its steps, then fails).
+pub struct FiniteWatch {
+    names: Vec<&'static str>,
+    slots: Vec<Option<crate::backend::cuda::CudaStorage>>,
+}
+
+impl FiniteWatch {
+    pub fn new(names: &[&'static str]) -> FiniteWatch {
+        FiniteWatch {
+            names: names.to_vec(),
+            slots: names.iter().map(|_| None).collect(),
+        }
+    }
+
+    /// Checks `t`, the state called `name` (one of the watch's names) after step `step`.
+    pub fn check(&mut self, t: &Tensor, name: &'static str, step: usize) -> Result<()> {
+        let Some(k) = self.names.iter().position(|n| *n == name) else {
+            return Err(Error::InvalidParam {
+                op: "finite watch",
+                what: "tensor name",
+                rule: "one of the names the watch was made with",
+                found: name.to_string(),
+            });
+        };
+        match t.storage() {
+            Storage::Cuda(s) if t.dtype() == DType::F32 => {
+                use crate::backend::cuda::finite;
+                let slot = match &mut self.slots[k] {
+                    Some(slot) => slot,
+                    empty => empty.insert(finite::new_slot(s.device())?),
+                };
+                let step = u32::try_from(step).unwrap_or(u32::MAX - 1);
+                finite::watch(s, slot, step)
+            }
+            _ => check_finite(t, name, step),
+        }
+    }
+
+    /// The first non-finite state the GPU checks recorded, as an error naming it; Ok if none.
+    pub fn finish(self) -> Result<()> {
+        let mut first: Option<(u32, &str)> = None;
+        for (name, slot) in self.names.iter().zip(&self.slots) {
+            if let Some(slot) = slot {
+                let step = crate::backend::cuda::finite::read_slot(slot)?;
+                let earlier = match first {
+                    Some((s, _)) => step < s,
+                    None => true,
+                };
+                if step != u32::MAX && earlier {
+                    first = Some((step, name));
+                }
+            }
+        }
+        match first {
+            Some((step, name)) => Err(Error::NonFinite {
+                tensor: name.to_string(),
+                step: step as usize,
+            }),
+            None => Ok(()),
+        }
+    }
+}

@@ -3,6 +3,7 @@
 mod cld_sscs;
 mod ddgan_posterior;
 mod elementwise;
+pub(crate) mod finite;
 mod network;
 mod randn;
 mod storage;
