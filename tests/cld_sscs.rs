@@ -60,7 +60,7 @@ fn bad_arguments_are_errors() {
 /// the CPU's unfused step with the same noise as a tensor.
 fn sscs_pair(dev: &Device, philox: bool) -> (Vec<f32>, Vec<f32>) {
     use common::random_vec;
-    use trilemma::ops::{cld_sscs_half_step, randn, SscsNoise};
+    use trilemma::ops::{cld_sscs_half_step, randn, UDraw};
     use trilemma::rng::{NoiseKey, NoiseStream};
     use trilemma::{DType, Tensor};
     let sde = CldSde {
@@ -77,19 +77,19 @@ fn sscs_pair(dev: &Device, philox: bool) -> (Vec<f32>, Vec<f32>) {
     let (x, v) = (make(5), make(6));
     let key = NoiseKey::new(123, NoiseStream::Step, 7);
     let z = randn(&[3, 5, 4, 6], DType::F32, &Device::Cpu, key, 11).unwrap();
-    let (wx, wv) = cld_sscs_half_step(&x, &v, &k, SscsNoise::Tensor(&z)).unwrap();
+    let (wx, wv) = cld_sscs_half_step(&x, &v, &k, UDraw::Tensor(&z)).unwrap();
     let (dx, dv, dz) = (
         x.to_device(dev).unwrap(),
         v.to_device(dev).unwrap(),
         z.to_device(dev).unwrap(),
     );
     let noise = if philox {
-        SscsNoise::Philox {
+        UDraw::Philox {
             key,
             first_sample: 11,
         }
     } else {
-        SscsNoise::Tensor(&dz)
+        UDraw::Tensor(&dz)
     };
     let (gx, gv) = cld_sscs_half_step(&dx, &dv, &k, noise).unwrap();
     let cat = |a: Tensor, b: Tensor| {
@@ -108,7 +108,7 @@ fn half_step_with_philox_noise_on_the_cpu_equals_the_tensor_path() {
         .zip(&want)
         .all(|(a, b)| a.to_bits() == b.to_bits()));
     // Shape errors name the tensor.
-    use trilemma::ops::{cld_sscs_half_step, SscsNoise};
+    use trilemma::ops::{cld_sscs_half_step, UDraw};
     use trilemma::{DType, Tensor};
     let sde = CldSde {
         beta0: 4.0,
@@ -124,7 +124,7 @@ fn half_step_with_philox_noise_on_the_cpu_equals_the_tensor_path() {
         (&x, &v, t(&[1, 2, 2, 3]), "`noise`"),
         (&t(&[2, 3]), &t(&[2, 3]), t(&[2, 6]), "NHWC"),
     ] {
-        let err = cld_sscs_half_step(xx, vv, &k, SscsNoise::Tensor(&z))
+        let err = cld_sscs_half_step(xx, vv, &k, UDraw::Tensor(&z))
             .err()
             .unwrap()
             .to_string();

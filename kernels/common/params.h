@@ -211,3 +211,21 @@ typedef struct TriSscsStepParams {
     float l11, l21, l22;
     uint32_t pad;
 } TriSscsStepParams;
+
+// One Euler–Maruyama step of CLD's reverse SDE (or, without noise, the denoising step) over fp32 NHWC
+// x, v and the network output alpha ([B, H, W, C] each; kernels/cld_em.cu), with coefficients rounded
+// to fp32 as the host sampler rounds them:
+//   s  = neg_ell·alpha + neg_inv_svv·v                       (the v-score)
+//   x' = a_xv·v + x
+//   v' = ((c_vx·x + c_vv·v) + c_vs·s) + diffusion·z_v        (the last term only with noise)
+// z_v is the v half of a [B, H, W, 2C] draw: element p·2C + C + ch, read from the noise tensor
+// (noise_mode 1) or generated from `noise` (noise_mode 0); noise_mode 2: no noise.
+typedef struct TriCldEmParams {
+    TriRandnParams noise;
+    uint64_t pixels;  // B·H·W
+    uint32_t c;
+    uint32_t noise_mode;
+    float neg_ell, neg_inv_svv;
+    float a_xv, c_vx, c_vv, c_vs, diffusion;
+    uint32_t pad;
+} TriCldEmParams;

@@ -53,6 +53,8 @@ pub mod params {
     unsafe impl cudarc::driver::DeviceRepr for TriAttentionParams {}
     // SAFETY: as above (a TriRandnParams, integers and floats, explicit padding).
     unsafe impl cudarc::driver::DeviceRepr for TriSscsStepParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriCldEmParams {}
 }
 
 pub use generated::{CUDA_ARCHS, FATBINS, NVCC_RELEASE, PTXAS_RESOURCES_TSV};

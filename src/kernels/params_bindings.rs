@@ -538,3 +538,46 @@ const _: () = {
     ["Offset of field: TriSscsStepParams::pad"]
         [::std::mem::offset_of!(TriSscsStepParams, pad) - 76usize];
 };
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriCldEmParams {
+    pub noise: TriRandnParams,
+    pub pixels: u64,
+    pub c: u32,
+    pub noise_mode: u32,
+    pub neg_ell: f32,
+    pub neg_inv_svv: f32,
+    pub a_xv: f32,
+    pub c_vx: f32,
+    pub c_vv: f32,
+    pub c_vs: f32,
+    pub diffusion: f32,
+    pub pad: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriCldEmParams"][::std::mem::size_of::<TriCldEmParams>() - 80usize];
+    ["Alignment of TriCldEmParams"][::std::mem::align_of::<TriCldEmParams>() - 8usize];
+    ["Offset of field: TriCldEmParams::noise"]
+        [::std::mem::offset_of!(TriCldEmParams, noise) - 0usize];
+    ["Offset of field: TriCldEmParams::pixels"]
+        [::std::mem::offset_of!(TriCldEmParams, pixels) - 32usize];
+    ["Offset of field: TriCldEmParams::c"][::std::mem::offset_of!(TriCldEmParams, c) - 40usize];
+    ["Offset of field: TriCldEmParams::noise_mode"]
+        [::std::mem::offset_of!(TriCldEmParams, noise_mode) - 44usize];
+    ["Offset of field: TriCldEmParams::neg_ell"]
+        [::std::mem::offset_of!(TriCldEmParams, neg_ell) - 48usize];
+    ["Offset of field: TriCldEmParams::neg_inv_svv"]
+        [::std::mem::offset_of!(TriCldEmParams, neg_inv_svv) - 52usize];
+    ["Offset of field: TriCldEmParams::a_xv"]
+        [::std::mem::offset_of!(TriCldEmParams, a_xv) - 56usize];
+    ["Offset of field: TriCldEmParams::c_vx"]
+        [::std::mem::offset_of!(TriCldEmParams, c_vx) - 60usize];
+    ["Offset of field: TriCldEmParams::c_vv"]
+        [::std::mem::offset_of!(TriCldEmParams, c_vv) - 64usize];
+    ["Offset of field: TriCldEmParams::c_vs"]
+        [::std::mem::offset_of!(TriCldEmParams, c_vs) - 68usize];
+    ["Offset of field: TriCldEmParams::diffusion"]
+        [::std::mem::offset_of!(TriCldEmParams, diffusion) - 72usize];
+    ["Offset of field: TriCldEmParams::pad"][::std::mem::offset_of!(TriCldEmParams, pad) - 76usize];
+};

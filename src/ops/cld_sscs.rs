@@ -9,9 +9,10 @@ use crate::kernels::params::{TriSscsHalfStep, TriSscsStepParams};
 use crate::rng::{NoiseKey, NoiseStream};
 use crate::tensor::{DType, Storage, Tensor};
 
-/// Where a half step's draw comes from.
+/// A draw shaped like CLD's u = [x; v], [B, H, W, 2C] (x half first), for SSCS half steps and
+/// Euler–Maruyama steps: a tensor, or Philox noise made inside the step.
 #[derive(Clone, Copy)]
-pub enum SscsNoise<'a> {
+pub enum UDraw<'a> {
     /// A [B, H, W, 2C] tensor (x half first).
     Tensor(&'a Tensor),
     /// The normals `ops::randn(&[B, H, W, 2C], .., key, first_sample)` would give.
@@ -36,7 +37,7 @@ pub fn cld_sscs_half_step(
     x: &Tensor,
     v: &Tensor,
     k: &TriSscsHalfStep,
-    noise: SscsNoise<'_>,
+    noise: UDraw<'_>,
 ) -> Result<(Tensor, Tensor)> {
     const OP: &str = "sscs half step";
     let [b, h, w, c] = *x.shape() else {
@@ -67,7 +68,7 @@ pub fn cld_sscs_half_step(
     }
     check_same_device(OP, x, v)?;
     let full = [b, h, w, 2 * c];
-    if let SscsNoise::Tensor(z) = noise {
+    if let UDraw::Tensor(z) = noise {
         if z.shape() != full || z.dtype() != DType::F32 {
             return Err(Error::ShapeMismatch {
                 op: OP,
@@ -90,7 +91,7 @@ pub fn cld_sscs_half_step(
             };
             // With a noise tensor the Philox fields are unused (has_noise = 1).
             let (key, first_sample, zs) = match noise {
-                SscsNoise::Tensor(z) => match z.storage() {
+                UDraw::Tensor(z) => match z.storage() {
                     Storage::Cuda(zs) => (NoiseKey::new(0, NoiseStream::Step, 0), 0, Some(zs)),
                     Storage::Cpu(_) => {
                         return Err(Error::DeviceMismatch {
@@ -100,7 +101,7 @@ pub fn cld_sscs_half_step(
                         })
                     }
                 },
-                SscsNoise::Philox { key, first_sample } => (key, first_sample, None),
+                UDraw::Philox { key, first_sample } => (key, first_sample, None),
             };
             let batch = u32::try_from(b)
                 .ok()
@@ -139,8 +140,8 @@ pub fn cld_sscs_half_step(
         Storage::Cpu(_) => {
             let generated;
             let z = match noise {
-                SscsNoise::Tensor(z) => z,
-                SscsNoise::Philox { key, first_sample } => {
+                UDraw::Tensor(z) => z,
+                UDraw::Philox { key, first_sample } => {
                     generated = super::randn(&full, DType::F32, &x.device(), key, first_sample)?;
                     &generated
                 }

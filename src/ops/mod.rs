@@ -4,6 +4,7 @@
 mod axpby;
 mod cast;
 mod checks;
+mod cld_em;
 mod cld_sscs;
 mod ddgan_posterior;
 mod network;
@@ -11,7 +12,8 @@ mod randn;
 
 pub use axpby::axpby;
 pub use cast::cast;
-pub use cld_sscs::{cld_sscs_half_step, SscsNoise};
+pub use cld_em::{cld_em_step, CldEmCoefficients};
+pub use cld_sscs::{cld_sscs_half_step, UDraw};
 pub use ddgan_posterior::{ddgan_posterior_step, ddgan_posterior_step_philox};
 pub use network::*;
 pub use randn::{randn, randn_into};

@@ -17,7 +17,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::{Config, Ncsnpp};
 use crate::ops;
-use crate::ops::SscsNoise;
+use crate::ops::UDraw;
 use crate::rng::{NoiseKey, NoiseStream};
 use crate::tensor::Tensor;
 
@@ -207,10 +207,10 @@ impl Draw {
         })
     }
 
-    fn as_noise(&self) -> SscsNoise<'_> {
+    fn as_noise(&self) -> UDraw<'_> {
         match self {
-            Draw::Tensor(t) => SscsNoise::Tensor(t),
-            Draw::Philox { key, first_sample } => SscsNoise::Philox {
+            Draw::Tensor(t) => UDraw::Tensor(t),
+            Draw::Philox { key, first_sample } => UDraw::Philox {
                 key: *key,
                 first_sample: *first_sample,
             },
@@ -260,16 +260,32 @@ impl Chain<'_> {
         lin2(k as f32, &s, (1.0 + k * self.cfg.m_inv) as f32, v)
     }
 
-    /// The reverse-SDE drift step (λ = 1) over dt from τ: the Euler–Maruyama mean, and the denoiser.
-    fn em_mean(&self, x: &Tensor, v: &Tensor, tau: f64, dt: f64) -> Result<(Tensor, Tensor)> {
+    /// One Euler–Maruyama step of the reverse SDE (λ = 1) over dt from τ, with the v half of `noise`
+    /// as the diffusion draw; without noise, the drift step alone (the final denoiser). One fused
+    /// kernel on the GPU after the network call.
+    fn em_step(
+        &self,
+        x: &Tensor,
+        v: &Tensor,
+        tau: f64,
+        dt: f64,
+        noise: Option<&Draw>,
+    ) -> Result<(Tensor, Tensor)> {
         let t = 1.0 - tau;
-        let s = self.score(x, v, t)?;
+        let alpha = self.net.alpha(&ops::concat_channels(x, v)?, t as f32)?;
+        let (svv, neg_ell) = self.cfg.score_scalars(t)?;
         let (b, f, m_inv) = (self.cfg.beta(t), self.cfg.f(), self.cfg.m_inv);
-        // x' = x − dt M⁻¹ β v;  v' = v + dt (β x + Γ M⁻¹ β v + 2Γβ s).
-        let x2 = lin2((-dt * m_inv * b) as f32, v, 1.0, x)?;
-        let mut v2 = lin2((dt * b) as f32, x, (1.0 + dt * f * m_inv * b) as f32, v)?;
-        ops::axpby((dt * 2.0 * f * b) as f32, &s, 1.0, &mut v2)?;
-        Ok((x2, v2))
+        // s = −ℓ α − v/Σ_vv;  x' = x − dt M⁻¹ β v;  v' = v + dt (β x + Γ M⁻¹ β v + 2Γβ s) + √(2Γβ dt) z_v.
+        let k = ops::CldEmCoefficients {
+            neg_ell,
+            neg_inv_svv: -1.0 / svv,
+            a_xv: (-dt * m_inv * b) as f32,
+            c_vx: (dt * b) as f32,
+            c_vv: (1.0 + dt * f * m_inv * b) as f32,
+            c_vs: (dt * 2.0 * f * b) as f32,
+            diffusion: ((2.0 * f * b).sqrt() * dt.sqrt()) as f32,
+        };
+        ops::cld_em_step(x, v, &alpha, &k, noise.map(Draw::as_noise))
     }
 }
 
@@ -344,18 +360,8 @@ pub fn sample(
                 (x, v) = chain.half_step(&x1, &v2, tau[i], dt / 2.0, &zb)?;
             }
             CldSampler::EulerMaruyama => {
-                let z = noise.image(
-                    &format!("noise.{i}"),
-                    NoiseStream::Step,
-                    i as u32,
-                    full,
-                    device,
-                )?;
-                let (_, zv) = chain.halves(&z)?;
-                let (xm, mut vm) = chain.em_mean(&x, &v, tau[i], dt)?;
-                let diffusion = (2.0 * cfg.f() * cfg.beta(1.0 - tau[i])).sqrt() * dt.sqrt();
-                ops::axpby(diffusion as f32, &zv, 1.0, &mut vm)?;
-                (x, v) = (xm, vm);
+                let z = Draw::new(noise, &format!("noise.{i}"), i as u32, full, device)?;
+                (x, v) = chain.em_step(&x, &v, tau[i], dt, Some(&z))?;
             }
             // Returned above, before the fixed-step loop.
             CldSampler::Ode { .. } => break,
@@ -363,7 +369,7 @@ pub fn sample(
         watch.check(&x, "x", i)?;
         watch.check(&v, "v", i)?;
     }
-    let (x, v) = chain.em_mean(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps)?;
+    let (x, v) = chain.em_step(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps, None)?;
     watch.check(&x, "x", n)?;
     watch.finish()?;
     Ok(CldSample {
@@ -421,7 +427,7 @@ fn ode(
     let u = Tensor::from_f32(&u32, &shape, crate::tensor::DType::F32, device)?;
     check_finite(&u, "u", stats.accepted)?;
     let (x, v) = chain.halves(&u)?;
-    let (x, v) = chain.em_mean(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps)?;
+    let (x, v) = chain.em_step(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps, None)?;
     check_finite(&x, "x", stats.accepted)?;
     Ok(CldSample {
         x: ops::nhwc_to_nchw(&x)?,
