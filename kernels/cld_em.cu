@@ -1,7 +1,7 @@
 // cld_em.cu — one Euler–Maruyama step of CLD's reverse SDE after the network call, fused: the v-score
 // from the network output, the drift of x and v, and the diffusion noise (drawn in the kernel when it
 // is Philox), in one pass instead of five axpby passes and a noise tensor. Without noise it is the
-// final denoising step. CPU twin: the unfused sequence in src/ops/cld_em.rs, whose rounded operations
+// final denoising step. CPU twin: the unfused sequence in src/ops/cld_steps.rs, whose rounded operations
 // this repeats in the same order (no fma): bit-identical with a noise tensor or none, within the
 // normals' host/device ulps with Philox.
 // Launch: 1-D grid-stride over B·H·W·C elements, 256 threads per CTA.

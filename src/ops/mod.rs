@@ -4,16 +4,14 @@
 mod axpby;
 mod cast;
 mod checks;
-mod cld_em;
-mod cld_sscs;
+mod cld_steps;
 mod ddgan_posterior;
 mod network;
 mod randn;
 
 pub use axpby::axpby;
 pub use cast::cast;
-pub use cld_em::{cld_em_step, CldEmCoefficients};
-pub use cld_sscs::{cld_sscs_half_step, UDraw};
+pub use cld_steps::{cld_em_step, cld_sscs_half_step, CldEmCoefficients, UDraw};
 pub use ddgan_posterior::{ddgan_posterior_step, ddgan_posterior_step_philox};
 pub use network::*;
 pub use randn::{randn, randn_into};

@@ -1,7 +1,6 @@
 //! The CUDA backend: device storage and the launch wrappers of the kernels in `kernels/`.
 
-mod cld_em;
-mod cld_sscs;
+mod cld_steps;
 mod ddgan_posterior;
 mod elementwise;
 pub(crate) mod finite;
@@ -9,6 +8,5 @@ mod network;
 mod randn;
 mod storage;
 
-pub(crate) use cld_em::cld_em_step;
-pub(crate) use cld_sscs::sscs_half_step;
+pub(crate) use cld_steps::{cld_em_step, sscs_half_step};
 pub use storage::CudaStorage;
