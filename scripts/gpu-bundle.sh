@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the GPU bundle (here, where Rust is): release test, bench and CLI executables with kernels for
-# sm_90a and sm_80 (plus compute_80 PTX), and what they read at run time, in one folder that
-# scripts/gpu-check.sh runs on a GPU machine with no Rust toolchain.
+# sm_90a (the H100/H200 the check runs on; every architecture is compile-checked in CI), and what they
+# read at run time, in one folder that scripts/gpu-check.sh runs on a GPU machine with no Rust
+# toolchain. For another GPU name its architecture, e.g. TRILEMMA_CUDA_ARCHS=sm_80,compute_80.
 #
 #   scripts/gpu-bundle.sh            # -> bundle/ (git-ignored), at most 60 MiB
 #   BUNDLE=dir LIMIT_MIB=60 TRILEMMA_CUDA_ARCHS=sm_90a scripts/gpu-bundle.sh
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=${BUNDLE:-bundle}
 LIMIT_MIB=${LIMIT_MIB:-60}
-export TRILEMMA_CUDA_ARCHS=${TRILEMMA_CUDA_ARCHS:-sm_90a,sm_80,compute_80}
+export TRILEMMA_CUDA_ARCHS=${TRILEMMA_CUDA_ARCHS:-sm_90a}
 export TRILEMMA_REQUIRE_NVCC=1
 
 rm -rf "$BUNDLE"
