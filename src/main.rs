@@ -603,17 +603,7 @@ fn bench(a: &BenchArgs) -> trilemma::Result<()> {
                 ));
             }
             if is_cld && samples {
-                // The CIFAR-10 SDE (configs/default_cifar10.py): beta 4, M^-1 4, gamma 0.04.
-                let cfg = trilemma::samplers::cld_sample::CldConfig {
-                    beta0: 4.0,
-                    beta1: 0.0,
-                    m_inv: 4.0,
-                    gamma: 0.04,
-                    numerical_eps: 1e-9,
-                    sampling_eps: 1e-3,
-                    sscs_num_stab: 0.0,
-                    quadratic_striding: false,
-                };
+                let cfg = trilemma::samplers::cld_sample::CldConfig::cifar10();
                 let (net, noise, device, steps) =
                     (std::rc::Rc::clone(&net), &noise, &device, a.sscs_steps);
                 cases.push((

@@ -35,6 +35,22 @@ pub struct CldConfig {
 }
 
 impl CldConfig {
+    /// The CIFAR-10 SDE of the released CLD model (configs/default_cifar10.txt and specific_cifar10.txt):
+    /// β = 4, M⁻¹ = 4,
+    /// γ = 0.04, numerical ε 1e-9, sampling ε 1e-3, linear striding.
+    pub fn cifar10() -> CldConfig {
+        CldConfig {
+            beta0: 4.0,
+            beta1: 0.0,
+            m_inv: 4.0,
+            gamma: 0.04,
+            numerical_eps: 1e-9,
+            sampling_eps: 1e-3,
+            sscs_num_stab: 0.0,
+            quadratic_striding: false,
+        }
+    }
+
     pub fn from_config(cfg: &Config) -> Result<CldConfig> {
         let striding = cfg.str_or("striding", "linear")?;
         let c = CldConfig {
