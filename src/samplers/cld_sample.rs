@@ -35,9 +35,9 @@ pub struct CldConfig {
 }
 
 impl CldConfig {
-    /// The CIFAR-10 SDE of the released CLD model (configs/default_cifar10.txt and specific_cifar10.txt):
-    /// β = 4, M⁻¹ = 4,
-    /// γ = 0.04, numerical ε 1e-9, sampling ε 1e-3, linear striding.
+    /// The CIFAR-10 SDE of the released CLD model (configs/default_cifar10.txt and
+    /// specific_cifar10.txt): β = 4, M⁻¹ = 4, γ = 0.04, numerical ε 1e-9, sampling ε 1e-3, linear
+    /// striding.
     pub fn cifar10() -> CldConfig {
         CldConfig {
             beta0: 4.0,
