@@ -14,12 +14,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "build/emulated_kernels.rs"]
+mod emulated_kernels;
+
 /// SASS for Ampere (A100, A10/RTX 30), Ada (L4/RTX 40) and Hopper with its `a` features (wgmma,
 /// setmaxnreg), plus Ampere PTX that newer GPUs can JIT.
 const DEFAULT_ARCHS: &str = "sm_80,sm_86,sm_89,sm_90a,compute_80";
 
 fn main() {
     println!("cargo:rerun-if-changed=kernels");
+    println!("cargo:rerun-if-changed=tests/emulator_kernels");
+    println!("cargo:rerun-if-changed=build");
+    println!("cargo:rerun-if-changed=crates/cuda-emu/include");
     println!("cargo:rerun-if-changed=csrc");
     println!("cargo:rerun-if-changed=build.rs");
     for var in [
@@ -29,6 +35,7 @@ fn main() {
         "PATH",
         "TRILEMMA_CUDA_ARCHS",
         "TRILEMMA_REQUIRE_NVCC",
+        "TRILEMMA_EMU_KERNELS",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -49,7 +56,7 @@ fn main() {
                 "cargo:warning=trilemma: nvcc not found (NVCC, CUDA_HOME, CUDA_PATH, PATH); building without \
                  CUDA kernels. The CPU backend works; asking for a CUDA device returns KernelsNotCompiled."
             );
-            write_generated(&out_dir, None, &[], &[], "");
+            write_generated(&out_dir, None, &[], &[], "", &no_emulated_kernels());
         }
     }
 }
@@ -183,38 +190,98 @@ fn nvcc_release(nvcc: &Path) -> String {
         })
 }
 
-fn compile_kernels(nvcc: &Path, out_dir: &Path) {
-    let release = nvcc_release(nvcc);
-    let archs = archs();
-    let mut sources: Vec<PathBuf> = fs::read_dir("kernels")
-        .expect("kernels/ exists")
-        .map(|e| e.expect("readable kernels/ entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cu"))
-        .collect();
-    sources.sort();
+fn no_emulated_kernels() -> String {
+    "pub fn modules() -> Vec<trilemma_cuda_emu::ModuleImage> { Vec::new() }\n\
+     pub fn selftest_modules() -> Vec<trilemma_cuda_emu::ModuleImage> { Vec::new() }\n"
+        .to_string()
+}
 
-    // One nvcc per file, files compiled in parallel; each nvcc runs its architectures one at a time
-    // (--threads 1) so its ptxas -v report is never interleaved with another's.
-    let results: Vec<(String, PathBuf, String)> = std::thread::scope(|scope| {
+fn cu_sources(dir: &str) -> Vec<PathBuf> {
+    let mut sources: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.expect("readable directory entry").path())
+                .filter(|p| p.extension().is_some_and(|e| e == "cu"))
+                .collect()
+        })
+        .unwrap_or_default();
+    sources.sort();
+    sources
+}
+
+/// nvcc over `sources` (one nvcc per file, files in parallel); each nvcc runs its architectures one at
+/// a time (--threads 1) so its ptxas -v report is never interleaved with another's.
+fn compile_all(
+    nvcc: &Path,
+    sources: &[PathBuf],
+    archs: &[String],
+    out_dir: &Path,
+) -> Vec<(String, PathBuf, String)> {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = sources
             .iter()
-            .map(|src| {
-                let archs = &archs;
-                scope.spawn(move || compile_one(nvcc, src, archs, out_dir))
-            })
+            .map(|src| scope.spawn(move || compile_one(nvcc, src, archs, out_dir)))
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("nvcc worker thread"))
             .collect()
-    });
+    })
+}
+
+/// The emulator's view of compiled modules: the kernels the kept PTX declares and, per kernel, ptxas's
+/// registers, static shared memory and stack for the architecture the emulated GPU (compute capability
+/// 9.0) runs, else the largest of any architecture.
+fn emu_modules(
+    results: &[(String, PathBuf, String)],
+    src_dir: &Path,
+    out_dir: &Path,
+) -> Vec<emulated_kernels::EmuModule> {
+    results
+        .iter()
+        .map(|(stem, fatbin, log)| {
+            let ptx = emulated_kernels::kept_ptx(&out_dir.join("keep").join(stem), stem)
+                .unwrap_or_else(|| panic!("nvcc kept no PTX for {stem}"));
+            let records = parse_ptxas(log);
+            let kernels = emulated_kernels::parse_ptx(&ptx);
+            let resources = kernels
+                .iter()
+                .map(|k| {
+                    let rows: Vec<&Resources> =
+                        records.iter().filter(|r| r.kernel == k.name).collect();
+                    let pick = rows
+                        .iter()
+                        .find(|r| r.arch == "sm_90a" || r.arch == "sm_90")
+                        .copied()
+                        .or_else(|| rows.iter().max_by_key(|r| r.registers).copied());
+                    pick.map_or((k.name.clone(), 0, 0, 0), |r| {
+                        (k.name.clone(), r.registers, r.shared, r.stack)
+                    })
+                })
+                .collect();
+            emulated_kernels::EmuModule {
+                stem: stem.clone(),
+                src: src_dir.join(format!("{stem}.cu")),
+                fatbin: fatbin.clone(),
+                kernels,
+                resources,
+            }
+        })
+        .collect()
+}
+
+fn compile_kernels(nvcc: &Path, out_dir: &Path) {
+    let release = nvcc_release(nvcc);
+    let archs = archs();
+    let root =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let results = compile_all(nvcc, &cu_sources("kernels"), &archs, out_dir);
 
     let mut modules = Vec::new();
     let mut tsv = String::from(
         "module\tkernel\tarch\tregisters\tshared_bytes\tstack_bytes\tspill_store_bytes\tspill_load_bytes\n",
     );
-    for (stem, fatbin, log) in results {
-        for r in parse_ptxas(&log) {
+    for (stem, fatbin, log) in &results {
+        for r in parse_ptxas(log) {
             writeln!(
                 tsv,
                 "{stem}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
@@ -222,9 +289,46 @@ fn compile_kernels(nvcc: &Path, out_dir: &Path) {
             )
             .expect("write to String");
         }
-        modules.push((stem, fatbin));
+        modules.push((stem.clone(), fatbin.clone()));
     }
-    write_generated(out_dir, Some(&release), &archs, &modules, &tsv);
+
+    // The host builds for the emulator, and the emulator's own test kernels (device and host builds;
+    // kept out of the resource report: some are broken on purpose).
+    // TRILEMMA_EMU_KERNELS=0 leaves them out (the GPU bundle: the GPU machine never emulates).
+    let wanted = env::var("TRILEMMA_EMU_KERNELS").map_or(true, |v| v != "0");
+    let emulated = match emulated_kernels::cuda_include(nvcc).filter(|_| wanted) {
+        Some(inc) => {
+            let product = emu_modules(&results, &root.join("kernels"), out_dir);
+            let selftest_results =
+                compile_all(nvcc, &cu_sources("tests/emulator_kernels"), &archs, out_dir);
+            let selftest = emu_modules(
+                &selftest_results,
+                &root.join("tests").join("emulator_kernels"),
+                out_dir,
+            );
+            let mut rs =
+                emulated_kernels::build(&product, &inc, out_dir, "trilemma_emu_kernels", "modules");
+            rs.push_str(&emulated_kernels::build(
+                &selftest,
+                &inc,
+                out_dir,
+                "trilemma_emu_selftest_kernels",
+                "selftest_modules",
+            ));
+            rs
+        }
+        None => {
+            if wanted {
+                println!(
+                    "cargo:warning=trilemma: no CUDA headers beside {} (include/cuda_fp16.h); the kernels are \
+                     not built for the CUDA emulator",
+                    nvcc.display()
+                );
+            }
+            no_emulated_kernels()
+        }
+    };
+    write_generated(out_dir, Some(&release), &archs, &modules, &tsv, &emulated);
 }
 
 /// Compiles one `kernels/<stem>.cu` to `OUT_DIR/<stem>.fatbin`; returns the stem, the fatbin path and
@@ -251,6 +355,10 @@ fn compile_one(
         "all-warnings",
     ])
     .args(["-Xptxas", "-v", "--threads", "1", "-I", "kernels"]);
+    // The PTX is kept for the emulator (kernel names, launch bounds, parameter sizes).
+    let keep = out_dir.join("keep").join(&stem);
+    fs::create_dir_all(&keep).expect("create nvcc keep dir");
+    cmd.arg("-keep").arg("-keep-dir").arg(&keep);
     for a in archs {
         cmd.arg("-gencode").arg(gencode(a));
     }
@@ -329,6 +437,7 @@ fn write_generated(
     archs: &[String],
     modules: &[(String, PathBuf)],
     tsv: &str,
+    emulated: &str,
 ) {
     let tsv_path = out_dir.join("ptxas_resources.tsv");
     fs::write(&tsv_path, tsv).expect("write ptxas_resources.tsv");
@@ -356,4 +465,6 @@ fn write_generated(
     )
     .expect("write to String");
     fs::write(out_dir.join("kernels_generated.rs"), src).expect("write kernels_generated.rs");
+    fs::write(out_dir.join("emulated_kernels_generated.rs"), emulated)
+        .expect("write emulated_kernels_generated.rs");
 }

@@ -14,6 +14,7 @@
 // K in the thousands), not bit for bit.
 #include "common/params.h"
 #include "common/nhwc.cuh"
+#include "common/shared.cuh"
 #include "common/storage.cuh"
 
 #define CONV_BM 64
@@ -24,8 +25,8 @@
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ w,
                          const float* __restrict__ bias, float* __restrict__ y, const TriConv2dParams p) {
-    __shared__ __align__(16) float As[CONV_BK][CONV_BM];
-    __shared__ __align__(16) float Bs[CONV_BK][CONV_BN];
+    TRI_SHARED_ALIGNED(16, float, As, [CONV_BK][CONV_BM]);
+    TRI_SHARED_ALIGNED(16, float, Bs, [CONV_BK][CONV_BN]);
 
     const TriNhwc s = p.in;
     const uint32_t cig = s.c / p.groups, cog = p.co / p.groups;

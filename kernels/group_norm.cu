@@ -16,6 +16,7 @@
 // across CTAs is the performance issue's work.
 #include "common/activation.cuh"
 #include "common/params.h"
+#include "common/shared.cuh"
 
 #define GN_THREADS 256
 
@@ -38,7 +39,7 @@ __device__ double block_sum(double v, double* scratch) {
 extern "C" __global__ void __launch_bounds__(GN_THREADS)
 group_norm_f32(const float* __restrict__ x, const float* __restrict__ scale, const float* __restrict__ shift,
                float* __restrict__ y, const TriGroupNormParams p) {
-    __shared__ double scratch[GN_THREADS / 32];
+    TRI_SHARED(double, scratch, [GN_THREADS / 32]);
     const TriChannelAffineParams& a = p.affine;
     const uint32_t sample = blockIdx.x / p.groups, group = blockIdx.x % p.groups;
     const uint32_t cg = a.c / p.groups;

@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 BUNDLE=${BUNDLE:-bundle}
 LIMIT_MIB=${LIMIT_MIB:-60}
 export TRILEMMA_CUDA_ARCHS=${TRILEMMA_CUDA_ARCHS:-sm_90a}
+# The GPU machine runs the real driver only: no host builds of the kernels for the CUDA emulator.
+export TRILEMMA_EMU_KERNELS=0
 export TRILEMMA_REQUIRE_NVCC=1
 
 rm -rf "$BUNDLE"
@@ -46,7 +48,7 @@ cp target/release/trilemma "$BUNDLE/bin/"
 # some the default models), so each costs 1 to 10 MiB of the transfer budget. Host-only benches stay
 # out too: the CPU bench would spend the check's device time on the host.
 HOST_ONLY_BENCHES=" cpu_networks "
-has_gpu_path() { [ -f "tests/$1.rs" ] && grep -qE 'gpu_or_skip|Device::cuda|TRILEMMA_REQUIRE_GPU' "tests/$1.rs"; }
+has_gpu_path() { [ "$1" != emulator ] && [ -f "tests/$1.rs" ] && grep -qE 'gpu_or_skip|Device::cuda|TRILEMMA_REQUIRE_GPU' "tests/$1.rs"; }
 cargo test --release --no-run --message-format=json 2>/dev/null | collect test | while read -r name exe; do
   has_gpu_path "$name" || continue
   cp "$exe" "$BUNDLE/tests/$name"

@@ -18,6 +18,8 @@ LOG=$OUTDIR/gpu-check.log
 : > "$LOG"
 END=$((SECONDS + ${CHECK_SECONDS:-540}))
 export TRILEMMA_REQUIRE_GPU=1
+# A real GPU only: the CUDA emulator (which the test suite uses where no driver is) must not stand in.
+export TRILEMMA_CUDA=driver
 export TRILEMMA_SOURCE_DIR=$BUNDLE/src
 export TRILEMMA_BIN=$BUNDLE/bin/trilemma
 export CRITERION_HOME=$OUTDIR/criterion

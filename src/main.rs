@@ -503,9 +503,14 @@ fn info() -> ExitCode {
         Ok(devs) => {
             for d in devs {
                 println!(
-                    "cuda:{}  {}  compute {}.{}  {} SMs  memory {} total, {} free  kernels: {}",
+                    "cuda:{}  {}{}  compute {}.{}  {} SMs  memory {} total, {} free  kernels: {}",
                     d.ordinal,
                     d.name,
+                    if d.emulated {
+                        "  [emulated: the CUDA driver emulator, host-compiled kernels on the CPU]"
+                    } else {
+                        ""
+                    },
                     d.compute_capability.0,
                     d.compute_capability.1,
                     d.multiprocessors,

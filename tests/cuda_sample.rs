@@ -1,7 +1,7 @@
 //! `trilemma sample --device cuda` against `--device cpu` on the three default models, with identical
 //! Philox noise: the same sampler and draws, fp32 networks on both sides. Through the CLI (the binary
 //! carries the embedded models, so this test does not). Skips without a GPU unless
-//! TRILEMMA_REQUIRE_GPU=1.
+//! TRILEMMA_REQUIRE_GPU=1. On the CUDA emulator the CLD and LSGM runs sample fewer images.
 //!
 //! Compared on the written uint8 images (npz). Each network call agrees to ~1e-6 relative (fp32 sum
 //! order; tests/cuda_networks.rs), which a sampler carries through its steps. DDGAN (4 calls, the last
@@ -37,20 +37,36 @@ fn default_models_sample_the_same_images_on_gpu_and_cpu() {
         return;
     }
     let tmp = TempDir::new("cuda-sample");
+    // On the CUDA emulator (kernels on the CPU with memcheck) the runs are made smaller to keep CI's time:
+    // the same models and samplers, fewer images (still batches above 1).
+    let emulated = trilemma::device::is_emulated();
+    let (cld_num, lsgm_num) = if emulated { ("4", "2") } else { ("8", "8") };
     for (name, extra, exact_ish) in [
-        ("ddgan-digits", vec![], true),
-        ("cld-digits", vec!["--steps", "20"], true),
-        ("lsgm-digits", vec![], false),
+        ("ddgan-digits", vec!["--num", "8", "--batch", "4"], true),
+        (
+            "cld-digits",
+            vec!["--steps", "20", "--num", cld_num, "--batch", "4"],
+            true,
+        ),
+        (
+            "lsgm-digits",
+            vec![
+                "--num",
+                lsgm_num,
+                "--batch",
+                if emulated { "2" } else { "4" },
+            ],
+            false,
+        ),
     ] {
         let run = |device: &str| {
             let out = tmp.path().join(format!("{name}-{device}.npz"));
             let o = trilemma_command!()
-                .args([
-                    "sample", "--model", name, "--num", "8", "--batch", "4", "--seed", "7",
-                ])
+                .args(["sample", "--model", name, "--seed", "7"])
                 .args(&extra)
                 .args(["--device", device, "--out"])
                 .arg(&out)
+                .envs(common::cuda_env())
                 .output()
                 .unwrap();
             assert!(

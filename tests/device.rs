@@ -7,6 +7,7 @@ use trilemma::{Device, Error};
 
 #[test]
 fn opening_a_gpu_returns_a_device_or_a_typed_error() {
+    trilemma::device::allow_emulator_fallback();
     match Device::cuda(0) {
         Ok(d) => {
             assert!(d.is_cuda());
@@ -45,11 +46,15 @@ fn a_missing_ordinal_is_an_error() {
 
 #[test]
 fn device_listing_matches_the_driver() {
+    trilemma::device::allow_emulator_fallback();
     match trilemma::device::cuda_devices() {
         Ok(devs) => {
             assert!(!devs.is_empty());
             for d in devs {
                 assert!(d.total_memory > 0 && d.multiprocessors > 0, "{d:?}");
+                // An emulated device says so, in its flag and its name.
+                assert_eq!(d.emulated, trilemma::device::is_emulated(), "{d:?}");
+                assert_eq!(d.emulated, d.name.contains("emulated"), "{d:?}");
             }
         }
         Err(e) => {

@@ -38,6 +38,11 @@ pub trait RawAllocator: Send + Sync {
     fn alloc(&self, bytes: usize) -> Result<Self::Block, RawAllocError>;
     /// (free, total) bytes on the device, for out-of-memory messages.
     fn mem_info(&self) -> (usize, usize);
+    /// `block` (of `capacity` bytes) is handed out for a request of `used` bytes. The CUDA emulator
+    /// makes only those bytes addressable, so its memcheck is byte-exact inside pooled blocks.
+    fn on_handout(&self, _block: &Self::Block, _used: usize, _capacity: usize) {}
+    /// `block` went back to the cache: no kernel may touch it until its next handout.
+    fn on_return(&self, _block: &Self::Block, _capacity: usize) {}
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -115,6 +120,7 @@ impl<A: RawAllocator> CachingAllocator<A> {
                 st.stats.cache_hits += 1;
                 st.stats.bytes_cached -= k;
                 Self::note_in_use(&mut st.stats, k);
+                self.raw.on_handout(&block, bytes, k);
                 return Ok(PooledBlock {
                     block: ManuallyDrop::new(block),
                     bytes: k,
@@ -147,6 +153,7 @@ impl<A: RawAllocator> CachingAllocator<A> {
         let mut st = self.lock();
         st.stats.driver_allocs += 1;
         Self::note_in_use(&mut st.stats, size);
+        self.raw.on_handout(&block, bytes, size);
         Ok(PooledBlock {
             block: ManuallyDrop::new(block),
             bytes: size,
@@ -172,6 +179,7 @@ impl<A: RawAllocator> CachingAllocator<A> {
     }
 
     fn give_back(&self, bytes: usize, block: A::Block) {
+        self.raw.on_return(&block, bytes);
         let mut st = self.lock();
         st.stats.bytes_in_use -= bytes;
         st.stats.bytes_cached += bytes;

@@ -15,22 +15,11 @@ use super::allocator::{AllocStats, CachingAllocator, PooledBlock, RawAllocError,
 use crate::error::{Error, Result};
 use crate::kernels;
 
-/// Whether the driver library can be opened. cudarc's loader panics when it is absent, so this check
-/// must precede every other driver call.
-fn driver_library_present() -> bool {
-    // SAFETY: `is_culib_present` only tries to dlopen the candidate names of libcuda and drops the
-    // handle; it runs no code of the library beyond its initialisers and touches no shared state of ours.
-    unsafe { sys::is_culib_present() }
-}
-
-/// Opens the driver and initialises it (cuInit), or says why that is impossible.
+/// Chooses the driver (a real one or the emulator, `TRILEMMA_CUDA`), opens it and initialises it
+/// (cuInit), or says why that is impossible. cudarc's loader panics when no driver library is present,
+/// so the choice, which checks that, precedes every other driver call.
 fn init_driver() -> Result<()> {
-    if !driver_library_present() {
-        return Err(Error::NoCuda(
-            "the CUDA driver library (libcuda.so) was not found: no NVIDIA driver is installed"
-                .into(),
-        ));
-    }
+    super::driver_choice::choose()?;
     cudarc::driver::result::init().map_err(|e| Error::NoCuda(format!("cuInit failed: {e}")))
 }
 
@@ -65,6 +54,8 @@ pub struct CudaDeviceInfo {
     pub free_memory: usize,
     /// The embedded kernel image that would run on it (`sm_90a`, or `compute_80` for PTX JIT).
     pub kernel_image: Option<&'static str>,
+    /// The CUDA driver emulator's GPU (host-compiled kernels on the CPU), not a real one.
+    pub emulated: bool,
 }
 
 /// Every visible GPU. No driver or no device is an error (`trilemma info` reports it as such).
@@ -104,12 +95,23 @@ fn device_info(ctx: &Arc<CudaContext>) -> Result<CudaDeviceInfo> {
         total_memory: total,
         free_memory: free,
         kernel_image: kernels::image_for(cc, kernels::CUDA_ARCHS),
+        emulated: super::driver_choice::is_emulated(),
     })
 }
 
 /// Device memory straight from the driver, allocated and freed on the device's stream.
 pub struct CudaRaw {
     stream: Arc<CudaStream>,
+    /// The emulator is told each pooled block's used extent (byte-exact memcheck).
+    emulated: bool,
+}
+
+impl CudaRaw {
+    fn block_ptr(&self, block: &CudaSlice<u8>) -> u64 {
+        use cudarc::driver::DevicePtr;
+        let (ptr, _sync) = block.device_ptr(&self.stream);
+        ptr
+    }
 }
 
 impl RawAllocator for CudaRaw {
@@ -134,6 +136,18 @@ impl RawAllocator for CudaRaw {
 
     fn mem_info(&self) -> (usize, usize) {
         self.stream.context().mem_get_info().unwrap_or((0, 0))
+    }
+
+    fn on_handout(&self, block: &CudaSlice<u8>, used: usize, capacity: usize) {
+        if self.emulated {
+            trilemma_cuda_emu::pool_handout(self.block_ptr(block), used, capacity);
+        }
+    }
+
+    fn on_return(&self, block: &CudaSlice<u8>, capacity: usize) {
+        if self.emulated {
+            trilemma_cuda_emu::pool_return(self.block_ptr(block), capacity);
+        }
     }
 }
 
@@ -212,6 +226,7 @@ impl CudaDevice {
             .map_err(Error::driver("Device::cuda", "cuStreamCreate"))?;
         let pool = CachingAllocator::new(CudaRaw {
             stream: Arc::clone(&stream),
+            emulated: info.emulated,
         });
         Ok(Arc::new(CudaDevice {
             info,

@@ -2,10 +2,12 @@
 
 pub mod allocator;
 mod cuda;
+mod driver_choice;
 
 use std::sync::Arc;
 
 pub use cuda::{cuda_devices, driver_version, CudaDevice, CudaDeviceInfo, CudaRaw};
+pub use driver_choice::{allow_emulator_fallback, is_emulated};
 
 use crate::error::Result;
 

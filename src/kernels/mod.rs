@@ -57,6 +57,14 @@ pub mod params {
     unsafe impl cudarc::driver::DeviceRepr for TriCldEmParams {}
 }
 
+/// The host builds of the kernels for the CUDA driver emulator (`crates/cuda-emu`): [`emulated::modules`]
+/// are the embedded fatbins with their host-compiled kernels; [`emulated::selftest_modules`] the
+/// emulator's own test kernels (`tests/emulator_kernels`), for its sanitizer tests. Both are empty in a
+/// build without nvcc.
+pub mod emulated {
+    include!(concat!(env!("OUT_DIR"), "/emulated_kernels_generated.rs"));
+}
+
 pub use generated::{CUDA_ARCHS, FATBINS, NVCC_RELEASE, PTXAS_RESOURCES_TSV};
 
 /// Whether this build carries CUDA kernels (nvcc was found when it was built).

@@ -13,9 +13,12 @@ pub fn source_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
-/// The GPU under test, or `None` with the reason printed. With `TRILEMMA_REQUIRE_GPU=1` a missing GPU is
-/// a failure instead, so a GPU runner cannot pass by skipping.
+/// The GPU under test, or `None` with the reason printed. With `TRILEMMA_CUDA` unset, a machine without
+/// a CUDA driver tests on the CUDA driver emulator (the engine's kernels host-compiled, with memcheck),
+/// so the GPU tests run everywhere; `TRILEMMA_CUDA=driver` insists on a real GPU. With
+/// `TRILEMMA_REQUIRE_GPU=1` a missing device is a failure instead, so a runner cannot pass by skipping.
 pub fn gpu_or_skip(test: &str) -> Option<Device> {
+    trilemma::device::allow_emulator_fallback();
     match Device::cuda(0) {
         Ok(d) => Some(d),
         Err(e) => {
@@ -25,6 +28,16 @@ pub fn gpu_or_skip(test: &str) -> Option<Device> {
             eprintln!("SKIP {test}: {e}");
             None
         }
+    }
+}
+
+/// The environment a child `trilemma` process needs to use the same CUDA device as this test process:
+/// `TRILEMMA_CUDA=emulator` when the tests run on the emulator (the CLI never falls back by itself).
+pub fn cuda_env() -> Vec<(&'static str, &'static str)> {
+    if trilemma::device::is_emulated() {
+        vec![("TRILEMMA_CUDA", "emulator")]
+    } else {
+        Vec::new()
     }
 }
 

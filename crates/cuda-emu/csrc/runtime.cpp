@@ -1,0 +1,150 @@
+// runtime.cpp — the C++ half of the emulator's execution (the Rust half is src/exec.rs):
+//   - tri_emu_cur, the emulated thread running on this OS thread (read by threadIdx & co.);
+//   - memcheck: the hooks that gcc's -fsanitize=kernel-address instrumentation calls before every load
+//     and store of a checked kernel build (--param asan-instrumentation-with-call-threshold=0 turns
+//     every access into a call; no ASan runtime is linked, these functions are the runtime). Device
+//     memory and shared-memory arenas live in one reserved range with a byte-exact shadow (ASan's
+//     encoding: per 8-byte granule, 0 = addressable, k = only the first k bytes, >= 0xf0 = not
+//     addressable, the value says why), written by src/memory.rs;
+//   - the loop that runs the threads of a block one after the other when the kernel has no barrier or
+//     warp collective (no fiber needed), with a longjmp escape for a faulting thread.
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tri_emu_abi.h"
+
+thread_local TriEmuThread* tri_emu_cur = nullptr;
+// Set while tri_emu_run_plain runs a thread: where a fault jumps to.
+static thread_local jmp_buf* tri_emu_escape = nullptr;
+
+namespace {
+struct MemoryMap {
+    uintptr_t base = 0;
+    uintptr_t size = 0;
+    const uint8_t* shadow = nullptr;
+    uintptr_t heap_size = 0;
+    const uintptr_t* heap_marked = nullptr;  // heap offsets at or past this were never allocated
+};
+MemoryMap g_map;
+}  // namespace
+
+extern "C" {
+
+// Implemented in Rust (src/exec.rs): records the fault with the running thread's coordinates. On a
+// fiber it does not return (the thread is abandoned); in the plain loop it returns and we jump out.
+void tri_emu_report(int kind, uint64_t addr, uint64_t bytes, int is_write);
+
+void tri_emu_set_current(TriEmuThread* t) { tri_emu_cur = t; }
+
+void tri_emu_set_memory_map(uintptr_t base, uintptr_t size, const uint8_t* shadow, uintptr_t heap_size,
+                            const uintptr_t* heap_marked) {
+    g_map.base = base;
+    g_map.size = size;
+    g_map.shadow = shadow;
+    g_map.heap_size = heap_size;
+    g_map.heap_marked = heap_marked;
+}
+
+// Fault kinds, shared with src/exec.rs (`FaultKind`).
+enum {
+    TRI_FAULT_OUT_OF_BOUNDS = 1,
+    TRI_FAULT_USE_AFTER_FREE = 2,
+    TRI_FAULT_MISALIGNED = 3,
+    TRI_FAULT_NULL = 4,
+    TRI_FAULT_TRAP = 6,
+};
+
+__attribute__((noinline, cold)) void tri_emu_fault_here(int kind, uint64_t addr, uint64_t bytes, int is_write) {
+    tri_emu_report(kind, addr, bytes, is_write);
+    if (tri_emu_escape) longjmp(*tri_emu_escape, 1);
+    __builtin_trap();  // unreachable: tri_emu_report does not return on a fiber
+}
+
+// Shadow values (src/memory.rs `Shadow`): 0xfd freed; every other value >= 8 is "not addressable".
+static inline int shadow_fault(uint8_t s) { return s == 0xfd ? TRI_FAULT_USE_AFTER_FREE : TRI_FAULT_OUT_OF_BOUNDS; }
+
+__attribute__((noinline)) static void check_slow(uintptr_t a, uintptr_t n, int is_write) {
+    const uintptr_t off = a - g_map.base;
+    // The GPU requires natural alignment for 2-, 4-, 8- and 16-byte accesses.
+    if ((n == 2 || n == 4 || n == 8 || n == 16) && (a & (n - 1)) != 0)
+        tri_emu_fault_here(TRI_FAULT_MISALIGNED, a, n, is_write);
+    const uintptr_t end = off + n;
+    if (end > g_map.size) tri_emu_fault_here(TRI_FAULT_OUT_OF_BOUNDS, a, n, is_write);
+    if (off < g_map.heap_size && end > __atomic_load_n(g_map.heap_marked, __ATOMIC_RELAXED))
+        tri_emu_fault_here(TRI_FAULT_OUT_OF_BOUNDS, a, n, is_write);
+    for (uintptr_t p = off; p < end; p = (p | 7) + 1) {
+        const uint8_t s = __atomic_load_n(&g_map.shadow[p >> 3], __ATOMIC_RELAXED);
+        if (s == 0) continue;
+        const uintptr_t last = ((p | 7) + 1 < end ? (p | 7) : end - 1) & 7;
+        if (s >= 8 || last >= s) tri_emu_fault_here(shadow_fault(s), a, n, is_write);
+    }
+}
+
+// Fast path: an aligned access of at most 8 bytes (one granule) or of 16 (two) that is fully addressable
+// in memory that was marked (below the heap's marked limit, or in a shared arena). Everything else takes the slow path,
+// which finds the fault if there is one.
+static inline __attribute__((always_inline)) void check(uintptr_t a, uintptr_t n, int is_write) {
+    const uintptr_t off = a - g_map.base;
+    if (__builtin_expect(off >= g_map.size, 1)) {
+        if (__builtin_expect(a < 4096, 0)) tri_emu_fault_here(TRI_FAULT_NULL, a, n, is_write);
+        return;  // host memory: the thread's stack, the emulator's thread context
+    }
+    const bool marked = off >= g_map.heap_size || off + n <= __atomic_load_n(g_map.heap_marked, __ATOMIC_RELAXED);
+    if (n <= 8 && (a & (n - 1)) == 0 && __atomic_load_n(&g_map.shadow[off >> 3], __ATOMIC_RELAXED) == 0 && marked)
+        return;
+    // A 16-byte vector access: two granules.
+    if (n == 16 && (a & 15) == 0 && __atomic_load_n(&g_map.shadow[off >> 3], __ATOMIC_RELAXED) == 0 &&
+        __atomic_load_n(&g_map.shadow[(off >> 3) + 1], __ATOMIC_RELAXED) == 0 && marked)
+        return;
+    check_slow(a, n, is_write);
+}
+
+void tri_emu_check_access(const void* addr, uint64_t bytes, int is_write) {
+    check((uintptr_t)addr, (uintptr_t)bytes, is_write);
+}
+
+#define TRI_EMU_HOOKS(N)                                                       \
+    void __asan_load##N##_noabort(uintptr_t a) { check(a, N, 0); }             \
+    void __asan_store##N##_noabort(uintptr_t a) { check(a, N, 1); }            \
+    void __asan_load##N(uintptr_t a) { check(a, N, 0); }                       \
+    void __asan_store##N(uintptr_t a) { check(a, N, 1); }
+TRI_EMU_HOOKS(1)
+TRI_EMU_HOOKS(2)
+TRI_EMU_HOOKS(4)
+TRI_EMU_HOOKS(8)
+TRI_EMU_HOOKS(16)
+#undef TRI_EMU_HOOKS
+void __asan_loadN_noabort(uintptr_t a, uintptr_t n) { check(a, n, 0); }
+void __asan_storeN_noabort(uintptr_t a, uintptr_t n) { check(a, n, 1); }
+void __asan_loadN(uintptr_t a, uintptr_t n) { check(a, n, 0); }
+void __asan_storeN(uintptr_t a, uintptr_t n) { check(a, n, 1); }
+void __asan_handle_no_return(void) {}
+
+// Runs threads order[0..n) of one block, each to completion, on this OS thread's stack. `t` holds the
+// block's coordinates; the thread's own fields are filled here. Returns the index in `order` of the
+// thread that faulted, or n when none did.
+unsigned tri_emu_run_plain(TriEmuLaunchFn launch, void** params, TriEmuThread* t, const unsigned* order, unsigned n) {
+    const unsigned bx = t->block_dim.x, by = t->block_dim.y;
+    jmp_buf escape;
+    volatile unsigned i = 0;
+    tri_emu_cur = t;
+    if (setjmp(escape) != 0) {
+        tri_emu_escape = nullptr;
+        return i;
+    }
+    tri_emu_escape = &escape;
+    for (; i < n; ++i) {
+        const unsigned lin = order[i];
+        t->linear = lin;
+        t->lane = lin & 31;
+        t->warp = lin >> 5;
+        t->thread_idx.x = lin % bx;
+        t->thread_idx.y = (lin / bx) % by;
+        t->thread_idx.z = lin / (bx * by);
+        launch(params);
+    }
+    tri_emu_escape = nullptr;
+    return n;
+}
+}
