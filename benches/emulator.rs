@@ -58,7 +58,11 @@ fn main() {
     let cpu = Device::Cpu;
     println!(
         "CUDA emulator, memcheck {}, {} worker threads",
-        if trilemma_cuda_emu::memcheck() { "on" } else { "off" },
+        if trilemma_cuda_emu::memcheck() {
+            "on"
+        } else {
+            "off"
+        },
         rayon::current_num_threads()
     );
     println!(
@@ -80,23 +84,43 @@ fn main() {
 
     let (n, h, w, c) = (4, 32, 32, 64);
     let len = (n * h * w * c) as u64;
-    let (xc, xg) = (random(&[n, h, w, c], 1, &cpu), random(&[n, h, w, c], 1, &gpu));
-    let t_cpu = time(&cpu, &mut || drop(ops::activation(&xc, Activation::Silu).unwrap()));
-    let t_emu = time(&gpu, &mut || drop(ops::activation(&xg, Activation::Silu).unwrap()));
+    let (xc, xg) = (
+        random(&[n, h, w, c], 1, &cpu),
+        random(&[n, h, w, c], 1, &gpu),
+    );
+    let t_cpu = time(&cpu, &mut || {
+        drop(ops::activation(&xc, Activation::Silu).unwrap())
+    });
+    let t_emu = time(&gpu, &mut || {
+        drop(ops::activation(&xg, Activation::Silu).unwrap())
+    });
     row("silu/b4_32x32_c64", grid_1d(len), t_cpu, t_emu);
 
-    let (mut yc, mut yg) = (random(&[n, h, w, c], 2, &cpu), random(&[n, h, w, c], 2, &gpu));
+    let (mut yc, mut yg) = (
+        random(&[n, h, w, c], 2, &cpu),
+        random(&[n, h, w, c], 2, &gpu),
+    );
     let t_cpu = time(&cpu, &mut || ops::axpby(0.5, &xc, 0.25, &mut yc).unwrap());
     let t_emu = time(&gpu, &mut || ops::axpby(0.5, &xg, 0.25, &mut yg).unwrap());
     row("axpby/b4_32x32_c64", grid_1d(len), t_cpu, t_emu);
 
     let (n, h, w, c) = (2, 16, 16, 64);
-    let (xc, xg) = (random(&[n, h, w, c], 3, &cpu), random(&[n, h, w, c], 3, &gpu));
-    let (wc, wg) = (random(&[3, 3, c, c], 4, &cpu), random(&[3, 3, c, c], 4, &gpu));
+    let (xc, xg) = (
+        random(&[n, h, w, c], 3, &cpu),
+        random(&[n, h, w, c], 3, &gpu),
+    );
+    let (wc, wg) = (
+        random(&[3, 3, c, c], 4, &cpu),
+        random(&[3, 3, c, c], 4, &gpu),
+    );
     let (bc, bg) = (random(&[c], 5, &cpu), random(&[c], 5, &gpu));
     let p = Conv2dParams::same(3);
-    let t_cpu = time(&cpu, &mut || drop(ops::conv2d(&xc, &wc, Some(&bc), &p).unwrap()));
-    let t_emu = time(&gpu, &mut || drop(ops::conv2d(&xg, &wg, Some(&bg), &p).unwrap()));
+    let t_cpu = time(&cpu, &mut || {
+        drop(ops::conv2d(&xc, &wc, Some(&bc), &p).unwrap())
+    });
+    let t_emu = time(&gpu, &mut || {
+        drop(ops::conv2d(&xg, &wg, Some(&bg), &p).unwrap())
+    });
     // Implicit GEMM: a CTA of 256 threads per 64 output pixels x 64 output channels.
     let m = (n * h * w) as u64;
     let conv_threads = m.div_ceil(64) * (c as u64).div_ceil(64) * 256;

@@ -1,6 +1,7 @@
 // layout.cu — data movement between fp32 NHWC activations: channel concat and slice (NCSN++'s skip
 // concatenations, the CLD u = [x; v] halves, NVAE's latent groups), spatial crop, NCHW <-> NHWC, and the
-// per-channel spatial mean (squeeze-excitation's pooling). CPU twins: src/backend/cpu/layout.rs.
+// per-channel spatial mean (squeeze-excitation's pooling), and DDGAN's PixelNorm, which reduces the same
+// way. CPU twins: src/backend/cpu/layout.rs and nn/embedding.rs (pixel_norm).
 // Launch: 1-D grid-stride over the output, 256 threads per CTA; each thread computes its source index,
 // so every store is coalesced (loads too, except for the transpose).
 #include "common/params.h"
@@ -74,5 +75,27 @@ extern "C" __global__ void channel_mean_f32(const float* __restrict__ x, float* 
         double s = 0.0;
         for (uint32_t px = 0; px < p.pixels; ++px) s += (double)xs[(uint64_t)px * p.c];
         y[i] = (float)(s / (double)p.pixels);
+    }
+}
+
+// DDGAN's PixelNorm of z: every (sample, channel) column over sqrt(mean of its squares + 1e-8), for
+// z [rows, nz] as rows of nz one-channel pixels. One thread per column, f64 sums in pixel order and an
+// f64 scale, as the CPU twin: bit-identical results. z has a few rows: this is about keeping the
+// sampler's state on the device, not about speed.
+extern "C" __global__ void pixel_norm_f32(const float* __restrict__ x, float* __restrict__ y,
+                                          const TriChannelMeanParams p) {
+    const uint64_t n = (uint64_t)p.n * p.c;
+    for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
+        const uint64_t b = i / p.c;
+        const uint32_t ch = (uint32_t)(i - b * p.c);
+        const float* xs = x + b * p.pixels * p.c + ch;
+        float* ys = y + b * p.pixels * p.c + ch;
+        double s = 0.0;
+        for (uint32_t px = 0; px < p.pixels; ++px) {
+            const double v = (double)xs[(uint64_t)px * p.c];
+            s += v * v;
+        }
+        const double inv = 1.0 / sqrt(s / (double)p.pixels + 1e-8);
+        for (uint32_t px = 0; px < p.pixels; ++px) ys[(uint64_t)px * p.c] = (float)((double)xs[(uint64_t)px * p.c] * inv);
     }
 }

@@ -218,6 +218,18 @@ fn layout_ops_match_cpu_exactly() {
         &ops::channel_mean(&a).unwrap(),
         true,
     );
+    // DDGAN's PixelNorm of z [rows, nz]: f64 sums in the same order on both devices, bit-identical.
+    // Rows of 1 and of an odd width; batch 1 and 3.
+    for (rows, nz) in [(1, 100), (3, 37), (2, 1)] {
+        let z = tensor(&[rows, nz], 13 + nz as u64);
+        poison(&gpu, rows * nz);
+        check(
+            &format!("pixel norm {rows}x{nz}"),
+            &ops::pixel_norm(&on(&gpu, &z)).unwrap(),
+            &ops::pixel_norm(&z).unwrap(),
+            true,
+        );
+    }
 }
 
 #[test]

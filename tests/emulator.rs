@@ -669,3 +669,55 @@ fn counters_record_launches_copies_allocations_and_synchronizations() {
         assert!(json.contains(key), "{json}");
     }
 }
+
+#[test]
+fn a_ddgan_run_on_the_device_copies_nothing_to_the_host_per_step() {
+    let Some(e) = emu("a_ddgan_run_on_the_device_copies_nothing_to_the_host_per_step") else {
+        return;
+    };
+    drop(e.module);
+    drop(e.stream);
+    use trilemma::models::{Model, Network};
+    use trilemma::samplers::ddgan::{sample, PosteriorCoefficients};
+    use trilemma::samplers::Noise;
+    let gpu = Device::cuda(0).unwrap();
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/models/ddgan_small");
+    let m = Model::load(&path, &gpu).unwrap();
+    let Network::Ddgan(g) = &m.network else {
+        panic!("ddgan_small is a DDGAN model")
+    };
+    let c = &m.config;
+    let (bmin, bmax) = (c.f64("beta_min").unwrap(), c.f64("beta_max").unwrap());
+    let mut dtoh = Vec::new();
+    for steps in [1, 2, 4] {
+        let coefs = PosteriorCoefficients::new(steps, bmin, bmax).unwrap();
+        let before = trilemma_cuda_emu::stats();
+        let x = sample(
+            g,
+            &coefs,
+            2,
+            &Noise::Philox {
+                seed: 3,
+                first_sample: 0,
+            },
+            &gpu,
+        )
+        .unwrap();
+        gpu.synchronize().unwrap();
+        let d = trilemma_cuda_emu::stats().since(&before);
+        let calls = d.launches.values().sum::<u64>();
+        println!(
+            "{steps} steps: {calls} launches, {} device-to-host copies",
+            d.dtoh.count
+        );
+        assert!(calls > 0, "the run launched nothing on the device");
+        dtoh.push(d.dtoh.count);
+        drop(x);
+    }
+    // The non-finite watch is read once after the loop; nothing is read per step.
+    assert!(
+        dtoh.iter().all(|&n| n == dtoh[0]),
+        "device-to-host copies by step count: {dtoh:?}"
+    );
+}

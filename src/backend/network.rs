@@ -199,6 +199,8 @@ pub trait NetworkOps: Sized {
     fn crop(x: &Self, s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Result<Self>;
     /// Mean over pixels: `[n, pixels, c]` → `[n, c]` (f64 sums).
     fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self>;
+    /// DDGAN's PixelNorm of `[rows, dim]`: each row over √(mean(row²) + 1e-8) (f64 sums).
+    fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self>;
     /// NCHW ↔ NHWC (`s` is the logical shape); `to_nhwc` picks the direction.
     fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self>;
 }

@@ -285,9 +285,7 @@ impl ZMapping {
     /// `z` [B, nz] → [B, z_emb_dim].
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         ops_shape_2d(z, self.nz)?;
-        let host = z.to_vec_f32()?;
-        let normed = super::embedding::pixel_norm(&host, self.nz);
-        let mut h = Tensor::from_f32(&normed, z.shape(), z.dtype(), &z.device())?;
+        let mut h = ops::pixel_norm(z)?;
         for layer in &self.layers {
             h = ops::activation(&layer.forward(&h)?, Activation::Silu)?;
         }

@@ -628,6 +628,22 @@ pub fn channel_mean(x: &Tensor) -> Result<Tensor> {
     wrap(storage, &[s.n, s.c])
 }
 
+/// DDGAN's PixelNorm of `[rows, dim]`: z / √(mean(z²) + 1e-8) per row, on the tensor's device (the
+/// sampler keeps its state on the GPU, with no host round trip per step).
+pub fn pixel_norm(x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "pixel_norm";
+    let [rows, dim] = *x.shape() else {
+        return Err(Error::InvalidParam {
+            op: OP,
+            what: "x",
+            rule: "a 2-D [rows, features] tensor",
+            found: format!("shape {:?}", x.shape()),
+        });
+    };
+    let storage = dispatch!(OP, [x], |xs| S::pixel_norm(xs, rows, dim)?);
+    wrap(storage, &[rows, dim])
+}
+
 /// [n, c, h, w] → [n, h, w, c].
 pub fn nchw_to_nhwc(x: &Tensor) -> Result<Tensor> {
     const OP: &str = "nchw_to_nhwc";

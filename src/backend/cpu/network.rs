@@ -189,6 +189,12 @@ impl NetworkOps for CpuStorage {
         )))
     }
 
+    fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self> {
+        let v = x.f32s("pixel_norm")?;
+        debug_assert_eq!(v.len(), rows * dim);
+        Ok(CpuStorage::F32(crate::nn::embedding::pixel_norm(v, dim)))
+    }
+
     fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self> {
         Ok(CpuStorage::F32(layout::permute_nchw(
             x.f32s("permute_nchw")?,

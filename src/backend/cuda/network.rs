@@ -642,6 +642,20 @@ impl NetworkOps for CudaStorage {
         launch_unary(OP, "layout", "channel_mean_f32", x, n * c, &p)
     }
 
+    fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self> {
+        const OP: &str = "pixel_norm (cuda)";
+        let dev = Arc::clone(x.device());
+        check(OP, "x", x, rows * dim, &dev)?;
+        // A row of `dim` features is a sample of `dim` one-channel pixels.
+        let p = TriChannelMeanParams {
+            n: u32_of(OP, "rows", rows)?,
+            pixels: u32_of(OP, "features", dim)?,
+            c: 1,
+            pad: 0,
+        };
+        launch_unary(OP, "layout", "pixel_norm_f32", x, rows * dim, &p)
+    }
+
     fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self> {
         const OP: &str = "permute_nchw (cuda)";
         let dev = Arc::clone(x.device());
