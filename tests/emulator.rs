@@ -721,3 +721,105 @@ fn a_ddgan_run_on_the_device_copies_nothing_to_the_host_per_step() {
         "device-to-host copies by step count: {dtoh:?}"
     );
 }
+
+/// `trilemma` with the emulator's variables cleared, then `env` set.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = std::process::Command::new(
+        std::env::var_os("TRILEMMA_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_trilemma").into()),
+    );
+    for v in [
+        "TRILEMMA_CUDA",
+        "TRILEMMA_EMU_SCHEDULE",
+        "TRILEMMA_EMU_MEMORY",
+        "TRILEMMA_EMU_DEVICES",
+        "TRILEMMA_EMU_STATS",
+    ] {
+        c.env_remove(v);
+    }
+    c.args(args).envs(env.iter().copied()).output().unwrap()
+}
+
+#[test]
+fn the_cli_selects_and_configures_the_emulator_through_its_variables() {
+    if trilemma::kernels::emulated::modules().is_empty() {
+        eprintln!("SKIP: no kernels for the emulator in this build");
+        return;
+    }
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    // Two emulated GPUs of 3 GiB, each named as emulated.
+    let o = cli(
+        &["info"],
+        &[
+            ("TRILEMMA_CUDA", "emulator"),
+            ("TRILEMMA_EMU_DEVICES", "2"),
+            ("TRILEMMA_EMU_MEMORY", "3221225472"),
+        ],
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for d in ["cuda:0", "cuda:1"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(d))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(line.contains("emulated"), "{line}");
+        assert!(line.contains("3.0 GiB total"), "{line}");
+    }
+    assert!(!out.contains("cuda:2"), "{out}");
+    // Bad settings are one clear line, not a panic.
+    for (var, value, needle) in [
+        ("TRILEMMA_CUDA", "gpu", "TRILEMMA_CUDA must be"),
+        (
+            "TRILEMMA_EMU_SCHEDULE",
+            "sideways",
+            "TRILEMMA_EMU_SCHEDULE must be",
+        ),
+        ("TRILEMMA_EMU_DEVICES", "0", "TRILEMMA_EMU_DEVICES must be"),
+    ] {
+        let mut env = vec![(var, value)];
+        if var != "TRILEMMA_CUDA" {
+            env.push(("TRILEMMA_CUDA", "emulator"));
+        }
+        let o = cli(&["info"], &env);
+        let out = text(&o);
+        assert!(out.contains(needle), "{var}={value}: {out}");
+        assert!(!out.contains("panicked"), "{var}={value}: {out}");
+    }
+    // The counters file, written whole at exit, for a sampling run on the emulated GPU.
+    let dir = std::env::temp_dir().join(format!("trilemma-emu-stats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stats = dir.join("stats.json");
+    let img = dir.join("s.png");
+    let o = cli(
+        &[
+            "sample",
+            "--model",
+            "ddgan-digits",
+            "--num",
+            "2",
+            "--device",
+            "cuda",
+            "--out",
+            img.to_str().unwrap(),
+        ],
+        &[
+            ("TRILEMMA_CUDA", "emulator"),
+            ("TRILEMMA_EMU_STATS", stats.to_str().unwrap()),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let json = std::fs::read_to_string(&stats).unwrap();
+    assert!(
+        json.contains("\"conv2d_implicit_gemm_f32\"")
+            && json.contains("\"ddgan_posterior_philox_f32\""),
+        "{json}"
+    );
+    assert!(json.contains("\"graph_launches\": 0"), "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
