@@ -2,7 +2,7 @@
 //! warp and barrier semantics on correct kernels, and for every sanitizer a deliberately broken kernel
 //! that it must catch (memcheck: out of bounds, past a pooled tensor, use after free, misalignment,
 //! shared memory, a host pointer as a kernel argument; initcheck: the NaN fill; racecheck: a shared-memory
-//! race made visible by the thread order; synccheck: a divergent barrier, a shuffle naming exited lanes),
+//! race made visible by the thread order, and reported as a hazard by shadow tracking; synccheck: a divergent barrier, a shuffle naming exited lanes),
 //! the driver's launch checks, sticky errors, module loading and the counters.
 //!
 //! Kernel faults are sticky on the device's primary context, so the tests take turns (a lock) and each
@@ -822,4 +822,51 @@ fn the_cli_selects_and_configures_the_emulator_through_its_variables() {
     );
     assert!(json.contains("\"graph_launches\": 0"), "{json}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn racecheck_reports_a_shared_memory_hazard_between_warps() {
+    let Some(e) = emu_memcheck("racecheck_reports_a_shared_memory_hazard_between_warps") else {
+        return;
+    };
+    trilemma_cuda_emu::set_racecheck(true);
+    // A correct kernel (writes, barrier, reads) passes.
+    let x: Vec<f32> = (0..512).map(|i| i as f32).collect();
+    let xd = e.upload(&x);
+    let mut rev = e.zeros::<f32>(512);
+    let g = e.f("block_reverse_f32");
+    // SAFETY: (const float*, float*), 2 blocks of 256.
+    unsafe {
+        e.stream
+            .launch_builder(&g)
+            .arg(&xd)
+            .arg(&mut rev)
+            .launch(cfg(2, 256))
+    }
+    .unwrap();
+    let clean = e.sync();
+    // Every thread writes the same shared word before the barrier: a write-after-write hazard between
+    // the two warps.
+    let mut race = e.zeros::<u32>(64);
+    let f = e.f("shared_race_u32");
+    // SAFETY: (unsigned*); the hazard is the point.
+    unsafe {
+        e.stream
+            .launch_builder(&f)
+            .arg(&mut race)
+            .launch(cfg(1, 64))
+    }
+    .unwrap();
+    let racy = e.sync();
+    trilemma_cuda_emu::set_racecheck(false);
+    clean.unwrap();
+    assert_eq!(
+        code(&racy.unwrap_err()),
+        sys::CUresult::CUDA_ERROR_LAUNCH_FAILED
+    );
+    let report = trilemma_cuda_emu::last_fault().unwrap();
+    assert!(
+        report.contains("shared_race_u32") && report.contains("write-after-write hazard"),
+        "{report}"
+    );
 }

@@ -64,6 +64,61 @@ __attribute__((noinline, cold)) void tri_emu_fault_here(int kind, uint64_t addr,
 // Shadow values (src/memory.rs `Shadow`): 0xfd freed; every other value >= 8 is "not addressable".
 static inline int shadow_fault(uint8_t s) { return s == 0xfd ? TRI_FAULT_USE_AFTER_FREE : TRI_FAULT_OUT_OF_BOUNDS; }
 
+// ---- racecheck: shared-memory hazards between warps within one barrier interval ---------------------
+// Per 4-byte word of this OS thread's shared arena: the barrier interval (epoch) and thread of the last
+// write, and of the reads since. Epochs only grow (a new block or a released barrier starts a new one),
+// so nothing is ever cleared. A hazard is two accesses to one word in the same interval by threads of
+// different warps, at least one a write (lanes of one warp are ordered by their warp collectives, which
+// this does not track, so they are not compared).
+static int g_racecheck = 0;
+static uintptr_t g_arena_bytes = 0;
+struct RaceWord {
+    uint32_t w_epoch, r_epoch;
+    uint16_t w_thread, r_thread;
+    uint16_t r_many_warps, pad;
+};
+static thread_local RaceWord* race_words = nullptr;
+static thread_local uint32_t race_epoch = 0;
+
+void tri_emu_set_racecheck(int on, uintptr_t arena_bytes) {
+    __atomic_store_n(&g_arena_bytes, arena_bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_racecheck, on, __ATOMIC_RELAXED);
+}
+// A new block, or a barrier released: a new interval on this OS thread.
+void tri_emu_race_epoch(void) { ++race_epoch; }
+
+enum { TRI_RACE_RAW = 7, TRI_RACE_WAR = 8, TRI_RACE_WAW = 9 };
+
+__attribute__((noinline)) static void race_access(uintptr_t shared_off, uintptr_t a, uintptr_t n, int is_write) {
+    if (!race_words) {
+        race_words = new RaceWord[g_arena_bytes / 4]();
+    }
+    const uint32_t e = race_epoch;
+    const unsigned t = tri_emu_cur->linear, warp = t >> 5;
+    const uintptr_t in_arena = shared_off % g_arena_bytes;
+    for (uintptr_t w = in_arena / 4; w <= (in_arena + n - 1) / 4 && w < g_arena_bytes / 4; ++w) {
+        RaceWord& r = race_words[w];
+        if (is_write) {
+            if (r.w_epoch == e && (r.w_thread >> 5) != warp)
+                tri_emu_fault_here(TRI_RACE_WAW, a, r.w_thread, is_write);
+            if (r.r_epoch == e && (r.r_many_warps || (r.r_thread >> 5) != warp))
+                tri_emu_fault_here(TRI_RACE_WAR, a, r.r_thread, is_write);
+            r.w_epoch = e;
+            r.w_thread = (uint16_t)t;
+        } else {
+            if (r.w_epoch == e && (r.w_thread >> 5) != warp)
+                tri_emu_fault_here(TRI_RACE_RAW, a, r.w_thread, is_write);
+            if (r.r_epoch != e) {
+                r.r_epoch = e;
+                r.r_thread = (uint16_t)t;
+                r.r_many_warps = 0;
+            } else if ((r.r_thread >> 5) != warp) {
+                r.r_many_warps = 1;
+            }
+        }
+    }
+}
+
 __attribute__((noinline)) static void check_slow(uintptr_t a, uintptr_t n, int is_write) {
     const uintptr_t off = a - g_map.base;
     // The GPU requires natural alignment for 2-, 4-, 8- and 16-byte accesses.
@@ -90,6 +145,8 @@ static inline __attribute__((always_inline)) void check(uintptr_t a, uintptr_t n
         if (__builtin_expect(a < 4096, 0)) tri_emu_fault_here(TRI_FAULT_NULL, a, n, is_write);
         return;  // host memory: the thread's stack, the emulator's thread context
     }
+    if (off >= g_map.heap_size && __atomic_load_n(&g_racecheck, __ATOMIC_RELAXED) && tri_emu_cur)
+        race_access(off - g_map.heap_size, a, n, is_write);
     const bool marked = off >= g_map.heap_size || off + n <= __atomic_load_n(g_map.heap_marked, __ATOMIC_RELAXED);
     if (n <= 8 && (a & (n - 1)) == 0 && __atomic_load_n(&g_map.shadow[off >> 3], __ATOMIC_RELAXED) == 0 && marked)
         return;

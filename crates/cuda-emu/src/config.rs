@@ -8,6 +8,7 @@
 //! | `TRILEMMA_EMU_STATS` | file the counters are written to as JSON at process exit | none |
 //! | `TRILEMMA_EMU_MEMCHECK` | `0` runs the unchecked kernel build (faster, no bounds checks) | on |
 //! | `TRILEMMA_EMU_INITCHECK` | `0` leaves fresh memory unfilled instead of the NaN pattern | on |
+//! | `TRILEMMA_EMU_RACECHECK` | `1` checks shared-memory accesses for hazards between warps (needs memcheck) | off |
 //! | `TRILEMMA_EMU_SMS` | multiprocessors the emulated GPU reports (launch heuristics only) | 8 |
 
 use std::path::PathBuf;
@@ -89,6 +90,7 @@ pub struct Config {
     pub stats_path: Option<PathBuf>,
     pub memcheck: bool,
     pub initcheck: bool,
+    pub racecheck: bool,
     pub multiprocessors: u32,
 }
 
@@ -125,6 +127,11 @@ impl Config {
             stats_path: std::env::var_os("TRILEMMA_EMU_STATS").map(PathBuf::from),
             memcheck: parse_flag("TRILEMMA_EMU_MEMCHECK")?,
             initcheck: parse_flag("TRILEMMA_EMU_INITCHECK")?,
+            racecheck: match std::env::var("TRILEMMA_EMU_RACECHECK").as_deref() {
+                Err(_) | Ok("0") => false,
+                Ok("1") => true,
+                Ok(s) => return Err(format!("TRILEMMA_EMU_RACECHECK must be 0 or 1, got `{s}`")),
+            },
             multiprocessors: parse_u64("TRILEMMA_EMU_SMS", 8, 1, 1024)? as u32,
         })
     }
@@ -158,6 +165,7 @@ impl Config {
             stats_path: None,
             memcheck: true,
             initcheck: true,
+            racecheck: false,
             multiprocessors: 8,
         }
     }

@@ -38,6 +38,7 @@ pub struct ThreadCtx {
 }
 
 extern "C" {
+    fn tri_emu_race_epoch();
     fn tri_emu_set_current(t: *mut ThreadCtx);
     fn tri_emu_run_plain(
         launch: LaunchFn,
@@ -61,6 +62,12 @@ pub enum FaultKind {
     BadParam(String),
     /// Shared memory beyond the arena (more than a CTA can have).
     SharedExhausted,
+    /// A shared-memory hazard (racecheck): two threads of different warps touched one word in the same
+    /// barrier interval, at least one writing. `other` is the earlier thread's index in the block.
+    Race {
+        hazard: &'static str,
+        other: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -83,7 +90,9 @@ impl Fault {
             | FaultKind::BadParam(_) => codes::ILLEGAL_ADDRESS,
             FaultKind::Misaligned => codes::MISALIGNED_ADDRESS,
             FaultKind::Trap => codes::ILLEGAL_INSTRUCTION,
-            FaultKind::Sync(_) | FaultKind::SharedExhausted => codes::LAUNCH_FAILED,
+            FaultKind::Sync(_) | FaultKind::SharedExhausted | FaultKind::Race { .. } => {
+                codes::LAUNCH_FAILED
+            }
         }
     }
 
@@ -120,6 +129,12 @@ impl Fault {
             FaultKind::Trap => format!("cuda-emu: __trap() {at}"),
             FaultKind::Sync(what) => format!("cuda-emu synccheck: {what} {at}"),
             FaultKind::BadParam(what) => format!("cuda-emu memcheck: {what} (launch of {kernel})"),
+            FaultKind::Race { hazard, other } => format!(
+                "cuda-emu racecheck: {hazard} hazard on shared memory at {:#x} ({} of 4 bytes by this \
+                 thread after an access by thread {other} of another warp in the same barrier interval) {at}",
+                self.addr,
+                if self.write { "a write" } else { "a read" }
+            ),
             FaultKind::SharedExhausted => format!(
                 "cuda-emu: shared memory beyond the {} bytes of a block's arena {at}",
                 memory::SHARED_ARENA_BYTES
@@ -128,8 +143,20 @@ impl Fault {
     }
 }
 
-fn fault_kind(kind: i32) -> FaultKind {
+fn fault_kind(kind: i32, bytes: u64) -> FaultKind {
     match kind {
+        7 => FaultKind::Race {
+            hazard: "read-after-write",
+            other: bytes as u32,
+        },
+        8 => FaultKind::Race {
+            hazard: "write-after-read",
+            other: bytes as u32,
+        },
+        9 => FaultKind::Race {
+            hazard: "write-after-write",
+            other: bytes as u32,
+        },
         1 => FaultKind::OutOfBounds,
         2 => FaultKind::UseAfterFree,
         3 => FaultKind::Misaligned,
@@ -283,7 +310,12 @@ fn raise(f: Fault) {
 
 #[no_mangle]
 extern "C" fn tri_emu_report(kind: i32, addr: u64, bytes: u64, is_write: i32) {
-    raise(fault_here(fault_kind(kind), addr, bytes, is_write != 0));
+    raise(fault_here(
+        fault_kind(kind, bytes),
+        addr,
+        bytes,
+        is_write != 0,
+    ));
 }
 
 /// Suspends the running fiber until the scheduler resumes it, which it does once its state is Ready.
@@ -354,6 +386,8 @@ fn try_release_barrier(block: &mut Block) -> Option<FaultKind> {
         }
     }
     block.at_barrier = 0;
+    // SAFETY: bumps this OS thread's racecheck interval counter (a plain thread-local integer).
+    unsafe { tri_emu_race_epoch() };
     None
 }
 
@@ -675,6 +709,8 @@ fn run_block(l: &Launch, b: u64, initcheck: bool) -> Result<(), Fault> {
         thread: [0; 3],
     };
     let arena = reset_arena(l.dynamic_shared as usize, initcheck).map_err(fail)?;
+    // SAFETY: a new block starts a new racecheck interval on this OS thread.
+    unsafe { tri_emu_race_epoch() };
     let n = l.block[0] * l.block[1] * l.block[2];
     let order = l
         .schedule

@@ -148,6 +148,12 @@ pub fn memcheck() -> bool {
     config::get().memcheck
 }
 
+/// Turns racecheck (shared-memory hazards between warps within a barrier interval) on or off for later
+/// launches; `TRILEMMA_EMU_RACECHECK=1` turns it on at install. It needs the checked build (memcheck).
+pub fn set_racecheck(on: bool) {
+    memory::set_racecheck(on)
+}
+
 /// The counters so far.
 pub fn stats() -> Stats {
     stats::snapshot()

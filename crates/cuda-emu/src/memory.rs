@@ -67,6 +67,13 @@ extern "C" {
         heap_size: usize,
         heap_marked: *const usize,
     );
+    fn tri_emu_set_racecheck(on: i32, arena_bytes: usize);
+}
+
+/// Turns shared-memory hazard tracking on or off (csrc/runtime.cpp; only the checked build reports).
+pub fn set_racecheck(on: bool) {
+    // SAFETY: stores two integers the checked build's access hook reads.
+    unsafe { tri_emu_set_racecheck(on as i32, SHARED_ARENA_BYTES) };
 }
 
 fn round_up(v: usize, a: usize) -> usize {
@@ -128,6 +135,7 @@ pub fn init() -> Result<(), String> {
         )
     };
     let _ = RESERVE.set(r);
+    set_racecheck(cfg.racecheck);
     let mut heap = HEAP.lock().unwrap_or_else(|p| p.into_inner());
     *heap = Some(Heap {
         bump: 0,
