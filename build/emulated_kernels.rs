@@ -79,6 +79,9 @@ const COLLECTIVES: &[&str] = &[
 ];
 
 pub fn parse_ptx(ptx: &str) -> Vec<PtxKernel> {
+    // A collective inside a `.func` reaches every kernel that calls functions: count it for them all
+    // (conservative: fibers are only slower, never wrong).
+    let module_has_collective = COLLECTIVES.iter().any(|c| ptx.contains(c));
     let mut out = Vec::new();
     let mut rest = ptx;
     while let Some(at) = rest.find(".entry ") {
@@ -110,7 +113,9 @@ pub fn parse_ptx(ptx: &str) -> Vec<PtxKernel> {
                     .product()
             })
             .unwrap_or(0);
-        let needs_fibers = COLLECTIVES.iter().any(|c| head_and_body.contains(c));
+        let calls = head_and_body.contains("call.uni") || head_and_body.contains("call ");
+        let needs_fibers = COLLECTIVES.iter().any(|c| head_and_body.contains(c))
+            || (calls && module_has_collective);
         out.push(PtxKernel {
             name,
             param_sizes,

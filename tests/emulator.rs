@@ -829,6 +829,13 @@ fn racecheck_reports_a_shared_memory_hazard_between_warps() {
     let Some(e) = emu_memcheck("racecheck_reports_a_shared_memory_hazard_between_warps") else {
         return;
     };
+    struct Off;
+    impl Drop for Off {
+        fn drop(&mut self) {
+            trilemma_cuda_emu::set_racecheck(false);
+        }
+    }
+    let _off = Off;
     trilemma_cuda_emu::set_racecheck(true);
     // A correct kernel (writes, barrier, reads) passes.
     let x: Vec<f32> = (0..512).map(|i| i as f32).collect();
@@ -858,7 +865,6 @@ fn racecheck_reports_a_shared_memory_hazard_between_warps() {
     }
     .unwrap();
     let racy = e.sync();
-    trilemma_cuda_emu::set_racecheck(false);
     clean.unwrap();
     assert_eq!(
         code(&racy.unwrap_err()),
@@ -868,5 +874,25 @@ fn racecheck_reports_a_shared_memory_hazard_between_warps() {
     assert!(
         report.contains("shared_race_u32") && report.contains("write-after-write hazard"),
         "{report}"
+    );
+}
+
+#[test]
+fn synccheck_catches_a_mask_naming_lanes_the_block_does_not_have() {
+    let Some(e) = emu("synccheck_catches_a_mask_naming_lanes_the_block_does_not_have") else {
+        return;
+    };
+    let mut y = e.zeros::<f32>(48);
+    let f = e.f("shuffle_partial_warp_f32");
+    // SAFETY: (float*); 48 threads, the second warp's full mask names 16 missing lanes, on purpose.
+    unsafe { e.stream.launch_builder(&f).arg(&mut y).launch(cfg(1, 48)) }.unwrap();
+    assert_fault(
+        &e,
+        sys::CUresult::CUDA_ERROR_LAUNCH_FAILED,
+        &[
+            "shuffle_partial_warp_f32",
+            "__shfl_down_sync",
+            "lane 16 of warp 1, which does not exist",
+        ],
     );
 }

@@ -113,3 +113,8 @@ extern "C" __global__ void register_hungry_f32(const float* x, float* y) {
     for (int i = 0; i < 96; ++i) s = fmaf(r[i], r[95 - i] + s, r[(i * 7) % 96]);
     y[threadIdx.x] = s;
 }
+
+// A full-mask shuffle in a block of 48 threads: the second warp has 16 lanes, the mask names 32.
+extern "C" __global__ void shuffle_partial_warp_f32(float* y) {
+    y[threadIdx.x] = __shfl_down_sync(0xffffffffu, (float)threadIdx.x, 1);
+}

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <memory>
+
 #include "tri_emu_abi.h"
 
 thread_local TriEmuThread* tri_emu_cur = nullptr;
@@ -77,7 +79,7 @@ struct RaceWord {
     uint16_t w_thread, r_thread;
     uint16_t r_many_warps, pad;
 };
-static thread_local RaceWord* race_words = nullptr;
+static thread_local std::unique_ptr<RaceWord[]> race_words;
 static thread_local uint32_t race_epoch = 0;
 
 void tri_emu_set_racecheck(int on, uintptr_t arena_bytes) {
@@ -91,7 +93,7 @@ enum { TRI_RACE_RAW = 7, TRI_RACE_WAR = 8, TRI_RACE_WAW = 9 };
 
 __attribute__((noinline)) static void race_access(uintptr_t shared_off, uintptr_t a, uintptr_t n, int is_write) {
     if (!race_words) {
-        race_words = new RaceWord[g_arena_bytes / 4]();
+        race_words.reset(new RaceWord[g_arena_bytes / 4]());
     }
     const uint32_t e = race_epoch;
     const unsigned t = tri_emu_cur->linear, warp = t >> 5;
@@ -177,6 +179,32 @@ void __asan_storeN_noabort(uintptr_t a, uintptr_t n) { check(a, n, 1); }
 void __asan_loadN(uintptr_t a, uintptr_t n) { check(a, n, 0); }
 void __asan_storeN(uintptr_t a, uintptr_t n) { check(a, n, 1); }
 void __asan_handle_no_return(void) {}
+
+// The collectives and shared-memory lookups the kernels call (tri_emu_abi.h) are the Rust scheduler's
+// (src/exec.rs). In the plain loop, where a fault cannot abandon a fiber, a fault they record makes the
+// thread jump out here, in C++ frames only, instead of running on.
+void tri_emu_rs_syncthreads(const char* file, int line);
+uint64_t tri_emu_rs_warp_op(int op, unsigned mask, uint64_t value, int arg, int width, const char* file, int line);
+void* tri_emu_rs_shared(const void* tag, size_t bytes, size_t align);
+int tri_emu_rs_plain_faulted(void);
+
+static inline void escape_if_faulted() {
+    if (tri_emu_escape && tri_emu_rs_plain_faulted()) longjmp(*tri_emu_escape, 1);
+}
+void tri_emu_syncthreads(const char* file, int line) {
+    tri_emu_rs_syncthreads(file, line);
+    escape_if_faulted();
+}
+uint64_t tri_emu_warp_op(int op, unsigned mask, uint64_t value, int arg, int width, const char* file, int line) {
+    const uint64_t r = tri_emu_rs_warp_op(op, mask, value, arg, width, file, line);
+    escape_if_faulted();
+    return r;
+}
+void* tri_emu_shared(const void* tag, size_t bytes, size_t align) {
+    void* p = tri_emu_rs_shared(tag, bytes, align);
+    escape_if_faulted();
+    return p;
+}
 
 // Runs threads order[0..n) of one block, each to completion, on this OS thread's stack. `t` holds the
 // block's coordinates; the thread's own fields are filled here. Returns the index in `order` of the

@@ -25,8 +25,8 @@ struct TriEmuThread {
     unsigned char* dynamic_shared;
 };
 
-// Implemented by the emulator (Rust, src/exec.rs). Collectives suspend the calling fiber until the
-// other participants arrive.
+// Implemented by the emulator (csrc/runtime.cpp over src/exec.rs). Collectives suspend the calling fiber
+// until the other participants arrive.
 void tri_emu_syncthreads(const char* file, int line);
 uint64_t tri_emu_warp_op(int op, unsigned mask, uint64_t value, int arg, int width, const char* file, int line);
 void* tri_emu_shared(const void* tag, size_t bytes, size_t align);

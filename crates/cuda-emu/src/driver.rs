@@ -26,6 +26,9 @@ struct Context {
     device: u32,
     refcount: AtomicU32,
     sticky: AtomicI32,
+    /// Held across retain and across the last release with its frees, so a retain on another thread
+    /// cannot slip between the refcount reaching 0 and the context's memory being freed.
+    lifecycle: Mutex<()>,
 }
 
 struct Stream {
@@ -44,6 +47,8 @@ struct FunctionHandle {
 }
 
 const SHARED_DEFAULT: i32 = 48 << 10;
+/// The largest grid the emulator runs (its block order is a vector of this many u32).
+const MAX_BLOCKS: u64 = 1 << 26;
 const SHARED_OPTIN: i32 = 227 << 10;
 
 static CONTEXTS: OnceLock<Vec<Context>> = OnceLock::new();
@@ -68,6 +73,7 @@ fn contexts() -> &'static [Context] {
                 device,
                 refcount: AtomicU32::new(0),
                 sticky: AtomicI32::new(SUCCESS),
+                lifecycle: Mutex::new(()),
             })
             .collect()
     })
@@ -137,6 +143,9 @@ macro_rules! check {
     };
 }
 
+/// An output parameter: INVALID_VALUE when null. Every `unsafe extern "C" fn` below relies on the
+/// driver API's contract that a non-null output pointer points at writable memory of its type, and an
+/// input pointer at the documented amount of readable memory; nothing else is assumed about them.
 macro_rules! out {
     ($p:expr) => {{
         if $p.is_null() {
@@ -215,6 +224,7 @@ unsafe extern "C" fn cuDeviceGetName(name: *mut c_char, len: i32, d: i32) -> i32
     let s = format!("{} {d}", crate::DEVICE_NAME);
     let bytes = s.as_bytes();
     let n = bytes.len().min(len as usize - 1);
+    // SAFETY: the caller's buffer holds `len` bytes (driver contract); n + 1 <= len are written.
     std::ptr::copy_nonoverlapping(bytes.as_ptr(), name.cast::<u8>(), n);
     *name.add(n) = 0;
     SUCCESS
@@ -304,6 +314,7 @@ unsafe extern "C" fn cuDevicePrimaryCtxRetain(c: *mut *mut c_void, d: i32) -> i3
         return INVALID_DEVICE;
     }
     let ctx = &contexts()[d as usize];
+    let _life = ctx.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
     ctx.refcount.fetch_add(1, Ordering::AcqRel);
     *c = ctx as *const Context as *mut c_void;
     SUCCESS
@@ -316,6 +327,7 @@ unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(d: i32) -> i32 {
         return INVALID_DEVICE;
     }
     let ctx = &contexts()[d as usize];
+    let _life = ctx.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
     let prev = ctx
         .refcount
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1));
@@ -353,6 +365,7 @@ unsafe extern "C" fn cuCtxGetDevice(d: *mut i32) -> i32 {
     if c.is_null() {
         return INVALID_CONTEXT;
     }
+    // SAFETY: CURRENT holds only pointers into CONTEXTS, which lives for the process.
     *d = (*c).device as i32;
     SUCCESS
 }
@@ -464,6 +477,7 @@ fn device_range(what: &str, p: u64, n: usize) -> Result<(), i32> {
 unsafe fn memset(p: u64, value: u8, n: usize, s: *mut c_void) -> i32 {
     check!(stream_ctx(s));
     check!(device_range("memset", p, n));
+    // SAFETY: device_range checked that [p, p + n) is addressable device memory in the reserve.
     std::ptr::write_bytes(p as *mut u8, value, n);
     SUCCESS
 }
@@ -478,10 +492,11 @@ unsafe extern "C" fn cuMemsetD8Async(p: u64, v: u8, n: usize, s: *mut c_void) ->
 
 unsafe extern "C" fn cuMemsetD32Async(p: u64, v: u32, n: usize, s: *mut c_void) -> i32 {
     check!(stream_ctx(s));
-    if p % 4 != 0 {
+    let Some(bytes) = n.checked_mul(4).filter(|_| p % 4 == 0) else {
         return INVALID_VALUE;
-    }
-    check!(device_range("memset", p, n * 4));
+    };
+    check!(device_range("memset", p, bytes));
+    // SAFETY: [p, p + 4n) is addressable device memory (checked above) and p is 4-byte aligned.
     std::slice::from_raw_parts_mut(p as *mut u32, n).fill(v);
     SUCCESS
 }
@@ -501,8 +516,12 @@ unsafe fn copy(dir: Dir, dst: u64, src: u64, n: usize, s: *mut c_void) -> i32 {
     }
     stats::copy(dir, n);
     if n > 0 {
+        // SAFETY: the device side was checked above to be n addressable bytes of the reserve; the host
+        // side is n bytes the caller owns (the driver's contract; it cannot be checked). `copy` allows
+        // overlap, as device-to-device copies within one allocation may.
         std::ptr::copy(src as *const u8, dst as *mut u8, n);
         if let Dir::DtoH = dir {
+            // SAFETY: dst now holds the n bytes just copied.
             stats::dtoh_content(std::slice::from_raw_parts(dst as *const u8, n));
         }
     }
@@ -544,6 +563,8 @@ unsafe extern "C" fn cuModuleLoadData(m: *mut *mut c_void, image: *const c_void)
         eprintln!("cuda-emu: cuModuleLoadData: the image is not a fatbin (PTX and cubin images are not emulated)");
         return INVALID_IMAGE;
     };
+    // SAFETY: a fatbin image is `len` bytes long by its own header (the driver's contract: `image`
+    // points at a complete image).
     let bytes = std::slice::from_raw_parts(image.cast::<u8>(), len);
     let Some(module) = registry::find_module(bytes) else {
         eprintln!(
@@ -596,6 +617,7 @@ unsafe extern "C" fn cuModuleGetFunction(
     }
     // SAFETY: live module handle (our Box).
     let mh = &*(m as *const ModuleHandle);
+    // SAFETY: a NUL-terminated kernel name (driver contract), checked non-null above.
     let name = CStr::from_ptr(name).to_string_lossy().into_owned();
     let mut fns = mh.functions.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, h)) = fns.iter().find(|(n, _)| *n == name) {
@@ -657,7 +679,7 @@ unsafe extern "C" fn cuFuncSetAttribute(f: *mut c_void, a: i32, v: i32) -> i32 {
     let fh = check!(function(f));
     match a {
         8 => {
-            if v < 0 || v + fh.kernel.res.static_shared_bytes as i32 > SHARED_OPTIN {
+            if v < 0 || v as i64 + fh.kernel.res.static_shared_bytes as i64 > SHARED_OPTIN as i64 {
                 return INVALID_VALUE;
             }
             fh.max_dynamic_shared.store(v, Ordering::Relaxed);
@@ -698,11 +720,12 @@ fn check_launch(
     if grid[1] > 65535 || grid[2] > 65535 || grid[0] > i32::MAX as u32 {
         return bad(format!("grid {grid:?} exceeds (2^31 - 1, 65535, 65535)"));
     }
-    if grid[0] as u64 * grid[1] as u64 * grid[2] as u64 > u32::MAX as u64 {
+    if grid[0] as u64 * grid[1] as u64 * grid[2] as u64 > MAX_BLOCKS {
         return Err((
             NOT_SUPPORTED,
             format!(
-                "launch of {}: grids of more than 2^32 blocks are not emulated",
+                "launch of {}: grids of more than {MAX_BLOCKS} blocks are not emulated (the block order \
+                 is materialised)",
                 k.name
             ),
         ));

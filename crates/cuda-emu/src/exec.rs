@@ -206,6 +206,8 @@ struct Block {
     /// Lanes of each warp waiting at a warp collective (any mask): a completion check is worth making
     /// only once as many lanes wait as the mask names.
     warp_waiting: Vec<u32>,
+    /// Lanes of each warp that exist and have not exited.
+    warp_live: Vec<u32>,
     live: u32,
     at_barrier: u32,
     fault: Option<Fault>,
@@ -231,10 +233,11 @@ thread_local! {
     static ARENA_USED: Cell<usize> = const { Cell::new(0) };
 }
 
-fn take_stack() -> DefaultStack {
-    STACKS
-        .with_borrow_mut(|s| s.pop())
-        .unwrap_or_else(|| DefaultStack::new(FIBER_STACK_BYTES).expect("mmap of a fiber stack"))
+fn take_stack() -> Option<DefaultStack> {
+    match STACKS.with_borrow_mut(|s| s.pop()) {
+        Some(s) => Some(s),
+        None => DefaultStack::new(FIBER_STACK_BYTES).ok(),
+    }
 }
 
 fn give_stack(s: DefaultStack) {
@@ -447,10 +450,9 @@ fn try_complete_warp(block: &mut Block, warp: u32, mask: u32) -> Option<FaultKin
         match first {
             None => first = Some(s.req),
             Some(f) => {
-                if f.op != s.req.op
-                    || f.mask != s.req.mask
-                    || !same_site((f.file, f.line), (s.req.file, s.req.line))
-                {
+                // sm_70+: the lanes may reach the collective from different instructions; the op, mask
+                // and width must agree.
+                if f.op != s.req.op || f.mask != s.req.mask || f.width != s.req.width {
                     return Some(FaultKind::Sync(format!(
                         "lanes of warp {warp} disagree: one waits at {} {} with mask {:#010x}, lane {l} at {} {} with mask {:#010x}",
                         op_name(f.op),
@@ -478,14 +480,17 @@ fn try_complete_warp(block: &mut Block, warp: u32, mask: u32) -> Option<FaultKin
             Some(s) if mask & (1 << s) != 0 => value(s),
             _ => own,
         };
+        // The delta is an unsigned PTX operand: a negative C int is a huge one (the caller's own value).
         let arg = req.arg as u32;
         let r = match req.op {
             OP_SHFL => pick(Some(seg + (arg & (w - 1)))),
             OP_SHFL_UP => pick(((l - seg) >= arg).then(|| l - arg)),
-            OP_SHFL_DOWN => pick(((l - seg) + arg < w).then(|| l + arg)),
+            OP_SHFL_DOWN => pick((((l - seg) as u64 + arg as u64) < w as u64).then(|| l + arg)),
+            // PTX's butterfly reads lane j = l ^ delta when j <= the segment's last lane (an earlier
+            // segment included).
             OP_SHFL_XOR => {
                 let s = l ^ arg;
-                pick((s >= seg && s < seg + w && s < 32).then_some(s))
+                pick((s < seg + w).then_some(s))
             }
             OP_BALLOT => preds as u64,
             OP_ANY => (preds != 0) as u64,
@@ -504,7 +509,7 @@ fn try_complete_warp(block: &mut Block, warp: u32, mask: u32) -> Option<FaultKin
 }
 
 #[no_mangle]
-extern "C" fn tri_emu_syncthreads(file: *const c_char, line: i32) {
+extern "C" fn tri_emu_rs_syncthreads(file: *const c_char, line: i32) {
     let slot = CURRENT.get();
     if slot.is_null() {
         raise(fault_here(
@@ -532,7 +537,7 @@ extern "C" fn tri_emu_syncthreads(file: *const c_char, line: i32) {
 }
 
 #[no_mangle]
-extern "C" fn tri_emu_warp_op(
+extern "C" fn tri_emu_rs_warp_op(
     op: i32,
     mask: u32,
     value: u64,
@@ -592,6 +597,25 @@ extern "C" fn tri_emu_warp_op(
             file,
             line,
         };
+        let dead = mask & !block.warp_live[warp as usize];
+        if dead != 0 {
+            let l = dead.trailing_zeros();
+            let why = if warp * 32 + l >= block.slots.len() as u32 {
+                "does not exist in this block"
+            } else {
+                "has exited"
+            };
+            raise(fault_here(
+                FaultKind::Sync(format!(
+                    "{} at {} with mask {mask:#010x} names lane {l} of warp {warp}, which {why}",
+                    op_name(op),
+                    site(file, line)
+                )),
+                0,
+                0,
+                false,
+            ));
+        }
         (*slot).state = State::Warp;
         block.warp_waiting[warp as usize] += 1;
         if block.warp_waiting[warp as usize] >= mask.count_ones() {
@@ -602,6 +626,13 @@ extern "C" fn tri_emu_warp_op(
         wait(slot);
         (*slot).result
     }
+}
+
+/// Whether the plain loop's running thread faulted in a Rust-side call (csrc/runtime.cpp then jumps out
+/// of the kernel instead of letting it carry on).
+#[no_mangle]
+extern "C" fn tri_emu_rs_plain_faulted() -> i32 {
+    PLAIN_FAULT.with_borrow(|f| f.is_some()) as i32
 }
 
 fn unsafe_plain_lane() -> u32 {
@@ -616,7 +647,7 @@ fn unsafe_plain_lane() -> u32 {
 
 /// The block-arena address of the shared declaration `tag` (every thread of the block gets the same).
 #[no_mangle]
-extern "C" fn tri_emu_shared(tag: *const c_void, bytes: usize, align: usize) -> *mut c_void {
+extern "C" fn tri_emu_rs_shared(tag: *const c_void, bytes: usize, align: usize) -> *mut c_void {
     let b = BLOCK.get();
     if b.is_null() {
         return std::ptr::null_mut();
@@ -732,21 +763,36 @@ fn run_block(l: &Launch, b: u64, initcheck: bool) -> Result<(), Fault> {
         block: std::ptr::null_mut(),
         dynamic_shared: arena.base,
     };
-    let mut block = Box::new(Block {
+    // One raw pointer to the block serves the scheduler and the fibers (through BLOCK): no reference
+    // to it is held across a fiber's run.
+    let block: *mut Block = Box::into_raw(Box::new(Block {
         slots: Vec::new(),
         warp_waiting: vec![0; n.div_ceil(32) as usize],
+        warp_live: (0..n.div_ceil(32))
+            .map(|w| {
+                let lanes = (n - w * 32).min(32);
+                if lanes == 32 {
+                    u32::MAX
+                } else {
+                    (1u32 << lanes) - 1
+                }
+            })
+            .collect(),
         live: n,
         at_barrier: 0,
         fault: None,
         shared: arena,
-    });
-    BLOCK.set(&mut *block);
+    }));
+    BLOCK.set(block);
     let r = if l.kernel.res.needs_fibers {
-        run_fibers(&mut block, ctx, launch, l.params, &order)
+        // SAFETY: `block` is the live allocation made above, freed below after the run.
+        unsafe { run_fibers(block, ctx, launch, l.params, &order) }
     } else {
         run_plain(ctx, launch, l.params, &order)
     };
     BLOCK.set(std::ptr::null_mut());
+    // SAFETY: made by Box::into_raw above; no fiber or pointer uses it any more.
+    drop(unsafe { Box::from_raw(block) });
     r
 }
 
@@ -756,12 +802,13 @@ fn run_plain(
     params: *mut *mut c_void,
     order: &[u32],
 ) -> Result<(), Fault> {
-    PLAIN_CTX.set(&mut ctx);
+    let ctx_ptr: *mut ThreadCtx = &mut ctx;
+    PLAIN_CTX.set(ctx_ptr);
     // SAFETY: `launch` is a host-compiled kernel launcher taking the driver's parameter array, which
     // the launching thread keeps alive; ctx and order outlive the call; run_plain runs each thread to
     // completion on this stack and returns (a faulting thread longjmps back into it, crossing only C++
     // frames).
-    unsafe { tri_emu_run_plain(launch, params, &mut ctx, order.as_ptr(), order.len() as u32) };
+    unsafe { tri_emu_run_plain(launch, params, ctx_ptr, order.as_ptr(), order.len() as u32) };
     // SAFETY: clears this thread's current-thread pointer, which pointed at the local ctx.
     unsafe { tri_emu_set_current(std::ptr::null_mut()) };
     PLAIN_CTX.set(std::ptr::null_mut());
@@ -771,8 +818,13 @@ fn run_plain(
     }
 }
 
-fn run_fibers(
-    block: &mut Block,
+/// Runs the block's threads as fibers until all finish or one faults.
+///
+/// # Safety
+/// `block` points at a live Block that nothing else uses during the call except the fibers, which
+/// reach it through BLOCK on this OS thread.
+unsafe fn run_fibers(
+    block: *mut Block,
     ctx: ThreadCtx,
     launch: LaunchFn,
     params: *mut *mut c_void,
@@ -780,8 +832,8 @@ fn run_fibers(
 ) -> Result<(), Fault> {
     let n = order.len();
     let [bx, by, _] = ctx.block_dim;
-    block.slots.reserve_exact(n);
-    let block_ptr: *mut Block = block;
+    let slots: *mut Vec<Slot> = &mut (*block).slots;
+    (*slots).reserve_exact(n);
     for lin in 0..n as u32 {
         let mut c = ctx;
         c.linear = lin;
@@ -789,8 +841,8 @@ fn run_fibers(
         c.warp = lin >> 5;
         c.thread_idx = [lin % bx, (lin / bx) % by, lin / (bx * by)];
         c.on_fiber = 1;
-        c.block = block_ptr.cast();
-        block.slots.push(Slot {
+        c.block = block.cast();
+        (*slots).push(Slot {
             ctx: c,
             state: State::NotStarted,
             co: None,
@@ -808,57 +860,72 @@ fn run_fibers(
             result: 0,
         });
     }
+    // The slots are never pushed to again, so pointers to them stay valid for the whole run.
+    let base: *mut Slot = (*slots).as_mut_ptr();
     let params_addr = params as usize;
     loop {
         let mut progressed = false;
         for &t in order {
-            if block.fault.is_some() {
+            if (*block).fault.is_some() {
                 break;
             }
-            let slot: *mut Slot = &mut block.slots[t as usize];
-            // SAFETY: `slot` points into block.slots, which is never resized after the loop above; the
-            // fiber writes only its own slot and (through BLOCK) the block, on this OS thread, while the
-            // scheduler is suspended in `resume`.
-            unsafe {
-                match (*slot).state {
-                    State::NotStarted => {
-                        let slot_addr = slot as usize;
-                        (*slot).co = Some(Coroutine::with_stack(
-                            take_stack(),
-                            move |y: &Yielder<(), ()>, ()| {
-                                let s = slot_addr as *mut Slot;
+            let slot = base.add(t as usize);
+            // The fiber writes only its own slot and (through BLOCK) the block, on this OS thread,
+            // while the scheduler is suspended in `resume`.
+            match (*slot).state {
+                State::NotStarted => {
+                    let Some(stack) = take_stack() else {
+                        record(
+                            block,
+                            &(*slot).ctx,
+                            FaultKind::Sync("cannot map a fiber stack (out of memory)".into()),
+                        );
+                        break;
+                    };
+                    let slot_addr = slot as usize;
+                    (*slot).co = Some(Coroutine::with_stack(
+                        stack,
+                        move |y: &Yielder<(), ()>, ()| {
+                            let s = slot_addr as *mut Slot;
+                            // SAFETY: the slot outlives its fiber (see above); `launch` is the
+                            // kernel's host launcher and the parameter array outlives the launch.
+                            unsafe {
                                 (*s).yielder = y;
                                 launch(params_addr as *mut *mut c_void);
-                            },
-                        ));
-                        (*slot).state = State::Ready;
-                    }
-                    State::Ready => {}
-                    _ => continue,
+                            }
+                        },
+                    ));
+                    (*slot).state = State::Ready;
                 }
-                progressed = true;
-                CURRENT.set(slot);
-                tri_emu_set_current(&mut (*slot).ctx);
-                let r = (*slot).co.as_mut().expect("started fiber").resume(());
-                CURRENT.set(std::ptr::null_mut());
-                if let CoroutineResult::Return(()) = r {
-                    (*slot).state = State::Done;
-                    give_stack((*slot).co.take().expect("finished fiber").into_stack());
-                    block.live -= 1;
-                    if let Some(k) = try_release_barrier(block) {
-                        record(block, &(*slot).ctx, k);
-                    }
-                    if let Some(k) = exit_breaks_warp(block, (*slot).ctx.warp, (*slot).ctx.lane) {
-                        record(block, &(*slot).ctx, k);
-                    }
+                State::Ready => {}
+                _ => continue,
+            }
+            progressed = true;
+            CURRENT.set(slot);
+            tri_emu_set_current(&mut (*slot).ctx);
+            let r = (*slot).co.as_mut().expect("started fiber").resume(());
+            CURRENT.set(std::ptr::null_mut());
+            if let CoroutineResult::Return(()) = r {
+                (*slot).state = State::Done;
+                give_stack((*slot).co.take().expect("finished fiber").into_stack());
+                let (warp, lane) = ((*slot).ctx.warp, (*slot).ctx.lane);
+                (*block).live -= 1;
+                let live = &mut (*block).warp_live;
+                live[warp as usize] &= !(1u32 << lane);
+                if let Some(k) = try_release_barrier(&mut *block) {
+                    record(block, &(*slot).ctx, k);
+                }
+                if let Some(k) = exit_breaks_warp(&mut *block, warp, lane) {
+                    record(block, &(*slot).ctx, k);
                 }
             }
         }
-        if block.fault.is_some() || block.live == 0 {
+        if (*block).fault.is_some() || (*block).live == 0 {
             break;
         }
         if !progressed {
-            let waits: Vec<String> = block
+            let b = &*block;
+            let waits: Vec<String> = b
                 .slots
                 .iter()
                 .filter(|s| matches!(s.state, State::Barrier | State::Warp))
@@ -877,7 +944,7 @@ fn run_fibers(
                     format!("thread {:?} waits at {what}", s.ctx.thread_idx)
                 })
                 .collect();
-            let first = block
+            let first = b
                 .slots
                 .iter()
                 .find(|s| matches!(s.state, State::Barrier | State::Warp))
@@ -891,24 +958,27 @@ fn run_fibers(
             break;
         }
     }
-    // SAFETY: clears this thread's current-thread pointer before the slots it points into are dropped.
-    unsafe { tri_emu_set_current(std::ptr::null_mut()) };
-    for s in block.slots.iter_mut() {
-        if let Some(mut co) = s.co.take() {
-            // SAFETY: an abandoned fiber's stack holds only C++ frames of the kernel and the Rust frames
-            // of the closure and of raise/wait, none of which owns a value with Drop code; resetting
-            // discards them without running anything, after which the stack can be reused.
-            unsafe { co.force_reset() };
+    // Clears this thread's current-thread pointer before the slots it points into are dropped.
+    tri_emu_set_current(std::ptr::null_mut());
+    for i in 0..n {
+        if let Some(mut co) = (*base.add(i)).co.take() {
+            // An abandoned fiber's stack holds C++ frames of the kernel and Rust frames of the closure
+            // and of raise/wait; resetting discards them without running anything (a value they own,
+            // such as a fault's message that lost the race to be recorded first, is leaked, not
+            // dropped), after which the stack can be reused.
+            co.force_reset();
             give_stack(co.into_stack());
         }
     }
-    match block.fault.take() {
-        Some(f) => Err(f),
-        None => Ok(()),
-    }
+    (*block).fault.take().map_or(Ok(()), Err)
 }
 
-fn record(block: &mut Block, ctx: &ThreadCtx, kind: FaultKind) {
+/// Records the block's first fault.
+///
+/// # Safety
+/// `block` is the live block of the running scheduler, with no reference to it held elsewhere.
+unsafe fn record(block: *mut Block, ctx: &ThreadCtx, kind: FaultKind) {
+    let block = &mut *block;
     if block.fault.is_none() {
         block.fault = Some(Fault {
             kind,

@@ -194,6 +194,9 @@ pub enum AllocError {
 pub fn alloc(device: u32, bytes: usize) -> Result<u64, AllocError> {
     let cfg = config::get();
     let r = reserve();
+    if bytes > cfg.memory_bytes as usize {
+        return Err(AllocError::OutOfMemory);
+    }
     let span = round_up(bytes.max(1), ALIGN);
     let mut guard = HEAP.lock().unwrap_or_else(|p| p.into_inner());
     let heap = guard.as_mut().expect("heap");
@@ -335,10 +338,15 @@ pub fn used(device: u32) -> usize {
 pub fn check_range(ptr: u64, len: usize) -> Option<String> {
     let r = reserve();
     let off = (ptr as usize).wrapping_sub(r.base);
-    if off >= r.heap_size || off + len > r.heap_size {
-        return Some(format!("{ptr:#x} is not device memory"));
+    if off >= r.heap_size || len > r.heap_size - off {
+        return Some(format!("{ptr:#x} + {len} bytes is not device memory"));
     }
     let end = off + len;
+    if end > MARKED_UP_TO.load(Ordering::Relaxed) {
+        return Some(format!(
+            "{ptr:#x} + {len} bytes reaches memory never allocated"
+        ));
+    }
     let mut p = off;
     while p < end {
         let s = r.shadow[p / GRANULE].load(Ordering::Relaxed);
@@ -439,19 +447,40 @@ pub fn pool_return(ptr: u64, capacity: usize) {
     }
 }
 
-/// This OS thread's shared-memory arena: its address, lazily taken from the reserve's slots.
+/// An arena slot held by an OS thread; handed back when the thread ends.
+struct SlotGuard(std::cell::Cell<Option<usize>>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.get() {
+            FREE_SLOTS.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+        }
+    }
+}
+
+static FREE_SLOTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// This OS thread's shared-memory arena: its address, taken from the reserve's slots on first use and
+/// handed back when the thread exits. None when all slots are held by live threads.
 pub fn shared_arena() -> Option<*mut u8> {
     thread_local! {
-        static SLOT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+        static SLOT: SlotGuard = const { SlotGuard(std::cell::Cell::new(None)) };
     }
     let r = reserve();
-    let slot = match SLOT.get() {
+    let slot = match SLOT.with(|g| g.0.get()) {
         Some(s) => s,
         None => {
-            let s = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
-            if s >= SHARED_SLOTS {
-                return None;
-            }
+            let reused = FREE_SLOTS.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let s = match reused {
+                Some(s) => s,
+                None => {
+                    let s = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+                    if s >= SHARED_SLOTS {
+                        return None;
+                    }
+                    s
+                }
+            };
             let off = r.heap_size + s * SHARED_ARENA_BYTES;
             set_shadow(off, SHARED_ARENA_BYTES, shadow::SHARED_REDZONE);
             if config::get().initcheck {
@@ -460,7 +489,7 @@ pub fn shared_arena() -> Option<*mut u8> {
                 // SAFETY: the slot's arena lies inside the reserve and belongs to this OS thread.
                 unsafe { std::ptr::write_bytes(base_ptr(off), 0xff, SHARED_ARENA_BYTES) };
             }
-            SLOT.set(Some(s));
+            SLOT.with(|g| g.0.set(Some(s)));
             s
         }
     };

@@ -165,13 +165,15 @@ pub fn register(images: Vec<ModuleImage>) -> Result<(), String> {
 /// `image` must point at readable memory of at least 16 bytes when it starts with the magic (the
 /// driver's contract for cuModuleLoadData: a pointer to a complete image).
 pub unsafe fn fatbin_len(image: *const u8) -> Option<usize> {
+    // SAFETY: the caller guarantees 16 readable bytes behind a fatbin image (see above); the first four
+    // are read before anything else.
     let head = std::slice::from_raw_parts(image, 4);
     if u32::from_le_bytes([head[0], head[1], head[2], head[3]]) != 0xBA55_ED50 {
         return None;
     }
     let h = std::slice::from_raw_parts(image, 16);
     let payload = u64::from_le_bytes(h[8..16].try_into().ok()?);
-    Some(16 + payload as usize)
+    usize::try_from(payload).ok()?.checked_add(16)
 }
 
 /// The registered module whose fatbin is exactly `bytes`.
