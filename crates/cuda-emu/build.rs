@@ -52,12 +52,13 @@ fn main() {
     }
     fs::write(out.join("unsupported.inc"), stubs).expect("write unsupported.inc");
 
-    // The shim, linked as a shared library by the C compiler cc would use.
+    // The shim, linked as a shared library by the C compiler cc would use. The generated stubs are
+    // unprototyped definitions on purpose (they accept whatever cudarc passes), which some compilers
+    // warn about: warnings are shown, not errors.
     let cc = cc::Build::new().get_compiler();
     let so = out.join("libtrilemma_cuda_emu.so");
     let mut cmd = Command::new(cc.path());
-    cmd.args(["-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Werror"])
-        .arg("-Wno-deprecated-non-prototype")
+    cmd.args(["-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall"])
         .arg("-Wl,-soname,libcuda.so")
         .arg("-I")
         .arg("csrc")
@@ -69,27 +70,12 @@ fn main() {
     let st = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", cc.path().display()));
-    if !st.status.success() {
-        // gcc 12 does not know -Wno-deprecated-non-prototype (a clang flag): retry without it.
-        let mut retry = Command::new(cc.path());
-        retry
-            .args(["-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Werror"])
-            .arg("-Wl,-soname,libcuda.so")
-            .arg("-I")
-            .arg("csrc")
-            .arg("-I")
-            .arg(&out)
-            .arg("csrc/shim.c")
-            .arg("-o")
-            .arg(&so);
-        let st2 = retry.output().expect("run the C compiler");
-        assert!(
-            st2.status.success(),
-            "building the emulator's driver library failed:\n{}{}",
-            String::from_utf8_lossy(&st2.stdout),
-            String::from_utf8_lossy(&st2.stderr)
-        );
-    }
+    assert!(
+        st.status.success(),
+        "building the emulator's driver library failed:\n{cmd:?}\n{}{}",
+        String::from_utf8_lossy(&st.stdout),
+        String::from_utf8_lossy(&st.stderr)
+    );
 
     cc::Build::new()
         .cpp(true)
