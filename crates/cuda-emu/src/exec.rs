@@ -311,6 +311,11 @@ fn raise(f: Fault) {
     }
 }
 
+/// Raises a synccheck fault of the running thread (see [`raise`]).
+fn raise_sync(what: String) {
+    raise(fault_here(FaultKind::Sync(what), 0, 0, false));
+}
+
 #[no_mangle]
 extern "C" fn tri_emu_report(kind: i32, addr: u64, bytes: u64, is_write: i32) {
     raise(fault_here(
@@ -512,15 +517,10 @@ fn try_complete_warp(block: &mut Block, warp: u32, mask: u32) -> Option<FaultKin
 extern "C" fn tri_emu_rs_syncthreads(file: *const c_char, line: i32) {
     let slot = CURRENT.get();
     if slot.is_null() {
-        raise(fault_here(
-            FaultKind::Sync(format!(
+        raise_sync(format!(
                 "__syncthreads at {} in a kernel whose device code has no barrier (the host and device builds differ)",
                 site(file, line)
-            )),
-            0,
-            0,
-            false,
-        ));
+            ));
         return;
     }
     // SAFETY: CURRENT/BLOCK are the running fiber's slot and block (see `run_fibers`).
@@ -551,16 +551,11 @@ extern "C" fn tri_emu_rs_warp_op(
         if op == OP_ACTIVEMASK {
             return 1 << (unsafe_plain_lane() & 31);
         }
-        raise(fault_here(
-            FaultKind::Sync(format!(
+        raise_sync(format!(
                 "{} at {} in a kernel whose device code has no warp collective (the host and device builds differ)",
                 op_name(op),
                 site(file, line)
-            )),
-            0,
-            0,
-            false,
-        ));
+            ));
         return value;
     }
     // SAFETY: CURRENT/BLOCK are the running fiber's slot and block (see `run_fibers`).
@@ -569,23 +564,13 @@ extern "C" fn tri_emu_rs_warp_op(
         let lane = (*slot).ctx.lane;
         let warp = (*slot).ctx.warp;
         if op == OP_ACTIVEMASK {
-            let n = block.slots.len() as u32;
-            return (0..32u32)
-                .filter(|l| {
-                    warp * 32 + l < n && block.slots[(warp * 32 + l) as usize].state != State::Done
-                })
-                .fold(0u64, |m, l| m | (1 << l));
+            return block.warp_live[warp as usize] as u64;
         }
         if mask & (1 << lane) == 0 {
-            raise(fault_here(
-                FaultKind::Sync(format!(
-                    "{} at {} with mask {mask:#010x} does not include the calling lane {lane}",
-                    op_name(op),
-                    site(file, line)
-                )),
-                0,
-                0,
-                false,
+            raise_sync(format!(
+                "{} at {} with mask {mask:#010x} does not include the calling lane {lane}",
+                op_name(op),
+                site(file, line)
             ));
         }
         (*slot).req = WarpReq {
@@ -605,15 +590,10 @@ extern "C" fn tri_emu_rs_warp_op(
             } else {
                 "has exited"
             };
-            raise(fault_here(
-                FaultKind::Sync(format!(
-                    "{} at {} with mask {mask:#010x} names lane {l} of warp {warp}, which {why}",
-                    op_name(op),
-                    site(file, line)
-                )),
-                0,
-                0,
-                false,
+            raise_sync(format!(
+                "{} at {} with mask {mask:#010x} names lane {l} of warp {warp}, which {why}",
+                op_name(op),
+                site(file, line)
             ));
         }
         (*slot).state = State::Warp;

@@ -146,7 +146,7 @@ pub fn init() -> Result<(), String> {
         live_bytes: vec![0; cfg.devices as usize],
     });
     drop(heap);
-    mark_unallocated_tail();
+    extend_marked(0);
     Ok(())
 }
 
@@ -172,14 +172,15 @@ fn set_shadow(off: usize, len: usize, v: u8) {
     }
 }
 
-/// Marks the first window of the heap unallocated.
-fn mark_unallocated_tail() {
-    let r = reserve();
-    let mut guard = HEAP.lock().unwrap_or_else(|p| p.into_inner());
-    let heap = guard.as_mut().expect("heap");
-    let end = (heap.bump + (64 << 20)).min(r.heap_size);
-    set_shadow(heap.bump, end - heap.bump, shadow::UNALLOCATED);
-    drop(guard);
+/// Marks the heap unallocated from what is marked so far up to 64 MiB past `bump` (the first window at
+/// init, then as the bump pointer advances).
+fn extend_marked(bump: usize) {
+    let marked = MARKED_UP_TO.load(Ordering::Relaxed);
+    if marked > bump {
+        return;
+    }
+    let end = (bump + (64 << 20)).min(reserve().heap_size);
+    set_shadow(marked, end - marked, shadow::UNALLOCATED);
     MARKED_UP_TO.store(end, Ordering::Relaxed);
 }
 
@@ -219,12 +220,7 @@ pub fn alloc(device: u32, bytes: usize) -> Result<u64, AllocError> {
             } else {
                 let off = heap.bump;
                 heap.bump += span;
-                let marked = MARKED_UP_TO.load(Ordering::Relaxed);
-                if heap.bump > marked {
-                    let end = (heap.bump + (64 << 20)).min(r.heap_size);
-                    set_shadow(marked, end - marked, shadow::UNALLOCATED);
-                    MARKED_UP_TO.store(end, Ordering::Relaxed);
-                }
+                extend_marked(heap.bump);
                 off
             }
         }
