@@ -36,12 +36,17 @@ fn text(o: &Output) -> String {
 }
 
 fn check_call(model: &str, part: &str, extra: &[&str]) {
+    check_call_with(model, part, &format!("forward_{part}"), extra);
+}
+
+/// Runs `{inputs}.inputs.safetensors` of `model` and compares with `forward_{part}.expected`.
+fn check_call_with(model: &str, part: &str, inputs: &str, extra: &[&str]) {
     let dir = test_model(model);
     let tmp = TempDir::new("fwd");
     let out = tmp.path().join("out.safetensors");
     let o = run_forward(
         &dir,
-        &dir.join(format!("forward_{part}.inputs.safetensors")),
+        &dir.join(format!("{inputs}.inputs.safetensors")),
         &out,
         extra,
     );
@@ -76,6 +81,27 @@ fn cld_forward_matches_reference() {
 #[test]
 fn ddgan_forward_matches_reference() {
     check_call("ddgan_small", "generator", &[]);
+}
+
+/// The official sampler passes `t` as int64 step indices (`torch.full((B,), i, dtype=torch.int64)`);
+/// I64 and I32 mean the same as the float indices of `ddgan_forward_matches_reference`.
+#[test]
+fn ddgan_forward_takes_integer_step_indices() {
+    for dtype in ["i64", "i32"] {
+        let file = format!("forward_generator_{dtype}");
+        let st =
+            SafeTensors::open(test_model("ddgan_small").join(format!("{file}.inputs.safetensors")))
+                .unwrap();
+        assert_eq!(st.entry("t").unwrap().dtype, dtype.to_uppercase());
+        check_call_with("ddgan_small", "generator", &file, &[]);
+    }
+}
+
+/// LSGM with Fourier time embedding: `temb_fun.w` is frozen, has no EMA in the checkpoint's optimizer
+/// state and comes from `dae_state_dict`; the rest is the EMA (tools/make_test_models.py).
+#[test]
+fn lsgm_fourier_score_forward_matches_reference() {
+    check_call("lsgm_fourier_small", "score", &["--part", "score"]);
 }
 
 #[test]
@@ -230,6 +256,89 @@ fn a_ddgan_time_that_is_not_a_step_index_is_refused() {
         &inputs,
         &[],
         &["`t`", "1.5", "num_timesteps"],
+    );
+}
+
+/// Writes `file` holding the tensors of `src` with `t` replaced by the integers `t` stored as
+/// `dtype` ("I64" or "I32"), as PyTorch code saves an index tensor.
+fn with_integer_t(src: &Path, file: &Path, t: &[i64], shape: &[usize], dtype: &str) {
+    let st = SafeTensors::open(src).unwrap();
+    let mut blobs: Vec<(String, String, Vec<usize>, Vec<u8>)> = st
+        .names()
+        .filter(|n| *n != "t")
+        .map(|n| {
+            let e = st.entry(n).unwrap();
+            (
+                n.to_string(),
+                e.dtype.clone(),
+                e.shape.clone(),
+                st.bytes_of(n).unwrap().to_vec(),
+            )
+        })
+        .collect();
+    let bytes: Vec<u8> = match dtype {
+        "I64" => t.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        "I32" => t.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect(),
+        other => panic!("no such index dtype {other}"),
+    };
+    blobs.push(("t".into(), dtype.into(), shape.to_vec(), bytes));
+    let mut header = serde_json::Map::new();
+    let mut offset = 0;
+    for (name, dtype, shape, data) in &blobs {
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + data.len()]}),
+        );
+        offset += data.len();
+    }
+    let text = serde_json::Value::Object(header).to_string();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    for (_, _, _, data) in &blobs {
+        out.extend_from_slice(data);
+    }
+    std::fs::write(file, out).unwrap();
+}
+
+#[test]
+fn an_integer_time_out_of_range_or_for_a_continuous_family_is_refused() {
+    let tmp = TempDir::new("in");
+    let inputs = tmp.path().join("in.safetensors");
+    for (t, dtype, needle) in [
+        (vec![0, 4, 1], "I64", "4 is not a step index in 0..4"),
+        (vec![-1, 0, 1], "I32", "-1 is not a step index in 0..4"),
+        (
+            vec![1 << 40, 0, 1],
+            "I64",
+            "1099511627776 is not a step index",
+        ),
+    ] {
+        with_integer_t(&ddgan_inputs(), &inputs, &t, &[3], dtype);
+        expect_error(&test_model("ddgan_small"), &inputs, &[], &["`t`", needle]);
+    }
+    with_integer_t(&ddgan_inputs(), &inputs, &[0, 1, 3], &[3, 1], "I64");
+    expect_error(
+        &test_model("ddgan_small"),
+        &inputs,
+        &[],
+        &["`t`", "[3, 1]", "1 dimension"],
+    );
+    // CLD and LSGM take a continuous time: an integer `t` there is a mistake, named as one.
+    let cld = test_model("cld_small").join("forward_score.inputs.safetensors");
+    with_integer_t(&cld, &inputs, &[1, 1, 1], &[3], "I64");
+    expect_error(
+        &test_model("cld_small"),
+        &inputs,
+        &[],
+        &["`t`", "dtype I64", "DDGAN step indices", "continuous time"],
+    );
+    let lsgm = test_model("lsgm_small").join("forward_score.inputs.safetensors");
+    with_integer_t(&lsgm, &inputs, &[0, 1], &[2], "I32");
+    expect_error(
+        &test_model("lsgm_small"),
+        &inputs,
+        &["--part", "score"],
+        &["`t`", "dtype I32", "lsgm networks take a continuous time"],
     );
 }
 

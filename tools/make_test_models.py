@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import convert  # noqa: E402
+from official_checkpoints import optimizer_state_with_ema  # noqa: E402
 from reference import cld_sde, ddgan_posterior, lsgm_sde, ncsnpp, nvae  # noqa: E402
 from st_io import save_safetensors  # noqa: E402
 
@@ -126,6 +127,12 @@ def make_ddgan(tmp, out_root, gen):
         x0 = f64(net, sd)(x.double(), t, z.double())
     write_call(out, "generator", {"x_t": x, "t": t.float(), "z": z}, {"x0": x0},
                "DDGAN x0 = G(x_t, t index, z), batch 3")
+    # The same call with `t` as the official sampler passes it (int64 step indices), and as int32;
+    # the expected outputs are forward_generator.expected.safetensors.
+    for dtype, name in ((torch.int64, "i64"), (torch.int32, "i32")):
+        save_safetensors(out / f"forward_generator_{name}.inputs.safetensors", {"x_t": x, "t": t.to(dtype), "z": z},
+                         {"part": "generator", "description": f"DDGAN x0 = G(x_t, t index as {dtype}, z), batch 3",
+                          "expected": "forward_generator.expected.safetensors"})
     # A whole sampling run with recorded draws (docs/sampling.md names): x_T, z.{j}, noise.{j}.
     T, b = cfg["num_timesteps"], 3
     coefs = ddgan_posterior.PosteriorCoefficients.make(T, cfg["beta_min"], cfg["beta_max"])
@@ -145,7 +152,7 @@ def make_ddgan(tmp, out_root, gen):
                      {"sampler": "ddgan", "tolerance_rel_l2": "1e-5"})
 
 
-def lsgm_args():
+def lsgm_args(**over):
     vae = dict(nvae.PRESETS["mnist"])
     vae.update(num_channels_enc=8, num_channels_dec=8, num_groups_per_scale=2, num_latent_per_group=4,
                num_preprocess_cells=2, num_postprocess_cells=2)
@@ -154,7 +161,8 @@ def lsgm_args():
     score.pop("num_input_channels")
     merged = dict(vae)
     merged.update({k: v for k, v in score.items() if k not in vae})
-    merged.update(sde_type="vpsde", sigma2_0=0.0, beta_start=0.1, beta_end=20.0)
+    merged.update(sde_type="vpsde", sigma2_0=0.0, beta_start=0.1, beta_end=20.0, ema_decay=0.9999)
+    merged.update(over)
     return argparse.Namespace(**merged)
 
 
@@ -173,8 +181,7 @@ def make_lsgm(tmp, out_root, gen):
     dae_sd = randomised(dae, gen)
     ckpt = tmp / "checkpoint.pt"
     torch.save({"args": args, "epoch": 1, "global_step": 1, "vae_state_dict": vae_sd, "dae_state_dict": dae_sd,
-                "dae_optimizer": {"state": {i: {"ema": v} for i, v in enumerate(dae_sd.values())},
-                                  "param_groups": []}}, ckpt)
+                "dae_optimizer": optimizer_state_with_ema(dae, dae_sd, lambda name, v: v)}, ckpt)
     out = out_root / "lsgm_small"
     convert.convert("lsgm", ckpt, out)
     v64, d64 = f64(vae, vae_sd), f64(dae, dae_sd)
@@ -218,6 +225,39 @@ def make_lsgm(tmp, out_root, gen):
                      {"sampler": "ode", "nfe": str(nfe), "tolerance_rel_l2": "1e-5"})
 
 
+def make_lsgm_fourier(tmp, out_root, gen):
+    """LSGM with --embedding_type fourier: the score network's `temb_fun.w` is frozen, so the official
+    EMA keeps no entry for it. The checkpoint.pt optimizer state is in the official form (no state for
+    the frozen parameter); the EMA differs from the raw weights, and the expected output is that of the
+    network after the official swap (EMA for the trainable parameters, `temb_fun.w` as stored)."""
+    args = lsgm_args(embedding_type="fourier", embedding_scale=16.0)
+    vae = nvae.NVAE(vars(args)).eval()
+    cfg = dict(vars(args), num_input_channels=vae.sgm_shape()[0])
+    dae = ncsnpp.build("lsgm", cfg)
+    assert [n for n, p in dae.named_parameters() if not p.requires_grad] == ["temb_fun.w"]
+    vae_sd = randomised(vae, gen)
+    for k in vae_sd:
+        if k.endswith("running_var"):
+            vae_sd[k] = vae_sd[k].abs() + 0.5
+    vae_sd = {k: vae_sd[k.replace("weight_normalized", "weight")] if k.endswith("weight_normalized") else v
+              for k, v in vae_sd.items()}
+    raw = randomised(dae, gen)
+    raw["temb_fun.w"] = randn(gen, *raw["temb_fun.w"].shape) * 16.0  # W ~ N(0, scale^2) as at init
+    ema = {k: (v + randn(gen, *v.shape) * 0.05) for k, v in raw.items() if k != "temb_fun.w"}
+    ckpt = tmp / "checkpoint.pt"
+    torch.save({"args": args, "epoch": 1, "global_step": 1, "vae_state_dict": vae_sd, "dae_state_dict": raw,
+                "dae_optimizer": optimizer_state_with_ema(dae, raw, lambda name, v: ema[name])}, ckpt)
+    out = out_root / "lsgm_fourier_small"
+    convert.convert("lsgm", ckpt, out)
+    swapped = dict(raw, **ema)
+    c, h, w = vae.sgm_shape()
+    z, t = randn(gen, 2, c, h, w), torch.tensor([1e-3, 0.6])
+    with torch.no_grad():
+        eps = f64(dae, swapped)(z.double(), t.double())
+    write_call(out, "score", {"z_t": z, "t": t}, {"eps": eps},
+               "LSGM (Fourier time embedding) eps'(z_t, t) with the EMA swapped in, batch 2")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "tests" / "models"))
@@ -225,7 +265,7 @@ def main():
     torch.set_num_threads(1)
     out_root = Path(a.out)
     out_root.mkdir(parents=True, exist_ok=True)
-    for i, make in enumerate((make_cld, make_ddgan, make_lsgm)):
+    for i, make in enumerate((make_cld, make_ddgan, make_lsgm, make_lsgm_fourier)):
         name = make.__name__.removeprefix("make_") + "_small"
         shutil.rmtree(out_root / name, ignore_errors=True)
         gen = torch.Generator().manual_seed(7001 + i)

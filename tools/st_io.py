@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 DTYPES = {torch.float32: ("F32", "<f4"), torch.float64: ("F64", "<f8"), torch.float16: ("F16", "<f2"),
-          torch.int64: ("I64", "<i8")}
+          torch.int64: ("I64", "<i8"), torch.int32: ("I32", "<i4")}
 
 
 def tensor_bytes(t):

@@ -232,6 +232,38 @@ impl SafeTensors {
         Tensor::from_storage(Storage::Cpu(storage), &e.shape)?.to_device(device)
     }
 
+    /// Whether `name` is stored as a signed integer tensor the engine reads as indices (I64 or I32,
+    /// the dtypes PyTorch code uses for step indices).
+    pub fn is_integer(&self, name: &str) -> Result<bool> {
+        Ok(matches!(self.entry(name)?.dtype.as_str(), "I64" | "I32"))
+    }
+
+    /// The values of the I64 or I32 tensor `name`, widened to i64, with its shape. Floating-point
+    /// and other dtypes are an [`Error::TensorDType`] naming the tensor.
+    pub fn integers(&self, name: &str) -> Result<(Vec<i64>, Vec<usize>)> {
+        let e = self.entry(name)?;
+        let bytes = &self.bytes[e.start..e.end];
+        let values = match e.dtype.as_str() {
+            "I64" => bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8 bytes")))
+                .collect(),
+            "I32" => bytes
+                .chunks_exact(4)
+                .map(|c| i64::from(i32::from_le_bytes(c.try_into().expect("chunks of 4 bytes"))))
+                .collect(),
+            other => {
+                return Err(Error::TensorDType {
+                    file: self.file.clone(),
+                    tensor: name.into(),
+                    expected: "I64 or I32".into(),
+                    found: other.into(),
+                })
+            }
+        };
+        Ok((values, e.shape.clone()))
+    }
+
     /// Loads `name`, which must have shape `expected` and dtype `dtype`.
     pub fn load_typed(
         &self,

@@ -37,6 +37,16 @@ impl Part {
     }
 }
 
+/// How a network reads its `t` input.
+#[derive(Clone, Copy)]
+enum Times {
+    /// A continuous time (CLD, LSGM score), floating point only; the family names it in errors.
+    Continuous(&'static str),
+    /// DDGAN's step index in 0..num_timesteps (when the config gives it): I64 or I32, as the official
+    /// sampler passes it (`torch.full((B,), i, dtype=torch.int64)`), or integral floats.
+    StepIndex(Option<usize>),
+}
+
 /// Named inputs read from a safetensors file, each taken at most once; the rest is an error.
 struct Inputs<'a> {
     st: &'a SafeTensors,
@@ -76,6 +86,54 @@ impl<'a> Inputs<'a> {
         }
         self.taken.insert(name.to_string());
         Tensor::from_f32(&values, &e.shape, crate::tensor::DType::F32, &self.device)
+    }
+
+    /// `t` as host values, read as `times` says (see [`Times`]).
+    fn take_times(&mut self, times: Times) -> Result<Vec<f32>> {
+        const NAME: &str = "t";
+        let steps = match times {
+            Times::StepIndex(steps) => steps,
+            Times::Continuous(family) => {
+                if self.st.is_integer(NAME)? {
+                    let dtype = self.st.entry(NAME)?.dtype.clone();
+                    return Err(self.bad(
+                        NAME,
+                        format!(
+                            "has dtype {dtype}: integer timesteps are DDGAN step indices; {family} \
+                             networks take a continuous time (F32, BF16 or F16)"
+                        ),
+                    ));
+                }
+                return self.take_host(NAME);
+            }
+        };
+        // Indices above 2^24 would not survive the f32 the embedding is computed in.
+        let limit = steps.map_or(1i64 << 24, |n| n as i64);
+        let in_range = |v: f64| v >= 0.0 && v.fract() == 0.0 && v < limit as f64;
+        let rule = match steps {
+            Some(n) => format!("a step index in 0..{n} (num_timesteps)"),
+            None => "a non-negative integer step index".to_string(),
+        };
+        if self.st.is_integer(NAME)? {
+            let (values, shape) = self.st.integers(NAME)?;
+            if shape.len() != 1 {
+                return Err(self.bad(NAME, format!("has shape {shape:?}, expected 1 dimension")));
+            }
+            if let Some(bad) = values.iter().find(|&&v| !(0..limit).contains(&v)) {
+                return Err(self.bad(NAME, format!("{bad} is not {rule}")));
+            }
+            self.taken.insert(NAME.to_string());
+            return Ok(values.into_iter().map(|v| v as f32).collect());
+        }
+        let t = self.take_host(NAME)?;
+        // Float indices are checked against num_timesteps when the config gives it (without it the
+        // network is defined for any time the embedding takes).
+        if steps.is_some() {
+            if let Some(bad) = t.iter().find(|&&v| !in_range(f64::from(v))) {
+                return Err(self.bad(NAME, format!("{bad} is not {rule}")));
+            }
+        }
+        Ok(t)
     }
 
     fn take_host(&mut self, name: &str) -> Result<Vec<f32>> {
@@ -126,10 +184,11 @@ fn run_ncsnpp(
     inp: &mut Inputs<'_>,
     net: &Ncsnpp,
     x_name: &str,
+    times: Times,
     z: Option<&Tensor>,
 ) -> Result<Tensor> {
     let x = inp.take(x_name, 4)?;
-    let t = inp.take_host("t")?;
+    let t = inp.take_times(times)?;
     batch_times(inp, &t, x.shape()[0])?;
     net.forward(&x, &t, z)
 }
@@ -158,28 +217,20 @@ pub fn forward(
             if part.is_some() {
                 return Err(wrong_part("cld"));
             }
-            vec![("alpha".to_string(), run_ncsnpp(&mut inp, net, "u", None)?)]
+            vec![(
+                "alpha".to_string(),
+                run_ncsnpp(&mut inp, net, "u", Times::Continuous("cld"), None)?,
+            )]
         }
         Network::Ddgan(net) => {
             if part.is_some() {
                 return Err(wrong_part("ddgan"));
             }
             let z = inp.take("z", 2)?;
-            if let Ok(steps) = model.config.usize("num_timesteps") {
-                let t = inputs.load_any_shape("t", &Device::Cpu)?.to_vec_f32()?;
-                if let Some(&bad) = t
-                    .iter()
-                    .find(|&&v| v < 0.0 || v.fract() != 0.0 || v >= steps as f32)
-                {
-                    return Err(inp.bad(
-                        "t",
-                        format!("{bad} is not a step index in 0..{steps} (num_timesteps)"),
-                    ));
-                }
-            }
+            let steps = model.config.usize("num_timesteps").ok();
             vec![(
                 "x0".to_string(),
-                run_ncsnpp(&mut inp, net, "x_t", Some(&z))?,
+                run_ncsnpp(&mut inp, net, "x_t", Times::StepIndex(steps), Some(&z))?,
             )]
         }
         Network::Lsgm { vae, score } => match part {
@@ -192,7 +243,10 @@ pub fn forward(
                 })
             }
             Some(Part::Score) => {
-                vec![("eps".to_string(), run_ncsnpp(&mut inp, score, "z_t", None)?)]
+                vec![(
+                    "eps".to_string(),
+                    run_ncsnpp(&mut inp, score, "z_t", Times::Continuous("lsgm"), None)?,
+                )]
             }
             Some(Part::Encoder) => {
                 let x = inp.take("x", 4)?;
