@@ -24,6 +24,8 @@ Where the EMA lives in an optimizer's state (LSGM `util/ema.py`, DDGAN `EMA.py`)
 skips parameters with requires_grad=False (a frozen Fourier projection: no gradient, so no EMA entry
 either); those keep the state dict's value. `source.weights` in config.json records which tensors came
 from where.
+LSGM `args` from older code versions lack fields the official evaluation (`evaluate_vada.py`) fills in
+with fixed values; the converter fills the same ones and lists them in `source.args_backfilled`.
 """
 import argparse
 import hashlib
