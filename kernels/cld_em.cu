@@ -1,7 +1,7 @@
 // cld_em.cu — one Euler–Maruyama step of CLD's reverse SDE after the network call, fused: the v-score
 // from the network output, the drift of x and v, and the diffusion noise (drawn in the kernel when it
 // is Philox), in one pass instead of five axpby passes and a noise tensor. Without noise it is the
-// final denoising step. CPU twin: the unfused sequence in src/ops/cld_steps.rs, whose rounded operations
+// final denoising step. CPU twin: the unfused sequence in src/backend/cpu/cld_em.rs, whose rounded operations
 // this repeats in the same order (no fma): bit-identical with a noise tensor or none, within the
 // normals' host/device ulps with Philox.
 // Launch: 1-D grid-stride over B·H·W·C elements, 256 threads per CTA.
@@ -22,10 +22,10 @@ extern "C" __global__ void cld_em_step_f32(const float* __restrict__ x, const fl
         x_out[i] = __fadd_rn(__fmul_rn(p.a_xv, vi), xi);
         float vn = __fadd_rn(__fmul_rn(p.c_vx, xi), __fmul_rn(p.c_vv, vi));
         vn = __fadd_rn(__fmul_rn(p.c_vs, s), vn);
-        if (p.noise_mode != 2) {
+        if (p.noise_mode != TRI_CLD_NOISE_NONE) {
             const uint64_t zi = px * 2ull * p.c + p.c + ch;  // the v half of the [pixels, 2C] draw
             float zv;
-            if (p.noise_mode == 1) {
+            if (p.noise_mode == TRI_CLD_NOISE_TENSOR) {
                 zv = noise[zi];
             } else {
                 const uint64_t pixels_per_sample = p.noise.elems_per_sample / (2ull * p.c);

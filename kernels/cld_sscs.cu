@@ -1,6 +1,6 @@
 // cld_sscs.cu — CLD's SSCS analytic half step, fused: both outputs from one read of x, v and the
 // noise, instead of the five axpby passes of the unfused path. With Philox noise the draw is made in
-// the kernel (no noise tensor at all). CPU twin: the unfused sequence in src/ops/cld_steps.rs, whose
+// the kernel (no noise tensor at all). CPU twin: the unfused sequence in src/backend/cpu/cld_sscs.rs, whose
 // rounded operations this repeats in the same order (no fma), so with a noise tensor the results are
 // bit-identical, and with Philox they differ only by the normals' few-ulp host/device difference.
 // Launch: 1-D grid-stride over B·H·W·C elements, 256 threads per CTA. Each thread evaluates the Philox

@@ -1,7 +1,7 @@
 // conv2d.cu — 2-D convolution over fp32 NHWC activations and HWIO weights as an implicit GEMM (no
 // im2col buffer: the A tile is gathered from the input under the window as it is loaded), plus the
 // depthwise case and the linear layer through the same kernel. CPU twin: src/backend/cpu/conv2d.rs
-// (im2col + GEMM) and the CPU linear (src/backend/cpu/network.rs).
+// (im2col + GEMM) and the CPU linear (src/backend/cpu/conv2d.rs).
 //
 // Tiling (correct-first SIMT version; the tensor-core mainloop is the performance issue's work):
 //   CTA tile 64 output pixels × 64 output channels, K step 16, 256 threads, each computing a 4×4

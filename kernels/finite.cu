@@ -1,7 +1,7 @@
 // finite.cu — the sampler's non-finite watch: records in device memory the first step at which a
 // state tensor held a NaN or an infinity (atomicMin over the step), so a sampling loop never waits
 // for the host to scan its state; the host reads the word once, after the run. CPU twin: the
-// immediate scan of `FiniteWatch::check` (src/samplers/noise.rs).
+// immediate scan of `FiniteWatch::check` (src/ops/finite.rs).
 // Launch: 1-D grid-stride over n elements, 256 threads per CTA. Read-only over x: memory-bound.
 #include "common/storage.cuh"
 

@@ -1,7 +1,7 @@
 // layout.cu — data movement between fp32 NHWC activations: channel concat and slice (NCSN++'s skip
 // concatenations, the CLD u = [x; v] halves, NVAE's latent groups), spatial crop, NCHW <-> NHWC, and the
 // per-channel spatial mean (squeeze-excitation's pooling), and DDGAN's PixelNorm, which reduces the same
-// way. CPU twins: src/backend/cpu/layout.rs and nn/embedding.rs (pixel_norm).
+// way. CPU twin: src/backend/cpu/layout.rs.
 // Launch: 1-D grid-stride over the output, 256 threads per CTA; each thread computes its source index,
 // so every store is coalesced (loads too, except for the transpose).
 #include "common/params.h"

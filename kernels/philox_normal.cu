@@ -4,7 +4,7 @@
 // (block, stream, first_sample + sample, step) and the seed as key (kernels/common/philox.h). Element
 // values therefore do not depend on the launch shape, the batch split or the device.
 // Launch: 1-D grid-stride over num_samples * ceil(elems_per_sample / 4) blocks, 256 threads per CTA.
-// CPU reference: src/backend/cpu/randn.rs, which calls the same header compiled as host C++.
+// CPU reference: src/backend/cpu/philox_normal.rs, which calls the same header compiled as host C++.
 // Bound by the store bandwidth (16 B per thread, ~50 integer ops and 2 log/sin/cos pairs per block).
 #include "common/params.h"
 #include "common/philox.h"

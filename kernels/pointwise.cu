@@ -1,6 +1,6 @@
 // pointwise.cu — memory-bound per-element network ops on fp32 NHWC activations: activations, binary
 // ops, and the per-channel affine (eval batch norm, time-embedding add, SE gate, NVAE's soft clamps)
-// with its activation fused. CPU twins: src/backend/cpu/network.rs and cpu/group_norm.rs.
+// with its activation fused. CPU twin: src/backend/cpu/pointwise.rs.
 // Launch: 1-D grid-stride over the output, 256 threads per CTA.
 #include "common/activation.cuh"
 #include "common/params.h"
@@ -17,7 +17,7 @@ extern "C" __global__ void binary_f32(const float* __restrict__ a, const float* 
                                       float* __restrict__ y, const TriBinaryParams p) {
     for (uint64_t i = tri_global_thread(); i < p.n; i += tri_grid_threads()) {
         const float u = a[i], v = b[i];
-        y[i] = p.op == 0 ? u + v : (p.op == 1 ? u - v : u * v);
+        y[i] = p.op == TRI_BINARY_ADD ? u + v : (p.op == TRI_BINARY_SUB ? u - v : u * v);
     }
 }
 

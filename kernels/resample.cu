@@ -44,7 +44,7 @@ extern "C" __global__ void upfirdn2d_f32(const float* __restrict__ x, float* __r
 extern "C" __global__ void resample2x_f32(const float* __restrict__ x, float* __restrict__ y,
                                           const TriResample2xParams p) {
     const TriNhwc s = p.in;
-    const bool down = p.mode == 1;
+    const bool down = p.mode == TRI_RESAMPLE_MEAN_DOWN;
     const uint32_t ho = down ? s.h / 2 : s.h * 2, wo = down ? s.w / 2 : s.w * 2;
     const uint64_t n = (uint64_t)s.n * ho * wo * s.c;
     for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
@@ -52,7 +52,7 @@ extern "C" __global__ void resample2x_f32(const float* __restrict__ x, float* __
         const uint64_t b = at.b;
         const uint32_t oy = at.y, ox = at.x, ch = at.ch;
         auto in = [&](uint32_t yy, uint32_t xx) { return x[((b * s.h + yy) * s.w + xx) * s.c + ch]; };
-        if (p.mode == 0) {
+        if (p.mode == TRI_RESAMPLE_NEAREST_UP) {
             y[i] = in(oy / 2, ox / 2);
         } else if (down) {
             // The CPU twin sums the four in row order, then divides.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::tensor::DType;
+use crate::dtype::DType;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod bench;
 pub mod device;
+pub mod dtype;
 pub mod error;
 pub mod io;
 pub mod kernels;
@@ -20,5 +21,6 @@ pub mod samplers;
 pub mod tensor;
 
 pub use device::Device;
+pub use dtype::DType;
 pub use error::{Error, Result};
-pub use tensor::{DType, Tensor};
+pub use tensor::Tensor;

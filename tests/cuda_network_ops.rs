@@ -12,7 +12,7 @@
 mod common;
 
 use common::{gpu_or_skip, max_abs_err, random_vec, rel_err};
-use trilemma::backend::network::{Activation, BinaryOp, Resample2x};
+use trilemma::backend::geometry::{Activation, BinaryOp, Resample2x};
 use trilemma::ops::{self, AffineArgs};
 use trilemma::{DType, Device, Tensor};
 

@@ -262,7 +262,7 @@ fn out_of_memory_is_an_error_not_a_crash() {
 
 #[test]
 fn finite_watch_names_the_first_bad_step_on_both_devices() {
-    use trilemma::samplers::noise::FiniteWatch;
+    use trilemma::ops::FiniteWatch;
     let good = Tensor::full(0.5, &[4, 3], DType::F32, &Device::Cpu).unwrap();
     let mut bad_values = vec![0.5f32; 12];
     bad_values[7] = f32::NAN;

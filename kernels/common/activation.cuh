@@ -1,4 +1,4 @@
-// activation.cuh — the pointwise activations of src/backend/network.rs `Activation`, in fp32 with the
+// activation.cuh — the pointwise activations of src/backend/geometry.rs `Activation`, in fp32 with the
 // accurate libdevice functions (expf, expm1f, tanhf: within 2 ulp), written in the same form as the CPU
 // twin (`Activation::apply`) so the two differ only by those ulps.
 #pragma once

@@ -74,9 +74,10 @@ typedef struct TriDdganPosteriorParams {
 } TriDdganPosteriorParams;
 
 // ------------------------------------------------------------------------------------------------
-// Network ops (fp32 NHWC activations; src/backend/network.rs describes each op and its CPU twin).
+// Network ops (fp32 NHWC activations; src/backend/mod.rs describes each op, src/backend/cpu/ holds
+// its CPU twin).
 
-// Pointwise activations (src/backend/network.rs `Activation`); `arg` is LeakyReLU's slope or the soft
+// Pointwise activations (src/backend/geometry.rs `Activation`); `arg` is LeakyReLU's slope or the soft
 // clamp's bound.
 #define TRI_ACT_IDENTITY 0
 #define TRI_ACT_SILU 1
@@ -95,10 +96,15 @@ typedef struct TriActivationParams {
     float arg;
 } TriActivationParams;
 
-// y = a op b over n elements; op 0 add, 1 sub, 2 mul.
+// Elementwise binary ops (src/backend/geometry.rs `BinaryOp`).
+#define TRI_BINARY_ADD 0
+#define TRI_BINARY_SUB 1
+#define TRI_BINARY_MUL 2
+
+// y = a op b over n elements.
 typedef struct TriBinaryParams {
     uint64_t n;
-    int32_t op;
+    int32_t op;  // TRI_BINARY_*
     uint32_t pad;
 } TriBinaryParams;
 
@@ -154,11 +160,14 @@ typedef struct TriChannelMeanParams {
     uint32_t n, pixels, c, pad;
 } TriChannelMeanParams;
 
-// Fixed 2x resamplers (kernels/resample.cu): mode 0 nearest up, 1 2x2 mean down, 2 bilinear up with
-// align_corners=True.
+// Fixed 2x resamplers (kernels/resample.cu; src/backend/geometry.rs `Resample2x`).
+#define TRI_RESAMPLE_NEAREST_UP 0
+#define TRI_RESAMPLE_MEAN_DOWN 1
+#define TRI_RESAMPLE_BILINEAR_UP_ALIGNED 2  // bilinear with align_corners=True
+
 typedef struct TriResample2xParams {
     TriNhwc in;
-    uint32_t mode;
+    uint32_t mode;  // TRI_RESAMPLE_*
     uint32_t pad;
 } TriResample2xParams;
 
@@ -218,13 +227,18 @@ typedef struct TriSscsStepParams {
 //   s  = neg_ell·alpha + neg_inv_svv·v                       (the v-score)
 //   x' = a_xv·v + x
 //   v' = ((c_vx·x + c_vv·v) + c_vs·s) + diffusion·z_v        (the last term only with noise)
-// z_v is the v half of a [B, H, W, 2C] draw: element p·2C + C + ch, read from the noise tensor
-// (noise_mode 1) or generated from `noise` (noise_mode 0); noise_mode 2: no noise.
+// z_v is the v half of a [B, H, W, 2C] draw: element p·2C + C + ch, generated from `noise`
+// (TRI_CLD_NOISE_PHILOX), read from the noise tensor (TRI_CLD_NOISE_TENSOR), or absent
+// (TRI_CLD_NOISE_NONE).
+#define TRI_CLD_NOISE_PHILOX 0
+#define TRI_CLD_NOISE_TENSOR 1
+#define TRI_CLD_NOISE_NONE 2
+
 typedef struct TriCldEmParams {
     TriRandnParams noise;
     uint64_t pixels;  // B·H·W
     uint32_t c;
-    uint32_t noise_mode;
+    uint32_t noise_mode;  // TRI_CLD_NOISE_*
     float neg_ell, neg_inv_svv;
     float a_xv, c_vx, c_vv, c_vs, diffusion;
     uint32_t pad;

@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 
 use crate::backend::cpu::CpuStorage;
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Storage, Tensor};
+use crate::tensor::{Storage, Tensor};
 
 /// Headers larger than this are rejected before parsing (the reference implementation's limit).
 pub const MAX_HEADER_BYTES: u64 = 100_000_000;

@@ -12,8 +12,17 @@ pub const TRI_ACT_TANH: u32 = 5;
 pub const TRI_ACT_SIGMOID: u32 = 6;
 pub const TRI_ACT_SOFT_CLAMP: u32 = 7;
 pub const TRI_ACT_EXP: u32 = 8;
+pub const TRI_BINARY_ADD: u32 = 0;
+pub const TRI_BINARY_SUB: u32 = 1;
+pub const TRI_BINARY_MUL: u32 = 2;
+pub const TRI_RESAMPLE_NEAREST_UP: u32 = 0;
+pub const TRI_RESAMPLE_MEAN_DOWN: u32 = 1;
+pub const TRI_RESAMPLE_BILINEAR_UP_ALIGNED: u32 = 2;
 pub const TRI_UPFIRDN_MAX_K: u32 = 8;
 pub const TRI_ATTENTION_MAX_C: u32 = 1024;
+pub const TRI_CLD_NOISE_PHILOX: u32 = 0;
+pub const TRI_CLD_NOISE_TENSOR: u32 = 1;
+pub const TRI_CLD_NOISE_NONE: u32 = 2;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct TriRandnParams {

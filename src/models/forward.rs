@@ -85,7 +85,7 @@ impl<'a> Inputs<'a> {
             ));
         }
         self.taken.insert(name.to_string());
-        Tensor::from_f32(&values, &e.shape, crate::tensor::DType::F32, &self.device)
+        Tensor::from_f32(&values, &e.shape, crate::dtype::DType::F32, &self.device)
     }
 
     /// `t` as host values, read as `times` says (see [`Times`]).

@@ -12,6 +12,7 @@
 //! progressive="residual") are rejected with an error naming the key, as are unknown values.
 
 use super::config::Config;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::nn::blocks::{
     AttnBlock, Combine, Fir, PyramidDown, ResBlock, ResBlockConfig, Resampling, ZMapping,
@@ -20,7 +21,7 @@ use crate::nn::embedding;
 use crate::nn::layers::{Conv2d, ConvSpec, Dense, GroupNorm};
 use crate::nn::Weights;
 use crate::ops::{self, Activation};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {

@@ -10,11 +10,12 @@
 //! Activations are NHWC here; the `*_nchw` wrappers take and return PyTorch's layout.
 
 use super::config::Config;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::nn::layers::{BatchNorm, Conv2d, ConvSpec, Dense};
 use crate::nn::Weights;
 use crate::ops::{self, Activation, AffineArgs, Resample2x};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 const BN_EPS: f64 = 1e-5;
 

@@ -2,8 +2,9 @@
 //! distribution mean, clamped to [−1, 1], mapped to [0, 1] (reference.nvae: `NVAE.image`). Evaluated
 //! on the host in f32 from the logits: a per-pixel map, cheap next to the decoder.
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// Which distribution the logits parameterise (`decoder_dist`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

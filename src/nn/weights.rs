@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::io::safetensors::SafeTensors;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// Where weights come from: a file, or deterministic random values (benchmarks of released
 /// architectures without their checkpoints).

@@ -1,6 +1,6 @@
 //! Shared argument checks of the network ops.
 
-use crate::backend::network::Nhwc;
+use crate::backend::geometry::Nhwc;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -65,7 +65,7 @@ pub(crate) fn compatible(
     x: &Tensor,
     like: &Tensor,
 ) -> Result<()> {
-    super::check_same_device(op, x, like)?;
+    super::dispatch::check_same_device(op, x, like)?;
     same_dtype(op, tensor, x, like)
 }
 

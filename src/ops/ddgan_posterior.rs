@@ -1,12 +1,98 @@
-//! One step of DDGAN's sampler after the generator call: x_i ~ q(x_i | x_{i+1}, x0_hat).
+//! One step of DDGAN's sampler after the generator call: x_i ~ q(x_i | x_{i+1}, x0_hat)
+//! (`kernels/ddgan_posterior.cu`), with the coefficients of the discretised VP schedule
+//! (`kernels/common/ddgan_schedule.h`, in the official code's float64-then-float32 precision).
 
-use super::check_same_device;
+use super::dispatch::check_same_device;
 use crate::backend::BackendStorage;
 use crate::error::{Error, Result};
 use crate::kernels::params::TriDdganPosteriorParams;
 use crate::rng::NoiseKey;
-use crate::samplers::ddgan::PosteriorCoefficients;
 use crate::tensor::{Storage, Tensor};
+
+/// Largest number of denoising steps the schedule supports (released models use 2 and 4).
+pub const MAX_STEPS: usize = 64;
+
+mod ffi {
+    extern "C" {
+        pub fn trilemma_ddgan_posterior_coefficients(
+            t: i32,
+            beta_min: f64,
+            beta_max: f64,
+            coef1: *mut f32,
+            coef2: *mut f32,
+            log_var: *mut f32,
+        ) -> i32;
+    }
+}
+
+/// Per-step coefficients, indexed by the step index i = 0..T-1 (the generator's time input):
+/// mean = coef1[i] * x0_hat + coef2[i] * x_{i+1}; the draw adds exp(log_var[i] / 2) * noise for i > 0.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PosteriorCoefficients {
+    pub coef1: Vec<f32>,
+    pub coef2: Vec<f32>,
+    /// ln(max(variance, 1e-20)).
+    pub log_var: Vec<f32>,
+}
+
+impl PosteriorCoefficients {
+    /// The coefficients of a T-step model with the linear VP schedule beta(t) in [beta_min, beta_max]
+    /// (0.1 and 20 for every released model).
+    pub fn new(steps: usize, beta_min: f64, beta_max: f64) -> Result<Self> {
+        const OP: &str = "ddgan schedule";
+        if steps == 0 || steps > MAX_STEPS {
+            return Err(Error::InvalidParam {
+                op: OP,
+                what: "num_timesteps",
+                rule: "between 1 and 64",
+                found: steps.to_string(),
+            });
+        }
+        if !(beta_min.is_finite() && beta_max.is_finite() && beta_min > 0.0 && beta_max > beta_min)
+        {
+            return Err(Error::InvalidParam {
+                op: OP,
+                what: "beta_min, beta_max",
+                rule: "finite with 0 < beta_min < beta_max",
+                found: format!("{beta_min}, {beta_max}"),
+            });
+        }
+        let (mut coef1, mut coef2, mut log_var) =
+            (vec![0f32; steps], vec![0f32; steps], vec![0f32; steps]);
+        // SAFETY: the C function writes `steps` floats to each of the three pointers, which point at
+        // vectors of exactly that length; it reads nothing else and keeps no pointer. `steps` <= 64
+        // fits in i32 and is inside the range the function accepts.
+        let rc = unsafe {
+            ffi::trilemma_ddgan_posterior_coefficients(
+                steps as i32,
+                beta_min,
+                beta_max,
+                coef1.as_mut_ptr(),
+                coef2.as_mut_ptr(),
+                log_var.as_mut_ptr(),
+            )
+        };
+        debug_assert_eq!(rc, 0, "steps was validated above");
+        Ok(PosteriorCoefficients {
+            coef1,
+            coef2,
+            log_var,
+        })
+    }
+
+    pub fn steps(&self) -> usize {
+        self.coef1.len()
+    }
+
+    /// The standard deviation of the draw at step i, exp(log_var / 2); the last step (i = 0) adds no noise.
+    pub fn noise_std(&self, i: usize) -> f32 {
+        if i == 0 {
+            0.0
+        } else {
+            (0.5 * self.log_var[i]).exp()
+        }
+    }
+}
 
 /// The draw at step `step` (0 = the last step, which adds no noise and may omit `noise`): every sample
 /// of the batch is at the same step, as in the official sampler.
@@ -123,25 +209,12 @@ pub fn ddgan_posterior_step_philox(
             found: "a scalar".into(),
         });
     };
-    let num_samples = u32::try_from(batch)
-        .ok()
-        .filter(|&b| first_sample.checked_add(b).is_some())
-        .ok_or_else(|| Error::InvalidParam {
-            op: OP,
-            what: "first_sample + batch",
-            rule: "at most 2^32 (sample indices are one 32-bit counter word)",
-            found: format!("{first_sample} + {batch}"),
-        })?;
-    let elems = rest.iter().product::<usize>() as u64;
-    if elems > 4 << 32 {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "elements per sample",
-            rule: "at most 4 * 2^32 (Philox blocks are one 32-bit counter word)",
-            found: elems.to_string(),
-        });
-    }
-    let r = key.params(num_samples, first_sample, elems);
+    let r = key.draw(
+        OP,
+        batch,
+        first_sample,
+        rest.iter().product::<usize>() as u64,
+    )?;
     let p = TriDdganPosteriorParams {
         n: x_t.elem_count() as u64,
         coef1: coefs.coef1[step],

@@ -1,40 +1,44 @@
 //! Ops: argument validation, then dispatch to the backend that holds the tensors. A bad argument is an
-//! [`crate::Error`] here, on every backend, before anything is launched.
+//! [`crate::Error`] here, on every backend, before anything is launched. Each op X lives in `X.rs`,
+//! named after its kernel file `kernels/X.cu` and its backend files `backend/{cpu,cuda}/X.rs`.
 
-mod axpby;
-mod cast;
+mod attention;
 mod checks;
-mod cld_steps;
+mod cld_draw;
+mod cld_em;
+mod cld_sscs;
+mod conv2d;
 mod ddgan_posterior;
-mod network;
-mod randn;
+mod dispatch;
+mod elementwise;
+mod finite;
+mod flops;
+mod group_norm;
+mod layout;
+mod philox_normal;
+mod pointwise;
+mod resample;
 
-pub use axpby::axpby;
-pub use cast::cast;
-pub use cld_steps::{cld_em_step, cld_sscs_half_step, CldEmCoefficients, UDraw};
-pub use ddgan_posterior::{ddgan_posterior_step, ddgan_posterior_step_philox};
-pub use network::*;
-pub use randn::{randn, randn_into};
+pub use attention::attention;
+pub use cld_draw::UDraw;
+pub use cld_em::{cld_em_step, CldEmCoefficients};
+pub use cld_sscs::cld_sscs_half_step;
+pub use conv2d::{conv2d, conv2d_weight_from_oihw, linear, Conv2dParams, Padding};
+pub use ddgan_posterior::{
+    ddgan_posterior_step, ddgan_posterior_step_philox, PosteriorCoefficients, MAX_STEPS,
+};
+pub use elementwise::{axpby, cast};
+pub use finite::{check_finite, FiniteWatch};
+pub use flops::{flops_counted, reset_flop_count};
+pub use group_norm::group_norm;
+pub use layout::{
+    channel_mean, concat_channels, crop, nchw_to_nhwc, nhwc_to_nchw, pixel_norm, slice_channels,
+};
+pub use philox_normal::{randn, randn_into};
+pub use pointwise::{activation, add, binary, channel_affine, mul, AffineArgs};
+pub use resample::{
+    fir_conv_downsample2x, fir_downsample2x, fir_kernel_2d, fir_upsample2x, resample2x, upfirdn2d,
+};
 
-pub use crate::backend::network::{Activation, BinaryOp, Resample2x};
-
-use crate::error::{Error, Result};
-use crate::tensor::{Storage, Tensor};
-
-/// Both tensors on the CPU or both on the same GPU.
-pub(crate) fn check_same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
-    let same = match (a.storage(), b.storage()) {
-        (Storage::Cpu(_), Storage::Cpu(_)) => true,
-        (Storage::Cuda(x), Storage::Cuda(y)) => std::sync::Arc::ptr_eq(x.device(), y.device()),
-        _ => false,
-    };
-    if same {
-        Ok(())
-    } else {
-        Err(Error::DeviceMismatch {
-            op,
-            a: a.device().describe(),
-            b: b.device().describe(),
-        })
-    }
-}
+pub use crate::backend::geometry::{Activation, BinaryOp, Resample2x};
+pub use crate::rng::MAX_ELEMS_PER_SAMPLE;

@@ -5,7 +5,11 @@
 //! (seed, stream, global sample index, step, element), so a batch split across processes or devices
 //! reproduces the same images.
 
+use crate::error::{Error, Result};
 use crate::kernels::params::TriRandnParams;
+
+/// Largest elements per sample: the Philox block index (4 elements each) is one 32-bit counter word.
+pub const MAX_ELEMS_PER_SAMPLE: u64 = 4 << 32;
 
 /// What a draw of noise is for. Each purpose has its own Philox counter space, so e.g. the prior sample
 /// and the first step's noise of one sample never coincide.
@@ -33,12 +37,37 @@ impl NoiseKey {
         NoiseKey { seed, stream, step }
     }
 
-    pub(crate) fn params(
+    /// The draw of `num_samples` samples `first_sample ..` of `elems_per_sample` elements each, after
+    /// checking that it fits the counter: sample indices and Philox block indices are one 32-bit
+    /// counter word each. `op` names the op in the error.
+    pub(crate) fn draw(
         &self,
-        num_samples: u32,
+        op: &'static str,
+        num_samples: usize,
         first_sample: u32,
         elems_per_sample: u64,
-    ) -> TriRandnParams {
+    ) -> Result<TriRandnParams> {
+        let n = u32::try_from(num_samples)
+            .ok()
+            .filter(|&n| first_sample.checked_add(n).is_some())
+            .ok_or_else(|| Error::InvalidParam {
+                op,
+                what: "first_sample + num_samples",
+                rule: "at most 2^32 (sample indices are one 32-bit counter word)",
+                found: format!("{first_sample} + {num_samples}"),
+            })?;
+        if elems_per_sample > MAX_ELEMS_PER_SAMPLE {
+            return Err(Error::InvalidParam {
+                op,
+                what: "elements per sample",
+                rule: "at most 4 * 2^32 (Philox blocks are one 32-bit counter word)",
+                found: elems_per_sample.to_string(),
+            });
+        }
+        Ok(self.params(n, first_sample, elems_per_sample))
+    }
+
+    fn params(&self, num_samples: u32, first_sample: u32, elems_per_sample: u64) -> TriRandnParams {
         TriRandnParams {
             seed: self.seed,
             elems_per_sample,

@@ -12,12 +12,13 @@
 //! in the official code).
 
 use super::cld::CldSde;
-use super::noise::{check_finite, FiniteWatch, Noise};
+use super::noise::Noise;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::{Config, Ncsnpp};
 use crate::ops;
 use crate::ops::UDraw;
+use crate::ops::{check_finite, FiniteWatch};
 use crate::rng::{NoiseKey, NoiseStream};
 use crate::tensor::Tensor;
 
@@ -416,7 +417,7 @@ fn ode(
         let tau32 = tau as f32 as f64;
         let t = 1.0 - tau32;
         let u32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-        let u = Tensor::from_f32(&u32, &shape, crate::tensor::DType::F32, device)?;
+        let u = Tensor::from_f32(&u32, &shape, crate::dtype::DType::F32, device)?;
         // The mixed score in the official f32 operation order, −v/Σ_vv + α·(−ℓ_t): near t = ε both terms
         // are large and nearly cancel, so the order of roundings shows in the solver's error estimates.
         let alpha = chain.net.alpha(&u, t as f32)?.to_vec_f32()?;
@@ -440,7 +441,7 @@ fn ode(
     };
     let (y, stats) = super::rk45::solve(rhs, 0.0, 1.0 - cfg.sampling_eps, &y0, rtol, atol)?;
     let u32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-    let u = Tensor::from_f32(&u32, &shape, crate::tensor::DType::F32, device)?;
+    let u = Tensor::from_f32(&u32, &shape, crate::dtype::DType::F32, device)?;
     check_finite(&u, "u", stats.accepted)?;
     let (x, v) = chain.halves(&u)?;
     let (x, v) = chain.em_step(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps, None)?;

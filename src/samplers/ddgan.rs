@@ -1,98 +1,16 @@
-//! DDGAN's discretised VP schedule and the posterior q(x_i | x_{i+1}, x_0) it samples from
-//! (`kernels/common/ddgan_schedule.h`, in the official code's float64-then-float32 precision).
+//! DDGAN's sampling loop: the generator's x0 prediction, then a draw from the posterior
+//! q(x_i | x_{i+1}, x_0) of the discretised VP schedule (`crate::ops::PosteriorCoefficients`).
 
-use super::noise::{FiniteWatch, Noise};
+use super::noise::Noise;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::Ncsnpp;
 use crate::ops;
+use crate::ops::FiniteWatch;
 use crate::rng::{NoiseKey, NoiseStream};
 use crate::tensor::Tensor;
 
-/// Largest number of denoising steps the schedule supports (released models use 2 and 4).
-pub const MAX_STEPS: usize = 64;
-
-mod ffi {
-    extern "C" {
-        pub fn trilemma_ddgan_posterior_coefficients(
-            t: i32,
-            beta_min: f64,
-            beta_max: f64,
-            coef1: *mut f32,
-            coef2: *mut f32,
-            log_var: *mut f32,
-        ) -> i32;
-    }
-}
-
-/// Per-step coefficients, indexed by the step index i = 0..T-1 (the generator's time input):
-/// mean = coef1[i] * x0_hat + coef2[i] * x_{i+1}; the draw adds exp(log_var[i] / 2) * noise for i > 0.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PosteriorCoefficients {
-    pub coef1: Vec<f32>,
-    pub coef2: Vec<f32>,
-    /// ln(max(variance, 1e-20)).
-    pub log_var: Vec<f32>,
-}
-
-impl PosteriorCoefficients {
-    /// The coefficients of a T-step model with the linear VP schedule beta(t) in [beta_min, beta_max]
-    /// (0.1 and 20 for every released model).
-    pub fn new(steps: usize, beta_min: f64, beta_max: f64) -> Result<Self> {
-        const OP: &str = "ddgan schedule";
-        if steps == 0 || steps > MAX_STEPS {
-            return Err(Error::InvalidParam {
-                op: OP,
-                what: "num_timesteps",
-                rule: "between 1 and 64",
-                found: steps.to_string(),
-            });
-        }
-        if !(beta_min.is_finite() && beta_max.is_finite() && beta_min > 0.0 && beta_max > beta_min)
-        {
-            return Err(Error::InvalidParam {
-                op: OP,
-                what: "beta_min, beta_max",
-                rule: "finite with 0 < beta_min < beta_max",
-                found: format!("{beta_min}, {beta_max}"),
-            });
-        }
-        let (mut coef1, mut coef2, mut log_var) =
-            (vec![0f32; steps], vec![0f32; steps], vec![0f32; steps]);
-        // SAFETY: the C function writes `steps` floats to each of the three pointers, which point at
-        // vectors of exactly that length; it reads nothing else and keeps no pointer. `steps` <= 64
-        // fits in i32 and is inside the range the function accepts.
-        let rc = unsafe {
-            ffi::trilemma_ddgan_posterior_coefficients(
-                steps as i32,
-                beta_min,
-                beta_max,
-                coef1.as_mut_ptr(),
-                coef2.as_mut_ptr(),
-                log_var.as_mut_ptr(),
-            )
-        };
-        debug_assert_eq!(rc, 0, "steps was validated above");
-        Ok(PosteriorCoefficients {
-            coef1,
-            coef2,
-            log_var,
-        })
-    }
-
-    pub fn steps(&self) -> usize {
-        self.coef1.len()
-    }
-
-    /// The standard deviation of the draw at step i, exp(log_var / 2); the last step (i = 0) adds no noise.
-    pub fn noise_std(&self, i: usize) -> f32 {
-        if i == 0 {
-            0.0
-        } else {
-            (0.5 * self.log_var[i]).exp()
-        }
-    }
-}
+pub use crate::ops::{PosteriorCoefficients, MAX_STEPS};
 
 /// What DDGAN's loop needs from a generator: x0 predicted from x_{i+1} (NHWC), the step index i and
 /// z [B, nz]. The NCSN++ generator implements it; the tests use an exact stand-in for Gaussian data.

@@ -9,14 +9,16 @@
 //! not produce (Latent, k), multiplied by `vae_temp`.
 
 use super::lsgm::{mixed_eps, LsgmSde};
-use super::noise::{check_finite, Noise};
+use super::noise::Noise;
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::models::nvae_output::{image_from_logits, DecoderDist};
 use crate::models::{Config, Ncsnpp, Nvae};
 use crate::ops;
+use crate::ops::check_finite;
 use crate::rng::NoiseStream;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// LSGM's sampling settings (official args and evaluation settings).
 #[derive(Clone, Copy, Debug)]

@@ -6,13 +6,13 @@
 //! within a sample is (h·W + w)·C + c (NHWC). Replay files hold PyTorch's layout (NCHW), as the recorder
 //! in tools/ writes them; the names of each sampler's draws are listed in docs/sampling.md.
 
-use crate::backend::cpu::CpuStorage;
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::io::safetensors::SafeTensors;
 use crate::ops;
 use crate::rng::{NoiseKey, NoiseStream};
-use crate::tensor::{DType, Storage, Tensor};
+use crate::tensor::Tensor;
 
 pub enum Noise<'a> {
     /// Philox with `seed`; the batch is samples `first_sample ..` of the run.
@@ -81,87 +81,4 @@ fn replayed(st: &SafeTensors, name: &str, shape: &[usize], device: &Device) -> R
         });
     }
     Tensor::from_f32(&v, shape, DType::F32, device)
-}
-
-/// Stops a run whose state stopped being finite, naming the tensor and the step. Host f32 storage is
-/// scanned in place; other storage is read back (a device reduction belongs to the CUDA samplers).
-pub fn check_finite(t: &Tensor, tensor: &str, step: usize) -> Result<()> {
-    let finite = match t.storage() {
-        Storage::Cpu(CpuStorage::F32(v)) => v.iter().all(|x| x.is_finite()),
-        _ => t.to_vec_f32()?.iter().all(|x| x.is_finite()),
-    };
-    if finite {
-        Ok(())
-    } else {
-        Err(Error::NonFinite {
-            tensor: tensor.to_string(),
-            step,
-        })
-    }
-}
-
-/// Watches a sampling loop's state for non-finite values and names the first tensor and step that
-/// held one. On the CPU every check scans at once (the run stops at the bad step). On a GPU a check is
-/// one kernel recording the first bad step in device memory; [`FiniteWatch::finish`] reads it once
-/// after the loop, so no step waits on the host (the run finishes its steps, then fails).
-pub struct FiniteWatch {
-    names: Vec<&'static str>,
-    slots: Vec<Option<crate::backend::cuda::CudaStorage>>,
-}
-
-impl FiniteWatch {
-    pub fn new(names: &[&'static str]) -> FiniteWatch {
-        FiniteWatch {
-            names: names.to_vec(),
-            slots: names.iter().map(|_| None).collect(),
-        }
-    }
-
-    /// Checks `t`, the state called `name` (one of the watch's names) after step `step`.
-    pub fn check(&mut self, t: &Tensor, name: &'static str, step: usize) -> Result<()> {
-        let Some(k) = self.names.iter().position(|n| *n == name) else {
-            return Err(Error::InvalidParam {
-                op: "finite watch",
-                what: "tensor name",
-                rule: "one of the names the watch was made with",
-                found: name.to_string(),
-            });
-        };
-        match t.storage() {
-            Storage::Cuda(s) if t.dtype() == DType::F32 => {
-                use crate::backend::cuda::finite;
-                let slot = match &mut self.slots[k] {
-                    Some(slot) => slot,
-                    empty => empty.insert(finite::new_slot(s.device())?),
-                };
-                let step = u32::try_from(step).unwrap_or(u32::MAX - 1);
-                finite::watch(s, slot, step)
-            }
-            _ => check_finite(t, name, step),
-        }
-    }
-
-    /// The first non-finite state the GPU checks recorded, as an error naming it; Ok if none.
-    pub fn finish(self) -> Result<()> {
-        let mut first: Option<(u32, &str)> = None;
-        for (name, slot) in self.names.iter().zip(&self.slots) {
-            if let Some(slot) = slot {
-                let step = crate::backend::cuda::finite::read_slot(slot)?;
-                let earlier = match first {
-                    Some((s, _)) => step < s,
-                    None => true,
-                };
-                if step != u32::MAX && earlier {
-                    first = Some((step, name));
-                }
-            }
-        }
-        match first {
-            Some((step, name)) => Err(Error::NonFinite {
-                tensor: name.to_string(),
-                step: step as usize,
-            }),
-            None => Ok(()),
-        }
-    }
 }

@@ -6,9 +6,10 @@ use super::ddgan::PosteriorCoefficients;
 use super::lsgm_sample::{self, LsgmConfig, LsgmSolver};
 use super::noise::Noise;
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::models::{Model, Network};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// The samplers by name.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,9 +1,7 @@
 //! Dense, contiguous, row-major tensors on a [`Device`]. Layout conventions (NHWC for activations)
 //! belong to the ops that read them; a tensor is a shape, a dtype and storage.
 
-mod dtype;
-
-pub use dtype::DType;
+use crate::dtype::DType;
 
 use crate::backend::cpu::CpuStorage;
 use crate::backend::cuda::CudaStorage;

@@ -1,76 +1,10 @@
-//! CPU group norm and per-channel affine over NHWC `[n, pixels, c]`. Statistics are two-pass in f64
-//! (mean, then the mean squared deviation), the biased variance PyTorch uses.
+//! CPU reference of `kernels/group_norm.cu`: group norm over NHWC `[n, pixels, c]`. Statistics are
+//! two-pass in f64 (mean, then the mean squared deviation), the biased variance PyTorch uses.
 
 use rayon::prelude::*;
 
-use super::gemm::rows_per_task;
-use crate::backend::network::{Activation, GroupNormGeometry};
-
-/// A resolved per-channel or per-sample vector (host slice).
-#[derive(Clone, Copy)]
-pub(crate) struct Vector<'a> {
-    pub data: &'a [f32],
-    pub per_sample: bool,
-}
-
-impl<'a> Vector<'a> {
-    #[inline]
-    fn row(self, sample: usize, c: usize) -> &'a [f32] {
-        if self.per_sample {
-            &self.data[sample * c..(sample + 1) * c]
-        } else {
-            &self.data[..c]
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-pub(crate) struct Affine<'a> {
-    pub center: Option<Vector<'a>>,
-    pub scale: Option<Vector<'a>>,
-    pub shift: Option<Vector<'a>>,
-    pub act: Activation,
-}
-
-/// y = act((x − center)·scale + shift), each term optional, per row of `c` channels.
-pub(crate) fn channel_affine(
-    x: &[f32],
-    n: usize,
-    pixels: usize,
-    c: usize,
-    a: &Affine<'_>,
-) -> Vec<f32> {
-    let mut out = vec![0.0f32; n * pixels * c];
-    if out.is_empty() {
-        return out;
-    }
-    let rows = rows_per_task(n * pixels, 64, 4096);
-    out.par_chunks_mut(rows * c)
-        .zip(x.par_chunks(rows * c))
-        .enumerate()
-        .for_each(|(blk, (o, xs))| {
-            for (r, (orow, xrow)) in o.chunks_exact_mut(c).zip(xs.chunks_exact(c)).enumerate() {
-                let sample = (blk * rows + r) / pixels;
-                let center = a.center.map(|v| v.row(sample, c));
-                let scale = a.scale.map(|v| v.row(sample, c));
-                let shift = a.shift.map(|v| v.row(sample, c));
-                for ch in 0..c {
-                    let mut v = xrow[ch];
-                    if let Some(m) = center {
-                        v -= m[ch];
-                    }
-                    if let Some(s) = scale {
-                        v *= s[ch];
-                    }
-                    if let Some(b) = shift {
-                        v += b[ch];
-                    }
-                    orow[ch] = a.act.apply(v);
-                }
-            }
-        });
-    out
-}
+use super::pointwise::{channel_affine, Affine, Vector};
+use crate::backend::geometry::GroupNormGeometry;
 
 /// Per (sample, group) mean and 1/sqrt(var + eps), as f32 vectors `[n, c]` (each channel carries its
 /// group's values) so the normalisation is a `channel_affine` with per-sample center and scale.

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::backend::network::Nhwc;
+use crate::backend::geometry::Nhwc;
 
 pub(crate) fn concat_channels(
     a: &[f32],
@@ -89,5 +89,21 @@ pub(crate) fn permute_nchw(x: &[f32], s: &Nhwc, to_nhwc: bool) -> Vec<f32> {
             }
         }
     });
+    out
+}
+
+/// DDGAN's PixelNorm: z / √(mean(z²) + 1e-8) per row of `dim` features (f64 sums).
+pub(crate) fn pixel_norm(z: &[f32], dim: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; z.len()];
+    for (o, row) in out
+        .chunks_exact_mut(dim.max(1))
+        .zip(z.chunks_exact(dim.max(1)))
+    {
+        let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / dim as f64;
+        let inv = 1.0 / (ms + 1e-8).sqrt();
+        for (d, &v) in o.iter_mut().zip(row) {
+            *d = (v as f64 * inv) as f32;
+        }
+    }
     out
 }

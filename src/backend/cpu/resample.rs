@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use crate::backend::network::{Nhwc, Resample2x, UpFirDnGeometry};
+use crate::backend::geometry::{Nhwc, Resample2x, UpFirDnGeometry};
 
 /// upfirdn2d with a `k`×`k` kernel (row-major, applied as a true convolution, i.e. flipped).
 pub(crate) fn upfirdn2d(x: &[f32], g: &UpFirDnGeometry, kernel: &[f32]) -> Vec<f32> {

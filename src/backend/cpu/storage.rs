@@ -2,7 +2,8 @@
 
 use half::{bf16, f16};
 
-use crate::tensor::DType;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum CpuStorage {
@@ -82,5 +83,20 @@ impl CpuStorage {
         s.as_bytes_mut()
             .copy_from_slice(&bytes[..n * dtype.size_in_bytes()]);
         s
+    }
+}
+
+impl CpuStorage {
+    /// The fp32 elements, or an error naming the op: the CPU network ops compute in fp32 only.
+    pub(crate) fn f32s(&self, op: &'static str) -> Result<&[f32]> {
+        match self {
+            CpuStorage::F32(v) => Ok(v),
+            other => Err(Error::DTypeMismatch {
+                op,
+                tensor: "input (the CPU backend runs networks in f32)",
+                expected: DType::F32,
+                found: other.dtype(),
+            }),
+        }
     }
 }

@@ -1,35 +1,16 @@
-//! Launch of `kernels/finite.cu` and its one-word slots.
+//! Launch of `kernels/finite.cu`: a sampling loop's non-finite watch, one atomicMin into a one-word
+//! slot per check, read once after the loop.
 
 use std::sync::Arc;
 
 use cudarc::driver::PushKernelArg;
 
 use super::CudaStorage;
-use crate::backend::cpu::CpuStorage;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::tensor::DType;
-
-/// A slot: one 4-byte word holding the first bad step, u32::MAX (none) to start. It is kept in an
-/// F32 storage of one element and only ever handled as raw bits.
-pub(crate) fn new_slot(device: &Arc<crate::device::CudaDevice>) -> Result<CudaStorage> {
-    CudaStorage::from_cpu(device, &CpuStorage::F32(vec![f32::from_bits(u32::MAX)]))
-}
-
-/// The step recorded in `slot` (u32::MAX: none).
-pub(crate) fn read_slot(slot: &CudaStorage) -> Result<u32> {
-    match slot.to_cpu()? {
-        CpuStorage::F32(v) if v.len() == 1 => Ok(v[0].to_bits()),
-        _ => Err(Error::InvalidParam {
-            op: "finite watch",
-            what: "slot",
-            rule: "one 4-byte word",
-            found: format!("{} elements", slot.len()),
-        }),
-    }
-}
 
 /// Records `step` in `slot` if `x` (f32) holds a non-finite value and the slot holds a later step.
-pub(crate) fn watch(x: &CudaStorage, slot: &mut CudaStorage, step: u32) -> Result<()> {
+pub(super) fn watch_nonfinite(x: &CudaStorage, slot: &mut CudaStorage, step: u32) -> Result<()> {
     const OP: &str = "finite watch (cuda)";
     if x.dtype() != DType::F32 || slot.len() != 1 || !Arc::ptr_eq(x.device(), slot.device()) {
         return Err(Error::InvalidParam {

@@ -6,8 +6,8 @@ use cudarc::driver::{CudaView, CudaViewMut};
 
 use crate::backend::cpu::CpuStorage;
 use crate::device::{allocator::PooledBlock, CudaDevice};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::tensor::DType;
 
 pub struct CudaStorage {
     block: PooledBlock<crate::device::CudaRaw>,

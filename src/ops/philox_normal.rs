@@ -1,13 +1,12 @@
-//! Standard-normal noise keyed by (seed, stream, global sample index, step, element).
+//! Standard-normal noise keyed by (seed, stream, global sample index, step, element)
+//! (`kernels/philox_normal.cu`).
 
 use crate::backend::BackendStorage;
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::rng::NoiseKey;
-use crate::tensor::{DType, Storage, Tensor};
-
-/// Largest elements per sample: the Philox block index (4 elements each) is one 32-bit counter word.
-pub const MAX_ELEMS_PER_SAMPLE: u64 = 4 << 32;
+use crate::tensor::{Storage, Tensor};
 
 /// A `[num_samples, ...]` tensor of normals for samples `first_sample ..` of a run.
 pub fn randn(
@@ -34,30 +33,8 @@ pub fn randn_into(out: &mut Tensor, key: NoiseKey, first_sample: u32) -> Result<
             found: "[]".into(),
         });
     };
-    let num_samples = u32::try_from(num_samples).map_err(|_| Error::InvalidParam {
-        op: OP,
-        what: "num_samples",
-        rule: "at most 2^32 - 1",
-        found: num_samples.to_string(),
-    })?;
-    if first_sample.checked_add(num_samples).is_none() {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "first_sample + num_samples",
-            rule: "at most 2^32 (sample indices are one 32-bit counter word)",
-            found: format!("{first_sample} + {num_samples}"),
-        });
-    }
     let elems_per_sample = rest.iter().product::<usize>() as u64;
-    if elems_per_sample > MAX_ELEMS_PER_SAMPLE {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "elements per sample",
-            rule: "at most 4 * 2^32",
-            found: elems_per_sample.to_string(),
-        });
-    }
-    let p = key.params(num_samples, first_sample, elems_per_sample);
+    let p = key.draw(OP, num_samples, first_sample, elems_per_sample)?;
     match out.storage_mut() {
         Storage::Cpu(s) => s.randn_philox(&p),
         Storage::Cuda(s) => s.randn_philox(&p),

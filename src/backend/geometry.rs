@@ -1,9 +1,7 @@
-//! The network ops: everything the NCSN++ U-Nets and the NVAE towers are built from. Activations are
-//! NHWC (`[batch, height, width, channels]`, channels fastest) on every backend; convolution weights are
-//! HWIO `[kh, kw, in/groups, out]`, re-laid out from PyTorch's `[out, in/groups, kh, kw]` at load time. The
-//! geometry structs are filled and validated by `crate::ops`, so a backend can trust them.
-
-use crate::error::Result;
+//! What the network ops' backends are told: activations, op kinds and geometry structs. Activations
+//! are NHWC (`[batch, height, width, channels]`, channels fastest) on every backend; convolution weights
+//! are HWIO `[kh, kw, in/groups, out]`, re-laid out from PyTorch's `[out, in/groups, kh, kw]` at load
+//! time. The structs are filled and validated by `crate::ops`, so a backend can trust them.
 
 /// Pointwise activations, applied in fp32.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -163,44 +161,4 @@ impl Nhwc {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-pub trait NetworkOps: Sized {
-    fn conv2d(x: &Self, w: &Self, bias: Option<&Self>, g: &Conv2dGeometry) -> Result<Self>;
-    /// `[rows, in]` · `[out, in]`ᵀ + bias → `[rows, out]`.
-    fn linear(
-        x: &Self,
-        w: &Self,
-        bias: Option<&Self>,
-        rows: usize,
-        in_f: usize,
-        out_f: usize,
-    ) -> Result<Self>;
-    /// Normalises each (sample, group), then applies `affine` (the same struct as `channel_affine`,
-    /// with `center` unused) and its activation.
-    fn group_norm(
-        x: &Self,
-        g: &GroupNormGeometry,
-        affine: &ChannelAffine<'_, Self>,
-    ) -> Result<Self>;
-    fn channel_affine(x: &Self, a: &ChannelAffine<'_, Self>) -> Result<Self>;
-    fn activation(x: &Self, act: Activation) -> Result<Self>;
-    fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self>;
-    /// Single-head attention over `positions`, from packed `[n, positions, 3c]` q|k|v:
-    /// softmax(q·kᵀ·c^-½)·v → `[n, positions, c]`.
-    fn attention(qkv: &Self, n: usize, positions: usize, c: usize) -> Result<Self>;
-    fn upfirdn2d(x: &Self, g: &UpFirDnGeometry, kernel: &[f32]) -> Result<Self>;
-    fn resample2x(x: &Self, s: &Nhwc, mode: Resample2x) -> Result<Self>;
-    /// `[pixels, ca]` ++ `[pixels, cb]` → `[pixels, ca + cb]`.
-    fn concat_channels(a: &Self, b: &Self, pixels: usize, ca: usize, cb: usize) -> Result<Self>;
-    /// Channels `start..start + len` of `[pixels, c]`.
-    fn slice_channels(x: &Self, pixels: usize, c: usize, start: usize, len: usize) -> Result<Self>;
-    /// The `ho`×`wo` window at (`top`, `left`) of every image.
-    fn crop(x: &Self, s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Result<Self>;
-    /// Mean over pixels: `[n, pixels, c]` → `[n, c]` (f64 sums).
-    fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self>;
-    /// DDGAN's PixelNorm of `[rows, dim]`: each row over √(mean(row²) + 1e-8) (f64 sums).
-    fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self>;
-    /// NCHW ↔ NHWC (`s` is the logical shape); `to_nhwc` picks the direction.
-    fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self>;
 }

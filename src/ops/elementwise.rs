@@ -1,7 +1,9 @@
-//! y = a * x + b * y: the building block of every linear sampler update.
+//! Elementwise ops on whole tensors of any storage type (`kernels/elementwise.cu`): y = a·x + b·y, the
+//! building block of every linear sampler update, and dtype casts (round to nearest even).
 
-use super::check_same_device;
+use super::dispatch::{check_same_device, dispatch, mixed, wrap};
 use crate::backend::BackendStorage;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::{Storage, Tensor};
 
@@ -27,16 +29,12 @@ pub fn axpby(a: f32, x: &Tensor, b: f32, y: &mut Tensor) -> Result<()> {
     match (x.storage(), y.storage_mut()) {
         (Storage::Cpu(x), Storage::Cpu(y)) => y.axpby(x, a, b),
         (Storage::Cuda(x), Storage::Cuda(y)) => y.axpby(x, a, b),
-        _ => unreachable_device_mix(OP),
+        _ => mixed(OP),
     }
 }
 
-/// Device agreement was checked; reaching a mixed pair would be a bug in that check, reported as an
-/// error rather than a panic.
-pub(crate) fn unreachable_device_mix(op: &'static str) -> Result<()> {
-    Err(Error::DeviceMismatch {
-        op,
-        a: "cpu".into(),
-        b: "cuda".into(),
-    })
+/// `x` converted to `dtype`.
+pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
+    let storage = dispatch!("cast", [x], |xs| xs.cast(dtype)?);
+    wrap(storage, x.shape())
 }

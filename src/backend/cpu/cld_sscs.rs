@@ -1,0 +1,85 @@
+//! CPU reference of `kernels/cld_sscs.cu`: CLD's SSCS analytic half step as the unfused sequence of
+//! axpby passes the kernel's rounded operations repeat, and the u-shaped draw both CLD steps read.
+
+use super::elementwise::axpby_f32;
+use super::{philox_normal, CpuStorage};
+use crate::error::{Error, Result};
+use crate::kernels::params::{TriRandnParams, TriSscsStepParams};
+
+/// The `[pixels, 2c]` draw (x half first): the given tensor, or the normals of `r`.
+pub(super) fn u_draw<'a>(
+    op: &'static str,
+    noise: Option<&'a CpuStorage>,
+    r: &TriRandnParams,
+    n: usize,
+) -> Result<std::borrow::Cow<'a, [f32]>> {
+    let z = match noise {
+        Some(z) => std::borrow::Cow::Borrowed(z.f32s(op)?),
+        None => {
+            let mut z = CpuStorage::zeros(2 * n, crate::dtype::DType::F32);
+            philox_normal::randn_philox(&mut z, r)?;
+            std::borrow::Cow::Owned(z.f32s(op)?.to_vec())
+        }
+    };
+    if z.len() != 2 * n {
+        return Err(Error::ShapeMismatch {
+            op,
+            tensor: "noise",
+            expected: vec![2 * n],
+            found: vec![z.len()],
+        });
+    }
+    Ok(z)
+}
+
+/// The state tensors as f32 slices of `n` values each.
+pub(super) fn state<'a, const N: usize>(
+    op: &'static str,
+    named: [(&'static str, &'a CpuStorage); N],
+    n: usize,
+) -> Result<[&'a [f32]; N]> {
+    let mut slices = Vec::with_capacity(N);
+    for (name, s) in named {
+        let s = s.f32s(op)?;
+        if s.len() != n {
+            return Err(Error::ShapeMismatch {
+                op,
+                tensor: name,
+                expected: vec![n],
+                found: vec![s.len()],
+            });
+        }
+        slices.push(s);
+    }
+    // N names give N slices.
+    slices.try_into().map_err(|_| Error::InvalidParam {
+        op,
+        what: "state",
+        rule: "one slice per tensor",
+        found: format!("{N} tensors"),
+    })
+}
+
+pub(super) fn sscs_half_step(
+    x: &CpuStorage,
+    v: &CpuStorage,
+    noise: Option<&CpuStorage>,
+    p: &TriSscsStepParams,
+) -> Result<(CpuStorage, CpuStorage)> {
+    const OP: &str = "sscs half step";
+    let (pixels, c) = (p.pixels as usize, p.c as usize);
+    let n = pixels * c;
+    let [x, v] = state(OP, [("x", x), ("v", v)], n)?;
+    let z = u_draw(OP, noise, &p.noise, n)?;
+    let (mut x2, mut v2) = (vec![0f32; n], vec![0f32; n]);
+    for px in 0..pixels {
+        for ch in 0..c {
+            let i = px * c + ch;
+            let (zx, zv) = (z[px * 2 * c + ch], z[px * 2 * c + c + ch]);
+            x2[i] = axpby_f32(p.l11, zx, 1.0, axpby_f32(p.a_xx, x[i], p.a_xv, v[i]));
+            let v1 = axpby_f32(p.l21, zx, 1.0, axpby_f32(p.a_vx, x[i], p.a_vv, v[i]));
+            v2[i] = axpby_f32(p.l22, zv, 1.0, v1);
+        }
+    }
+    Ok((CpuStorage::F32(x2), CpuStorage::F32(v2)))
+}

@@ -1,0 +1,163 @@
+//! Launch of `kernels/conv2d.cu`: the implicit-GEMM convolution (and its depthwise variant), which
+//! also runs `linear` as a 1×1 convolution reading the `[out, in]` weight transposed.
+
+use std::sync::Arc;
+
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+
+use super::launch::{check, launch_error, nhwc, u32_of};
+use super::CudaStorage;
+use crate::backend::geometry::{Conv2dGeometry, Nhwc};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernels::params::TriConv2dParams;
+
+pub(super) fn conv2d(
+    x: &CudaStorage,
+    w: &CudaStorage,
+    bias: Option<&CudaStorage>,
+    g: &Conv2dGeometry,
+) -> Result<CudaStorage> {
+    const OP: &str = "conv2d (cuda)";
+    let dev = Arc::clone(x.device());
+    if g.groups == 0 || g.ci % g.groups != 0 || g.co % g.groups != 0 || g.stride == 0 {
+        return Err(Error::InvalidParam {
+            op: OP,
+            what: "groups, stride",
+            rule: "groups dividing both channel counts, stride >= 1",
+            found: format!("{g:?}"),
+        });
+    }
+    check(OP, "x", x, g.n * g.h * g.w * g.ci, &dev)?;
+    check(
+        OP,
+        "weight",
+        w,
+        g.kh * g.kw * (g.ci / g.groups) * g.co,
+        &dev,
+    )?;
+    if let Some(b) = bias {
+        check(OP, "bias", b, g.co, &dev)?;
+    }
+    let p = TriConv2dParams {
+        in_: nhwc(
+            OP,
+            &Nhwc {
+                n: g.n,
+                h: g.h,
+                w: g.w,
+                c: g.ci,
+            },
+        )?,
+        co: u32_of(OP, "output channels", g.co)?,
+        kh: u32_of(OP, "kernel height", g.kh)?,
+        kw: u32_of(OP, "kernel width", g.kw)?,
+        stride: u32_of(OP, "stride", g.stride)?,
+        pad_top: u32_of(OP, "padding", g.pad_top)?,
+        pad_left: u32_of(OP, "padding", g.pad_left)?,
+        ho: u32_of(OP, "output height", g.ho)?,
+        wo: u32_of(OP, "output width", g.wo)?,
+        groups: u32_of(OP, "groups", g.groups)?,
+        has_bias: bias.is_some() as u32,
+        b_k_stride: g.co as u64,
+        b_n_stride: 1,
+    };
+    implicit_gemm(OP, x, w, bias, p, g.n * g.ho * g.wo)
+}
+
+pub(super) fn linear(
+    x: &CudaStorage,
+    w: &CudaStorage,
+    bias: Option<&CudaStorage>,
+    rows: usize,
+    in_f: usize,
+    out_f: usize,
+) -> Result<CudaStorage> {
+    const OP: &str = "linear (cuda)";
+    let dev = Arc::clone(x.device());
+    check(OP, "x", x, rows * in_f, &dev)?;
+    check(OP, "weight", w, out_f * in_f, &dev)?;
+    if let Some(b) = bias {
+        check(OP, "bias", b, out_f, &dev)?;
+    }
+    // A 1×1 convolution of `rows` pixels, reading the [out, in] weight transposed.
+    let p = TriConv2dParams {
+        in_: nhwc(
+            OP,
+            &Nhwc {
+                n: rows,
+                h: 1,
+                w: 1,
+                c: in_f,
+            },
+        )?,
+        co: u32_of(OP, "output features", out_f)?,
+        kh: 1,
+        kw: 1,
+        stride: 1,
+        pad_top: 0,
+        pad_left: 0,
+        ho: 1,
+        wo: 1,
+        groups: 1,
+        has_bias: bias.is_some() as u32,
+        b_k_stride: 1,
+        b_n_stride: in_f as u64,
+    };
+    implicit_gemm(OP, x, w, bias, p, rows)
+}
+
+/// Launches the implicit-GEMM convolution (or the depthwise kernel) over `pixels` output pixels;
+/// `x`, `w` and `bias` were checked against `p` by the caller.
+fn implicit_gemm(
+    op: &'static str,
+    x: &CudaStorage,
+    w: &CudaStorage,
+    bias: Option<&CudaStorage>,
+    p: TriConv2dParams,
+    pixels: usize,
+) -> Result<CudaStorage> {
+    let dev = Arc::clone(x.device());
+    let co = p.co as usize;
+    let mut out = CudaStorage::alloc(&dev, pixels * co, DType::F32)?;
+    if pixels * co == 0 {
+        return Ok(out);
+    }
+    let depthwise = p.groups == p.in_.c && p.groups == p.co;
+    let (f, cfg) = if depthwise {
+        (
+            dev.function("conv2d", "conv2d_depthwise_f32")?,
+            dev.launch_1d((pixels * co) as u64),
+        )
+    } else {
+        let cog = co / p.groups as usize;
+        let tiles = u32_of(op, "output pixels / 64", pixels.div_ceil(64))?;
+        if cog.div_ceil(64) > 65535 || p.groups > 65535 {
+            return Err(Error::InvalidParam {
+                op,
+                what: "channels per group, groups",
+                rule: "at most 65535 tiles of 64 channels and 65535 groups",
+                found: format!("{cog}, {}", p.groups),
+            });
+        }
+        (
+            dev.function("conv2d", "conv2d_implicit_gemm_f32")?,
+            LaunchConfig {
+                grid_dim: (tiles, cog.div_ceil(64) as u32, p.groups),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            },
+        )
+    };
+    let (xv, wv) = (x.view(), w.view());
+    let bv = bias.unwrap_or(w).view();
+    let mut yv = out.view_mut();
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&xv).arg(&wv).arg(&bv).arg(&mut yv).arg(&p);
+    // SAFETY: see the shared argument in `launch.rs`. The GEMM kernel guards every load and store by the
+    // pixel count M = n·ho·wo, the group's channel count and K = kh·kw·cig, and reads input pixels only
+    // inside [0, h) × [0, w); 256 threads per CTA match its __launch_bounds__ and tile mapping. Without
+    // a bias, `w` stands in as the pointer and has_bias = 0 keeps it unread.
+    unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
+    Ok(out)
+}

@@ -1,0 +1,141 @@
+//! What every launch wrapper in `backend/cuda/` shares: the checks an `unsafe` launch relies on, the
+//! checked conversions to the kernels' u32 fields, fresh outputs, and the 1-D launches of the
+//! one-input and two-input kernels. The SAFETY argument below is the one each wrapper's launch leans
+//! on; a wrapper states only what is its own (grid shape, which pointers a flag keeps unread).
+
+use std::sync::Arc;
+
+use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+
+use super::CudaStorage;
+use crate::backend::geometry::Nhwc;
+use crate::device::CudaDevice;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernels::params::TriNhwc;
+
+/// `s` is an f32 storage of exactly `len` elements on `dev`.
+pub(super) fn check(
+    op: &'static str,
+    tensor: &'static str,
+    s: &CudaStorage,
+    len: usize,
+    dev: &Arc<CudaDevice>,
+) -> Result<()> {
+    if s.dtype() != DType::F32 {
+        return Err(Error::DTypeMismatch {
+            op,
+            tensor,
+            expected: DType::F32,
+            found: s.dtype(),
+        });
+    }
+    if s.len() != len {
+        return Err(Error::ShapeMismatch {
+            op,
+            tensor,
+            expected: vec![len],
+            found: vec![s.len()],
+        });
+    }
+    if !Arc::ptr_eq(s.device(), dev) {
+        return Err(Error::DeviceMismatch {
+            op,
+            a: format!("cuda:{}", dev.ordinal()),
+            b: format!("cuda:{}", s.device().ordinal()),
+        });
+    }
+    Ok(())
+}
+
+/// A count that the kernel's u32 fields hold.
+pub(super) fn u32_of(op: &'static str, what: &'static str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::InvalidParam {
+        op,
+        what,
+        rule: "below 2^32 for the CUDA kernels",
+        found: v.to_string(),
+    })
+}
+
+pub(super) fn nhwc(op: &'static str, s: &Nhwc) -> Result<TriNhwc> {
+    Ok(TriNhwc {
+        n: u32_of(op, "batch", s.n)?,
+        h: u32_of(op, "height", s.h)?,
+        w: u32_of(op, "width", s.w)?,
+        c: u32_of(op, "channels", s.c)?,
+    })
+}
+
+/// A fresh output of `len` f32 elements and the 1-D launch over it, or None for an empty output.
+pub(super) fn output(
+    dev: &Arc<CudaDevice>,
+    len: usize,
+) -> Result<(CudaStorage, Option<LaunchConfig>)> {
+    let out = CudaStorage::alloc(dev, len, DType::F32)?;
+    let cfg = (len > 0).then(|| dev.launch_1d(len as u64));
+    Ok((out, cfg))
+}
+
+pub(super) fn launch_error(op: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
+    Error::driver(op, "cuLaunchKernel")
+}
+
+/// Launches `module::kernel(const float* x, float* y, P p)` over a fresh f32 output of `out_len`
+/// values, 1-D grid-stride; the caller has checked `x` against what `p` describes.
+pub(super) fn launch_unary<P: DeviceRepr>(
+    op: &'static str,
+    module: &'static str,
+    kernel: &str,
+    x: &CudaStorage,
+    out_len: usize,
+    p: &P,
+) -> Result<CudaStorage> {
+    let dev = Arc::clone(x.device());
+    let (mut out, cfg) = output(&dev, out_len)?;
+    let Some(cfg) = cfg else { return Ok(out) };
+    let f = dev.function(module, kernel)?;
+    let xv = x.view();
+    let mut yv = out.view_mut();
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&xv).arg(&mut yv).arg(p);
+    // SAFETY: see the shared argument in `launch.rs`; `out` holds exactly the `out_len` values the kernel
+    // writes and `x` the count `p` describes (checked by every caller before this call).
+    unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
+    Ok(out)
+}
+
+/// As [`launch_unary`] for `kernel(const float* a, const float* b, float* y, P p)`.
+pub(super) fn launch_binary<P: DeviceRepr>(
+    op: &'static str,
+    module: &'static str,
+    kernel: &str,
+    a: &CudaStorage,
+    b: &CudaStorage,
+    out_len: usize,
+    p: &P,
+) -> Result<CudaStorage> {
+    let dev = Arc::clone(a.device());
+    let (mut out, cfg) = output(&dev, out_len)?;
+    let Some(cfg) = cfg else { return Ok(out) };
+    let f = dev.function(module, kernel)?;
+    let (av, bv) = (a.view(), b.view());
+    let mut yv = out.view_mut();
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&av).arg(&bv).arg(&mut yv).arg(p);
+    // SAFETY: as in `launch_unary`, with both inputs checked by the caller.
+    unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
+    Ok(out)
+}
+
+// The SAFETY argument shared by every launch in `backend/cuda/`, stated once:
+// - Signature: each kernel's parameter list (kernels/*.cu) is matched by the order and types of the
+//   `arg` calls next to it; every tensor is f32 (checked), the params struct is the bindgen twin of
+//   the header's.
+// - Bounds: every input was checked to hold exactly the element count the params describe, and the
+//   output was allocated with the count the kernel writes; indices are computed in u64.
+// - Aliasing: outputs are fresh blocks, distinct from every input, so the kernels' __restrict__ holds;
+//   inputs are only read. An absent optional vector is replaced by a valid pointer (x) that the
+//   kernel never reads, as its flag is 0.
+// - Ordering and lifetime: one stream per device; blocks return to the pool only in stream order,
+//   after the kernels that use them.

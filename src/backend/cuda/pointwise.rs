@@ -1,0 +1,134 @@
+//! Launches of `kernels/pointwise.cu`: activations, binary ops and the per-channel affine map (whose
+//! parameter struct group_norm shares).
+
+use std::sync::Arc;
+
+use cudarc::driver::PushKernelArg;
+
+use super::launch::{check, launch_binary, launch_error, launch_unary, output, u32_of};
+use super::CudaStorage;
+use crate::backend::geometry::{Activation, BinaryOp, ChannelAffine, ChannelVector};
+use crate::device::CudaDevice;
+use crate::error::Result;
+use crate::kernels::params::{
+    TriActivationParams, TriBinaryParams, TriChannelAffineParams, TRI_BINARY_ADD, TRI_BINARY_MUL,
+    TRI_BINARY_SUB,
+};
+
+pub(super) fn activation_code(a: Activation) -> (i32, f32) {
+    use crate::kernels::params as k;
+    let (k, arg) = match a {
+        Activation::Identity => (k::TRI_ACT_IDENTITY, 0.0),
+        Activation::Silu => (k::TRI_ACT_SILU, 0.0),
+        Activation::Elu => (k::TRI_ACT_ELU, 0.0),
+        Activation::Relu => (k::TRI_ACT_RELU, 0.0),
+        Activation::LeakyRelu(s) => (k::TRI_ACT_LEAKY_RELU, s),
+        Activation::Tanh => (k::TRI_ACT_TANH, 0.0),
+        Activation::Sigmoid => (k::TRI_ACT_SIGMOID, 0.0),
+        Activation::SoftClamp(b) => (k::TRI_ACT_SOFT_CLAMP, b),
+        Activation::Exp => (k::TRI_ACT_EXP, 0.0),
+    };
+    (k as i32, arg)
+}
+
+/// Checks one optional affine vector ([c] or [n, c]); returns (present, per_sample).
+fn vector_flags(
+    op: &'static str,
+    tensor: &'static str,
+    v: Option<ChannelVector<'_, CudaStorage>>,
+    n: usize,
+    c: usize,
+    dev: &Arc<CudaDevice>,
+) -> Result<(u32, u32)> {
+    match v {
+        None => Ok((0, 0)),
+        Some(v) => {
+            check(
+                op,
+                tensor,
+                v.data,
+                if v.per_sample { n * c } else { c },
+                dev,
+            )?;
+            Ok((1, v.per_sample as u32))
+        }
+    }
+}
+
+pub(super) fn affine_params(
+    op: &'static str,
+    a: &ChannelAffine<'_, CudaStorage>,
+    dev: &Arc<CudaDevice>,
+) -> Result<TriChannelAffineParams> {
+    let (has_center, center_per_sample) = vector_flags(op, "center", a.center, a.n, a.c, dev)?;
+    let (has_scale, scale_per_sample) = vector_flags(op, "scale", a.scale, a.n, a.c, dev)?;
+    let (has_shift, shift_per_sample) = vector_flags(op, "shift", a.shift, a.n, a.c, dev)?;
+    let (act, act_arg) = activation_code(a.act);
+    Ok(TriChannelAffineParams {
+        rows: (a.n * a.pixels) as u64,
+        pixels: u32_of(op, "pixels", a.pixels)?,
+        c: u32_of(op, "channels", a.c)?,
+        has_center,
+        center_per_sample,
+        has_scale,
+        scale_per_sample,
+        has_shift,
+        shift_per_sample,
+        act,
+        act_arg,
+    })
+}
+
+pub(super) fn channel_affine(
+    x: &CudaStorage,
+    a: &ChannelAffine<'_, CudaStorage>,
+) -> Result<CudaStorage> {
+    const OP: &str = "channel_affine (cuda)";
+    let dev = Arc::clone(x.device());
+    let len = a.n * a.pixels * a.c;
+    check(OP, "x", x, len, &dev)?;
+    let p = affine_params(OP, a, &dev)?;
+    let (mut out, cfg) = output(&dev, len)?;
+    let Some(cfg) = cfg else { return Ok(out) };
+    let f = dev.function("pointwise", "channel_affine_f32")?;
+    let xv = x.view();
+    let cv = a.center.map_or(x, |v| v.data).view();
+    let sv = a.scale.map_or(x, |v| v.data).view();
+    let bv = a.shift.map_or(x, |v| v.data).view();
+    let mut yv = out.view_mut();
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&xv).arg(&cv).arg(&sv).arg(&bv).arg(&mut yv).arg(&p);
+    // SAFETY: see the shared argument in `launch.rs`.
+    unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
+    Ok(out)
+}
+
+pub(super) fn activation(x: &CudaStorage, act: Activation) -> Result<CudaStorage> {
+    const OP: &str = "activation (cuda)";
+    let dev = Arc::clone(x.device());
+    check(OP, "x", x, x.len(), &dev)?;
+    let (code, arg) = activation_code(act);
+    let p = TriActivationParams {
+        n: x.len() as u64,
+        act: code,
+        arg,
+    };
+    launch_unary(OP, "pointwise", "activation_f32", x, x.len(), &p)
+}
+
+pub(super) fn binary(a: &CudaStorage, b: &CudaStorage, op: BinaryOp) -> Result<CudaStorage> {
+    const OP: &str = "binary (cuda)";
+    let dev = Arc::clone(a.device());
+    check(OP, "a", a, a.len(), &dev)?;
+    check(OP, "b", b, a.len(), &dev)?;
+    let p = TriBinaryParams {
+        n: a.len() as u64,
+        op: match op {
+            BinaryOp::Add => TRI_BINARY_ADD,
+            BinaryOp::Sub => TRI_BINARY_SUB,
+            BinaryOp::Mul => TRI_BINARY_MUL,
+        } as i32,
+        pad: 0,
+    };
+    launch_binary(OP, "pointwise", "binary_f32", a, b, a.len(), &p)
+}

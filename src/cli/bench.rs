@@ -1,0 +1,210 @@
+//! `trilemma bench`: network calls and sampling runs timed under the PyTorch baseline's ids, side by
+//! side with a baseline file measured on the same machine.
+
+use std::path::PathBuf;
+
+use super::DeviceArg;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Benchmark these models (embedded names or directories): one call of each network
+    /// (`net/<name>/b<batch>/fp32`) and a whole sampling run with the default sampler
+    /// (`sample/<name>/b<batch>/fp32`). Without it: the released networks at official size with
+    /// random weights (`net/<family>/<preset>/b<batch>/fp32`) and the DDGAN CIFAR-10 4-step run.
+    #[arg(long)]
+    pub model: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Only the ids starting with this prefix.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// tools/bench_pytorch.py's JSON from the same machine and device.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Keep calling each benchmark for at least this long (at least 3 calls).
+    #[arg(long, default_value_t = 2.0)]
+    pub min_seconds: f64,
+    /// Network evaluations of the CLD CIFAR-10 SSCS run (`sample/cld/cifar10/sscs<N>/...`; the
+    /// baseline's --quick uses 50, its full run 150).
+    #[arg(long, default_value_t = 50)]
+    pub sscs_steps: usize,
+    /// Also write the engine's results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+}
+
+/// A benchmark: its id and the call it times.
+type BenchCase<'a> = (String, Box<dyn FnMut() -> trilemma::Result<()> + 'a>);
+
+/// `trilemma bench`.
+pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
+    use trilemma::models::released::RELEASED_NETWORKS;
+    use trilemma::samplers::{ddgan, run::Plan, Noise};
+    use trilemma::{DType, Tensor};
+    let bad =
+        |what: &'static str, rule: &'static str, found: String| trilemma::Error::InvalidParam {
+            op: "bench",
+            what,
+            rule,
+            found,
+        };
+    if a.batch == 0 || a.sscs_steps < 2 || !(a.min_seconds >= 0.0 && a.min_seconds.is_finite()) {
+        return Err(bad(
+            "--batch, --sscs-steps, --min-seconds",
+            "a batch of at least 1, at least 2 SSCS steps and a finite, non-negative time",
+            format!("{}, {}, {}", a.batch, a.sscs_steps, a.min_seconds),
+        ));
+    }
+    // Read first: a bad baseline is reported before minutes of timing.
+    let baseline = a
+        .baseline
+        .as_deref()
+        .map(trilemma::bench::read_baseline)
+        .transpose()?;
+    let device = a.device.open()?;
+    let b = a.batch;
+    let wanted = |id: &str| match a.only.as_deref() {
+        Some(prefix) => id.starts_with(prefix),
+        None => true,
+    };
+    let noise = Noise::Philox {
+        seed: 0,
+        first_sample: 0,
+    };
+    let random = |shape: &[usize], seed: u64| -> trilemma::Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i as u64 * 2654435761 + seed) % 2000) as f32 / 1000.0 - 1.0)
+            .collect();
+        Tensor::from_f32(&v, shape, DType::F32, &device)
+    };
+    let mut cases: Vec<BenchCase> = Vec::new();
+    if a.model.is_empty() {
+        for r in RELEASED_NETWORKS {
+            let id = format!("net/{}/b{b}/fp32", r.id());
+            let sample_id = format!("sample/{}/b{b}/fp32", r.id());
+            let is_ddgan = r.family == trilemma::models::Family::Ddgan;
+            let is_cld = r.family == trilemma::models::Family::Cld;
+            let sample_id = if is_cld {
+                format!("sample/{}/sscs{}/b{b}/fp32", r.id(), a.sscs_steps)
+            } else {
+                sample_id
+            };
+            let samples = (is_ddgan || is_cld) && wanted(&sample_id);
+            if !(wanted(&id) || samples) {
+                continue;
+            }
+            let net = std::rc::Rc::new(r.build_random(1, &device)?);
+            let arch = net.arch();
+            let x = random(&[b, arch.in_channels, arch.image_size, arch.image_size], 2)?;
+            let z = arch
+                .zemb
+                .map(|(nz, _, _)| random(&[b, nz], 3))
+                .transpose()?;
+            let t = vec![if is_ddgan { 2.0 } else { 0.5 }; b];
+            if wanted(&id) {
+                let net = std::rc::Rc::clone(&net);
+                cases.push((
+                    id,
+                    Box::new(move || net.forward(&x, &t, z.as_ref()).map(drop)),
+                ));
+            }
+            if is_cld && samples {
+                let cfg = trilemma::samplers::cld_sample::CldConfig::cifar10();
+                let (net, noise, device, steps) =
+                    (std::rc::Rc::clone(&net), &noise, &device, a.sscs_steps);
+                cases.push((
+                    sample_id.clone(),
+                    Box::new(move || {
+                        use trilemma::samplers::cld_sample::{sample, CldSampler};
+                        sample(
+                            net.as_ref(),
+                            &cfg,
+                            CldSampler::Sscs,
+                            steps,
+                            b,
+                            noise,
+                            device,
+                        )
+                        .map(drop)
+                    }),
+                ));
+            }
+            if is_ddgan && samples {
+                let steps = trilemma::models::Config::from_json_str("released", r.config_json)?
+                    .usize("num_timesteps")?;
+                let coefs = ddgan::PosteriorCoefficients::new(steps, 0.1, 20.0)?;
+                let (net, noise, device) = (std::rc::Rc::clone(&net), &noise, &device);
+                cases.push((
+                    sample_id,
+                    Box::new(move || {
+                        ddgan::sample(net.as_ref(), &coefs, b, noise, device).map(drop)
+                    }),
+                ));
+            }
+        }
+    } else {
+        for spec in &a.model {
+            let name = std::path::Path::new(spec)
+                .file_name()
+                .map_or_else(|| spec.clone(), |n| n.to_string_lossy().into_owned());
+            let (id, sample_id) = (
+                format!("net/{name}/b{b}/fp32"),
+                format!("sample/{name}/b{b}/fp32"),
+            );
+            if !wanted(&id) && !wanted(&sample_id) {
+                continue;
+            }
+            let model = std::rc::Rc::new(trilemma::models::defaults::load_spec(spec, &device)?);
+            let plan = std::rc::Rc::new(Plan::new(&model, None, None)?);
+            if wanted(&id) {
+                let (model, plan, device) = (
+                    std::rc::Rc::clone(&model),
+                    std::rc::Rc::clone(&plan),
+                    &device,
+                );
+                cases.push((
+                    id,
+                    Box::new(move || plan.probe(&model, b, device).map(drop)),
+                ));
+            }
+            if wanted(&sample_id) {
+                let (noise, device) = (&noise, &device);
+                cases.push((
+                    sample_id,
+                    Box::new(move || plan.sample(&model, b, noise, device).map(drop)),
+                ));
+            }
+        }
+    }
+    if cases.is_empty() {
+        return Err(bad(
+            "--only",
+            "a prefix of at least one benchmark id",
+            a.only.clone().unwrap_or_default(),
+        ));
+    }
+    let mut timings = Vec::new();
+    for (id, run) in &mut cases {
+        let t = trilemma::bench::time(id, &device, a.min_seconds, run.as_mut())?;
+        eprintln!("{id}: {:.3} ms ({} calls)", t.median_ms, t.reps);
+        timings.push(t);
+    }
+    let described = device.describe();
+    print!(
+        "{}",
+        trilemma::bench::table(&described, &timings, baseline.as_ref())
+    );
+    if let Some(path) = &a.json {
+        let tmp = path.with_extension("json.partial");
+        std::fs::write(&tmp, trilemma::bench::to_json(&described, &timings))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|source| trilemma::Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}

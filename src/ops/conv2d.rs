@@ -1,0 +1,179 @@
+//! Convolution and dense layers over NHWC activations (`kernels/conv2d.cu`). Convolution weights are
+//! `[kh, kw, in/groups, out]` (HWIO: the GEMM's B matrix `[K, out]` row-major; see
+//! [`conv2d_weight_from_oihw`] for the re-layout of PyTorch weights).
+
+use super::checks::{compatible, expect_shape, nhwc, positive};
+use super::dispatch::{dispatch, wrap};
+use super::flops::count_flops;
+use crate::backend::geometry::Conv2dGeometry;
+use crate::backend::BackendStorage;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Padding of a conv: rows above/below, columns left/right.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Padding {
+    pub top: usize,
+    pub bottom: usize,
+    pub left: usize,
+    pub right: usize,
+}
+
+impl Padding {
+    pub fn same(p: usize) -> Padding {
+        Padding {
+            top: p,
+            bottom: p,
+            left: p,
+            right: p,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub stride: usize,
+    pub padding: Padding,
+    pub groups: usize,
+}
+
+impl Conv2dParams {
+    /// Stride 1, `(k − 1) / 2` zeros on every side, one group: the "same" conv of odd kernels.
+    pub fn same(k: usize) -> Conv2dParams {
+        Conv2dParams {
+            stride: 1,
+            padding: Padding::same((k - 1) / 2),
+            groups: 1,
+        }
+    }
+}
+
+/// `x` [n, h, w, ci] ⋆ `w` [kh, kw, ci/groups, co] (+ `bias` [co]) → [n, ho, wo, co].
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    let s = nhwc(OP, "x", x)?;
+    let [kh, kw, cig, co] = *w.shape() else {
+        return Err(Error::InvalidParam {
+            op: OP,
+            what: "weight",
+            rule: "a 4-D tensor [kh, kw, in/groups, out]",
+            found: format!("shape {:?}", w.shape()),
+        });
+    };
+    positive(OP, "stride", p.stride)?;
+    positive(OP, "groups", p.groups)?;
+    if s.c % p.groups != 0 || co % p.groups != 0 || cig * p.groups != s.c {
+        return Err(Error::InvalidParam {
+            op: OP,
+            what: "weight",
+            rule: "[kh, kw, in/groups, out] with in and out divisible by groups",
+            found: format!(
+                "weight {:?} for {} input channels and {} groups",
+                w.shape(),
+                s.c,
+                p.groups
+            ),
+        });
+    }
+    compatible(OP, "weight", w, x)?;
+    if let Some(b) = bias {
+        expect_shape(OP, "bias", b, &[co])?;
+        compatible(OP, "bias", b, x)?;
+    }
+    let (hp, wp) = (
+        s.h + p.padding.top + p.padding.bottom,
+        s.w + p.padding.left + p.padding.right,
+    );
+    if hp < kh || wp < kw || kh == 0 || kw == 0 {
+        return Err(Error::InvalidParam {
+            op: OP,
+            what: "kernel",
+            rule: "non-empty and no larger than the padded input",
+            found: format!("{kh}x{kw} kernel over a {hp}x{wp} padded input"),
+        });
+    }
+    let g = Conv2dGeometry {
+        n: s.n,
+        h: s.h,
+        w: s.w,
+        ci: s.c,
+        co,
+        kh,
+        kw,
+        stride: p.stride,
+        pad_top: p.padding.top,
+        pad_left: p.padding.left,
+        ho: (hp - kh) / p.stride + 1,
+        wo: (wp - kw) / p.stride + 1,
+        groups: p.groups,
+    };
+    count_flops(g.n * g.ho * g.wo * co * kh * kw * cig);
+    let storage = match bias {
+        None => dispatch!(OP, [x, w], |xs, ws| S::conv2d(xs, ws, None, &g)?),
+        Some(b) => dispatch!(OP, [x, w, b], |xs, ws, bs| S::conv2d(xs, ws, Some(bs), &g)?),
+    };
+    wrap(storage, &[g.n, g.ho, g.wo, co])
+}
+
+/// PyTorch `[co, ci/groups, kh, kw]` weights as the engine's `[kh, kw, ci/groups, co]`.
+pub fn conv2d_weight_from_oihw(w: &[f32], shape: [usize; 4]) -> Vec<f32> {
+    let [co, ci, kh, kw] = shape;
+    let mut out = vec![0.0f32; w.len()];
+    for o in 0..co {
+        for i in 0..ci {
+            for y in 0..kh {
+                for x in 0..kw {
+                    out[((y * kw + x) * ci + i) * co + o] = w[((o * ci + i) * kh + y) * kw + x];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `x` [rows, in] · `w` [out, in]ᵀ (+ `bias` [out]) → [rows, out].
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    const OP: &str = "linear";
+    let (rows, in_f) = match *x.shape() {
+        [r, i] => (r, i),
+        _ => {
+            return Err(Error::InvalidParam {
+                op: OP,
+                what: "x",
+                rule: "a 2-D tensor [rows, in]",
+                found: format!("shape {:?}", x.shape()),
+            })
+        }
+    };
+    let out_f = match *w.shape() {
+        [o, i] if i == in_f => o,
+        _ => {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                tensor: "weight",
+                expected: vec![w.shape().first().copied().unwrap_or(0), in_f],
+                found: w.shape().to_vec(),
+            })
+        }
+    };
+    compatible(OP, "weight", w, x)?;
+    if let Some(b) = bias {
+        expect_shape(OP, "bias", b, &[out_f])?;
+        compatible(OP, "bias", b, x)?;
+    }
+    count_flops(rows * in_f * out_f);
+    let storage = match bias {
+        None => dispatch!(OP, [x, w], |xs, ws| S::linear(
+            xs, ws, None, rows, in_f, out_f
+        )?),
+        Some(b) => dispatch!(OP, [x, w, b], |xs, ws, bs| S::linear(
+            xs,
+            ws,
+            Some(bs),
+            rows,
+            in_f,
+            out_f
+        )?),
+    };
+    wrap(storage, &[rows, out_f])
+}
