@@ -1,7 +1,7 @@
 //! What the network ops' backends are told: activations, op kinds and geometry structs. Activations
 //! are NHWC (`[batch, height, width, channels]`, channels fastest) on every backend; convolution weights
 //! are HWIO `[kh, kw, in/groups, out]`, re-laid out from PyTorch's `[out, in/groups, kh, kw]` at load
-//! time. The structs are filled and validated by `crate::ops`, so a backend can trust them.
+//! time. The structs are filled and validated by the ops layer, so a backend can trust them.
 
 /// Pointwise activations, applied in fp32.
 #[derive(Clone, Copy, Debug, PartialEq)]

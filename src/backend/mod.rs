@@ -1,7 +1,7 @@
 //! The backend split: every op is one method of [`BackendStorage`], implemented once for host memory
 //! ([`cpu::CpuStorage`], the reference and fallback) and once for GPU memory ([`cuda::CudaStorage`],
 //! the kernels). Each op X has the same stem everywhere: `kernels/X.cu`, `backend/cuda/X.rs` (its
-//! launch), `backend/cpu/X.rs` (its reference) and `ops/X.rs` (its validation). `crate::ops` validates
+//! launch), `backend/cpu/X.rs` (its reference) and `ops/X.rs` (its validation). The ops layer validates
 //! arguments and dispatches; by then shapes and dtypes are known to be consistent, so backends only
 //! check what they alone can (e.g. what an `unsafe` launch relies on, driver errors).
 

@@ -6,10 +6,10 @@ pub mod forward;
 pub mod model;
 pub mod ncsnpp;
 pub mod nvae;
-pub mod nvae_output;
 pub mod released;
 
 pub use config::Config;
+pub use model::Family;
 pub use model::{Model, Network};
-pub use ncsnpp::{Family, Ncsnpp};
+pub use ncsnpp::Ncsnpp;
 pub use nvae::Nvae;

@@ -7,12 +7,39 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::config::Config;
-use super::ncsnpp::{Family, Ncsnpp};
+use super::ncsnpp::Ncsnpp;
 use super::nvae::Nvae;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::io::safetensors::SafeTensors;
 use crate::nn::Weights;
+
+/// The three model families the engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Cld,
+    Ddgan,
+    Lsgm,
+}
+
+impl Family {
+    pub fn parse(s: &str) -> Option<Family> {
+        match s {
+            "cld" => Some(Family::Cld),
+            "ddgan" => Some(Family::Ddgan),
+            "lsgm" => Some(Family::Lsgm),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Cld => "cld",
+            Family::Ddgan => "ddgan",
+            Family::Lsgm => "lsgm",
+        }
+    }
+}
 
 pub const FORMAT: &str = "trilemma-model/1";
 

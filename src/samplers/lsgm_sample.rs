@@ -13,7 +13,7 @@ use super::noise::Noise;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::models::nvae_output::{image_from_logits, DecoderDist};
+use crate::models::nvae::output::{image_from_logits, DecoderDist};
 use crate::models::{Config, Ncsnpp, Nvae};
 use crate::ops;
 use crate::ops::check_finite;
