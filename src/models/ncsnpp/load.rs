@@ -1,5 +1,7 @@
 //! NCSN++ weights in construction order (`all_modules.{i}.…`), as the official module list builds them.
 
+use super::arch::{Arch, ProgressiveInput, TimeEmbedding};
+use super::{internal, DownLevel, Ncsnpp, PyramidOp, UpLevel};
 use crate::error::Result;
 use crate::models::config::Config;
 use crate::models::Family;
@@ -8,8 +10,6 @@ use crate::nn::blocks::{
 };
 use crate::nn::layers::{Conv2d, ConvSpec, Dense, GroupNorm};
 use crate::nn::Weights;
-
-use super::*;
 
 impl Ncsnpp {
     /// Builds the network of `family` from `cfg`, taking every weight from `w` (official names).

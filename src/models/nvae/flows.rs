@@ -1,13 +1,12 @@
 //! NVAE's autoregressive flow cells: masked convolutions (masks folded into the kernels at load
 //! time) and the cell that shifts and scales a latent group by them.
 
+use super::cells::spec;
 use crate::error::Result;
 use crate::nn::layers::Conv2d;
 use crate::nn::Weights;
 use crate::ops::{self, Activation};
 use crate::tensor::Tensor;
-
-use super::cells::*;
 
 /// The channel order of an AR conv's centre tap and the causal mask (reference.nvae.ar_mask), laid out
 /// [cout, cin/groups, k, k].

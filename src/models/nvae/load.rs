@@ -1,12 +1,11 @@
 //! The NVAE architecture from the official args, and its weights from `vae_state_dict` names.
 
+use super::cells::{bn, conv, spec, Cell, Stride};
+use super::flows::CellAr;
+use super::{DecItem, EncItem, Nvae, NvaeArch};
 use crate::error::Result;
 use crate::models::config::Config;
 use crate::nn::Weights;
-
-use super::cells::*;
-use super::flows::*;
-use super::*;
 
 impl Nvae {
     pub fn load(cfg: &Config, w: &Weights<'_>) -> Result<Nvae> {

@@ -21,9 +21,8 @@ use crate::error::{Error, Result};
 use crate::nn::layers::{BatchNorm, Conv2d};
 use crate::ops::{self, Activation, AffineArgs};
 use crate::tensor::Tensor;
-
-use cells::*;
-use flows::*;
+use cells::Cell;
+use flows::CellAr;
 
 /// The NVAE fields LSGM's args hold, normalised.
 #[derive(Clone, Debug)]
