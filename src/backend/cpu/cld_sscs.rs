@@ -2,9 +2,10 @@
 //! axpby passes the kernel's rounded operations repeat, and the u-shaped draw both CLD steps read.
 
 use super::elementwise::axpby_f32;
-use super::{philox_normal, CpuStorage};
+use super::CpuStorage;
 use crate::error::{Error, Result};
 use crate::kernels::params::{TriRandnParams, TriSscsStepParams};
+use crate::rng::randn_f32_host;
 
 /// The `[pixels, 2c]` draw (x half first): the given tensor, or the normals of `r`.
 pub(super) fn u_draw<'a>(
@@ -16,9 +17,17 @@ pub(super) fn u_draw<'a>(
     let z = match noise {
         Some(z) => std::borrow::Cow::Borrowed(z.f32s(op)?),
         None => {
-            let mut z = CpuStorage::zeros(2 * n, crate::dtype::DType::F32);
-            philox_normal::randn_philox(&mut z, r)?;
-            std::borrow::Cow::Owned(z.f32s(op)?.to_vec())
+            if (r.num_samples as u64).checked_mul(r.elems_per_sample) != Some(2 * n as u64) {
+                return Err(Error::InvalidParam {
+                    op,
+                    what: "noise layout",
+                    rule: "num_samples × elems_per_sample = the [pixels, 2c] draw",
+                    found: format!("{} × {}", r.num_samples, r.elems_per_sample),
+                });
+            }
+            let mut z = vec![0f32; 2 * n];
+            randn_f32_host(r, &mut z);
+            std::borrow::Cow::Owned(z)
         }
     };
     if z.len() != 2 * n {
