@@ -166,18 +166,24 @@ def lsgm_args(**over):
     return argparse.Namespace(**merged)
 
 
+def nvae_state(vae, gen):
+    """Random NVAE weights as the official code saves them: positive running variances, and each
+    `weight_normalized` buffer equal to its `weight`."""
+    sd = randomised(vae, gen)
+    for k in sd:
+        if k.endswith("running_var"):
+            sd[k] = sd[k].abs() + 0.5
+    return {k: sd[k.replace("weight_normalized", "weight")] if k.endswith("weight_normalized") else v
+            for k, v in sd.items()}
+
+
 def make_lsgm(tmp, out_root, gen):
     args = lsgm_args()
     vae = nvae.NVAE(vars(args)).eval()
     cfg = dict(vars(args))
     cfg["num_input_channels"] = vae.sgm_shape()[0]
     dae = ncsnpp.build("lsgm", cfg)
-    vae_sd = randomised(vae, gen)
-    for k in vae_sd:
-        if k.endswith("running_var"):
-            vae_sd[k] = vae_sd[k].abs() + 0.5
-    vae_sd = {k: vae_sd[k.replace("weight_normalized", "weight")] if k.endswith("weight_normalized") else v
-              for k, v in vae_sd.items()}
+    vae_sd = nvae_state(vae, gen)
     dae_sd = randomised(dae, gen)
     ckpt = tmp / "checkpoint.pt"
     torch.save({"args": args, "epoch": 1, "global_step": 1, "vae_state_dict": vae_sd, "dae_state_dict": dae_sd,
@@ -235,12 +241,7 @@ def make_lsgm_fourier(tmp, out_root, gen):
     cfg = dict(vars(args), num_input_channels=vae.sgm_shape()[0])
     dae = ncsnpp.build("lsgm", cfg)
     assert [n for n, p in dae.named_parameters() if not p.requires_grad] == ["temb_fun.w"]
-    vae_sd = randomised(vae, gen)
-    for k in vae_sd:
-        if k.endswith("running_var"):
-            vae_sd[k] = vae_sd[k].abs() + 0.5
-    vae_sd = {k: vae_sd[k.replace("weight_normalized", "weight")] if k.endswith("weight_normalized") else v
-              for k, v in vae_sd.items()}
+    vae_sd = nvae_state(vae, gen)
     raw = randomised(dae, gen)
     raw["temb_fun.w"] = randn(gen, *raw["temb_fun.w"].shape) * 16.0  # W ~ N(0, scale^2) as at init
     ema = {k: (v + randn(gen, *v.shape) * 0.05) for k, v in raw.items() if k != "temb_fun.w"}
