@@ -1,6 +1,7 @@
-//! The backend split: every op is one method of [`BackendStorage`], implemented once for host memory
-//! ([`cpu::CpuStorage`], the reference and fallback) and once for GPU memory ([`cuda::CudaStorage`],
-//! the kernels). Each op X has the same stem everywhere: `kernels/X.cu`, `backend/cuda/X.rs` (its
+//! The backend split: the ops of each kernel stem X are one trait here (`XOps`), implemented once for
+//! host memory in `backend/cpu/X.rs` ([`cpu::CpuStorage`], the reference and fallback) and once for GPU
+//! memory in `backend/cuda/X.rs` ([`cuda::CudaStorage`], the kernels); [`BackendStorage`] is all of
+//! them together. Each op X has the same stem everywhere: `kernels/X.cu`, `backend/cuda/X.rs` (its
 //! launch), `backend/cpu/X.rs` (its reference) and `ops/X.rs` (its validation). The ops layer validates
 //! arguments and dispatches; by then shapes and dtypes are known to be consistent, so backends only
 //! check what they alone can (e.g. what an `unsafe` launch relies on, driver errors).
@@ -19,24 +20,30 @@ use geometry::{
     UpFirDnGeometry,
 };
 
-pub trait BackendStorage: Sized {
-    // ---- philox_normal --------------------------------------------------------------------------
+/// The ops of `kernels/philox_normal.cu`.
+pub trait PhiloxNormalOps: Sized {
     /// Overwrites every element with Philox normals (see `crate::rng`), rounded to the storage type.
     fn randn_philox(&mut self, p: &TriRandnParams) -> Result<()>;
+}
 
-    // ---- elementwise ----------------------------------------------------------------------------
+/// The ops of `kernels/elementwise.cu`.
+pub trait ElementwiseOps: Sized {
     /// self = a * x + b * self, in fp32, rounded once to the storage type.
     fn axpby(&mut self, x: &Self, a: f32, b: f32) -> Result<()>;
     /// A copy converted to `dtype` (round to nearest even).
     fn cast(&self, dtype: DType) -> Result<Self>;
+}
 
-    // ---- finite ---------------------------------------------------------------------------------
+/// The ops of `kernels/finite.cu`.
+pub trait FiniteOps: Sized {
     /// Writes `step` into `slot` (one 4-byte word, u32::MAX for none, kept in an F32 storage of one
     /// element and handled as raw bits) if `self` (f32) holds a non-finite value and the slot holds a
     /// later step.
     fn watch_nonfinite(&self, slot: &mut Self, step: u32) -> Result<()>;
+}
 
-    // ---- ddgan_posterior ------------------------------------------------------------------------
+/// The ops of `kernels/ddgan_posterior.cu`.
+pub trait DdganPosteriorOps: Sized {
     /// One DDGAN posterior draw: (coef1 x0 + coef2 x_t) + noise_std noise, in fp32, rounded once.
     /// `noise` may be None only when `p.noise_std` is 0 (the last step).
     fn ddgan_posterior_step(
@@ -53,8 +60,10 @@ pub trait BackendStorage: Sized {
         p: &TriDdganPosteriorParams,
         r: &TriRandnParams,
     ) -> Result<Self>;
+}
 
-    // ---- cld_sscs, cld_em -----------------------------------------------------------------------
+/// The ops of `kernels/cld_sscs.cu`.
+pub trait CldSscsOps: Sized {
     /// CLD's SSCS analytic half step: (x', v') from x, v (`[pixels, c]` f32 each) and the u-shaped
     /// noise tensor (`[pixels, 2c]`, x half first) or, without one, the Philox draw `p.noise`.
     fn cld_sscs_half_step(
@@ -63,6 +72,10 @@ pub trait BackendStorage: Sized {
         noise: Option<&Self>,
         p: &TriSscsStepParams,
     ) -> Result<(Self, Self)>;
+}
+
+/// The ops of `kernels/cld_em.cu`.
+pub trait CldEmOps: Sized {
     /// CLD's Euler–Maruyama step: (x', v') from x, v, the network output alpha (`[pixels, c]` f32
     /// each) and, by `p.noise_mode`, the noise tensor (`[pixels, 2c]`), the Philox draw or no noise.
     fn cld_em_step(
@@ -72,8 +85,10 @@ pub trait BackendStorage: Sized {
         noise: Option<&Self>,
         p: &TriCldEmParams,
     ) -> Result<(Self, Self)>;
+}
 
-    // ---- conv2d ---------------------------------------------------------------------------------
+/// The ops of `kernels/conv2d.cu`.
+pub trait Conv2dOps: Sized {
     fn conv2d(x: &Self, w: &Self, bias: Option<&Self>, g: &Conv2dGeometry) -> Result<Self>;
     /// `[rows, in]` · `[out, in]`ᵀ + bias → `[rows, out]`.
     fn linear(
@@ -84,8 +99,10 @@ pub trait BackendStorage: Sized {
         in_f: usize,
         out_f: usize,
     ) -> Result<Self>;
+}
 
-    // ---- group_norm -----------------------------------------------------------------------------
+/// The ops of `kernels/group_norm.cu`.
+pub trait GroupNormOps: Sized {
     /// Normalises each (sample, group), then applies `affine` (the same struct as `channel_affine`,
     /// with `center` unused) and its activation.
     fn group_norm(
@@ -93,22 +110,30 @@ pub trait BackendStorage: Sized {
         g: &GroupNormGeometry,
         affine: &ChannelAffine<'_, Self>,
     ) -> Result<Self>;
+}
 
-    // ---- pointwise ------------------------------------------------------------------------------
+/// The ops of `kernels/pointwise.cu`.
+pub trait PointwiseOps: Sized {
     fn channel_affine(x: &Self, a: &ChannelAffine<'_, Self>) -> Result<Self>;
     fn activation(x: &Self, act: Activation) -> Result<Self>;
     fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self>;
+}
 
-    // ---- attention ------------------------------------------------------------------------------
+/// The ops of `kernels/attention.cu`.
+pub trait AttentionOps: Sized {
     /// Single-head attention over `positions`, from packed `[n, positions, 3c]` q|k|v:
     /// softmax(q·kᵀ·c^-½)·v → `[n, positions, c]`.
     fn attention(qkv: &Self, n: usize, positions: usize, c: usize) -> Result<Self>;
+}
 
-    // ---- resample -------------------------------------------------------------------------------
+/// The ops of `kernels/resample.cu`.
+pub trait ResampleOps: Sized {
     fn upfirdn2d(x: &Self, g: &UpFirDnGeometry, kernel: &[f32]) -> Result<Self>;
     fn resample2x(x: &Self, s: &Nhwc, mode: Resample2x) -> Result<Self>;
+}
 
-    // ---- layout ---------------------------------------------------------------------------------
+/// The ops of `kernels/layout.cu`.
+pub trait LayoutOps: Sized {
     /// `[pixels, ca]` ++ `[pixels, cb]` → `[pixels, ca + cb]`.
     fn concat_channels(a: &Self, b: &Self, pixels: usize, ca: usize, cb: usize) -> Result<Self>;
     /// Channels `start..start + len` of `[pixels, c]`.
@@ -121,4 +146,37 @@ pub trait BackendStorage: Sized {
     fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self>;
     /// NCHW ↔ NHWC (`s` is the logical shape); `to_nhwc` picks the direction.
     fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self>;
+}
+
+/// A storage type every op is implemented for: what the ops layer dispatches to.
+pub trait BackendStorage:
+    PhiloxNormalOps
+    + ElementwiseOps
+    + FiniteOps
+    + DdganPosteriorOps
+    + CldSscsOps
+    + CldEmOps
+    + Conv2dOps
+    + GroupNormOps
+    + PointwiseOps
+    + AttentionOps
+    + ResampleOps
+    + LayoutOps
+{
+}
+
+impl<S> BackendStorage for S where
+    S: PhiloxNormalOps
+        + ElementwiseOps
+        + FiniteOps
+        + DdganPosteriorOps
+        + CldSscsOps
+        + CldEmOps
+        + Conv2dOps
+        + GroupNormOps
+        + PointwiseOps
+        + AttentionOps
+        + ResampleOps
+        + LayoutOps
+{
 }

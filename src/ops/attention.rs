@@ -3,7 +3,7 @@
 use super::checks::nhwc;
 use super::dispatch::{dispatch, wrap};
 use super::flops::count_flops;
-use crate::backend::BackendStorage;
+use crate::backend::AttentionOps;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 

@@ -4,7 +4,7 @@
 
 use super::cld_draw::{check_state, pair, philox_of, tensor_of, UDraw};
 use super::dispatch::dispatch;
-use crate::backend::BackendStorage;
+use crate::backend::CldEmOps;
 use crate::error::Result;
 use crate::kernels::params::{
     TriCldEmParams, TRI_CLD_NOISE_NONE, TRI_CLD_NOISE_PHILOX, TRI_CLD_NOISE_TENSOR,

@@ -4,7 +4,7 @@
 
 use super::cld_draw::{check_state, pair, philox_of, tensor_of, UDraw};
 use super::dispatch::dispatch;
-use crate::backend::BackendStorage;
+use crate::backend::CldSscsOps;
 use crate::error::Result;
 use crate::kernels::params::{TriSscsHalfStep, TriSscsStepParams};
 use crate::tensor::Tensor;

@@ -6,7 +6,7 @@ use super::checks::{compatible, expect_shape, nhwc, positive};
 use super::dispatch::{dispatch, wrap};
 use super::flops::count_flops;
 use crate::backend::geometry::Conv2dGeometry;
-use crate::backend::BackendStorage;
+use crate::backend::Conv2dOps;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 

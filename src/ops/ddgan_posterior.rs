@@ -2,12 +2,12 @@
 //! (`kernels/ddgan_posterior.cu`), with the coefficients of the discretised VP schedule
 //! (`kernels/common/ddgan_schedule.h`, in the official code's float64-then-float32 precision).
 
-use super::dispatch::check_same_device;
-use crate::backend::BackendStorage;
+use super::dispatch::{check_same_device, dispatch};
+use crate::backend::DdganPosteriorOps;
 use crate::error::{Error, Result};
 use crate::kernels::params::TriDdganPosteriorParams;
 use crate::rng::NoiseKey;
-use crate::tensor::{Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// Largest number of denoising steps the schedule supports (released models use 2 and 4).
 pub const MAX_STEPS: usize = 64;
@@ -148,26 +148,13 @@ pub fn ddgan_posterior_step(
         noise_std,
         pad: 0,
     };
-    let storage = match (x0_hat.storage(), x_t.storage(), noise.map(Tensor::storage)) {
-        (Storage::Cpu(a), Storage::Cpu(b), None) => {
-            Storage::Cpu(BackendStorage::ddgan_posterior_step(a, b, None, &p)?)
-        }
-        (Storage::Cpu(a), Storage::Cpu(b), Some(Storage::Cpu(z))) => {
-            Storage::Cpu(BackendStorage::ddgan_posterior_step(a, b, Some(z), &p)?)
-        }
-        (Storage::Cuda(a), Storage::Cuda(b), None) => {
-            Storage::Cuda(BackendStorage::ddgan_posterior_step(a, b, None, &p)?)
-        }
-        (Storage::Cuda(a), Storage::Cuda(b), Some(Storage::Cuda(z))) => {
-            Storage::Cuda(BackendStorage::ddgan_posterior_step(a, b, Some(z), &p)?)
-        }
-        _ => {
-            return Err(Error::DeviceMismatch {
-                op: OP,
-                a: x0_hat.device().describe(),
-                b: x_t.device().describe(),
-            })
-        }
+    let storage = match noise {
+        None => dispatch!(OP, [x0_hat, x_t], |a, b| S::ddgan_posterior_step(
+            a, b, None, &p
+        )?),
+        Some(z) => dispatch!(OP, [x0_hat, x_t, z], |a, b, zs| {
+            S::ddgan_posterior_step(a, b, Some(zs), &p)?
+        }),
     };
     Tensor::from_storage(storage, x_t.shape())
 }
@@ -222,20 +209,8 @@ pub fn ddgan_posterior_step_philox(
         noise_std: coefs.noise_std(step),
         pad: 0,
     };
-    let storage = match (x0_hat.storage(), x_t.storage()) {
-        (Storage::Cpu(a), Storage::Cpu(b)) => {
-            Storage::Cpu(BackendStorage::ddgan_posterior_philox(a, b, &p, &r)?)
-        }
-        (Storage::Cuda(a), Storage::Cuda(b)) => {
-            Storage::Cuda(BackendStorage::ddgan_posterior_philox(a, b, &p, &r)?)
-        }
-        _ => {
-            return Err(Error::DeviceMismatch {
-                op: OP,
-                a: x0_hat.device().describe(),
-                b: x_t.device().describe(),
-            })
-        }
-    };
+    let storage = dispatch!(OP, [x0_hat, x_t], |a, b| {
+        S::ddgan_posterior_philox(a, b, &p, &r)?
+    });
     Tensor::from_storage(storage, x_t.shape())
 }

@@ -2,7 +2,7 @@
 //! building block of every linear sampler update, and dtype casts (round to nearest even).
 
 use super::dispatch::{check_same_device, dispatch, mixed, wrap};
-use crate::backend::BackendStorage;
+use crate::backend::ElementwiseOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::{Storage, Tensor};

@@ -2,7 +2,7 @@
 //! (`kernels/finite.cu`).
 
 use super::dispatch::mixed;
-use crate::backend::BackendStorage;
+use crate::backend::FiniteOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::{Storage, Tensor};

@@ -4,7 +4,7 @@
 use super::checks::{compatible, nhwc};
 use super::dispatch::{dispatch, wrap};
 use crate::backend::geometry::Nhwc;
-use crate::backend::BackendStorage;
+use crate::backend::LayoutOps;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 

@@ -1,7 +1,7 @@
 //! Standard-normal noise keyed by (seed, stream, global sample index, step, element)
 //! (`kernels/philox_normal.cu`).
 
-use crate::backend::BackendStorage;
+use crate::backend::PhiloxNormalOps;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};

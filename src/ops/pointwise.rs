@@ -6,7 +6,7 @@ use super::dispatch::{dispatch, wrap, StorageOf};
 use crate::backend::geometry::{
     Activation, BinaryOp, ChannelAffine, ChannelVector, GroupNormGeometry, Nhwc,
 };
-use crate::backend::BackendStorage;
+use crate::backend::{GroupNormOps, PointwiseOps};
 use crate::error::{Error, Result};
 use crate::tensor::Storage;
 use crate::tensor::Tensor;
@@ -101,7 +101,7 @@ pub(super) fn run_affine(
         }
         None => None,
     };
-    fn run<S: BackendStorage + StorageOf>(
+    fn run<S: GroupNormOps + PointwiseOps + StorageOf>(
         op: &'static str,
         xs: &S,
         s: &Nhwc,

@@ -5,7 +5,7 @@ use super::checks::{nhwc, positive};
 use super::conv2d::{conv2d, Conv2dParams, Padding};
 use super::dispatch::{dispatch, wrap};
 use crate::backend::geometry::{Resample2x, UpFirDnGeometry};
-use crate::backend::BackendStorage;
+use crate::backend::ResampleOps;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 

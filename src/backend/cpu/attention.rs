@@ -4,10 +4,12 @@
 use rayon::prelude::*;
 
 use super::gemm::{rows_per_task, sgemm, MatRef};
+use super::CpuStorage;
+use crate::backend::AttentionOps;
 use crate::error::Result;
 
 /// `qkv` [n, p, 3c] → [n, p, c]: o[i] = Σ_j softmax_j(q_i·k_j / √c)·v_j.
-pub(crate) fn attention(qkv: &[f32], n: usize, p: usize, c: usize) -> Result<Vec<f32>> {
+fn attention(qkv: &[f32], n: usize, p: usize, c: usize) -> Result<Vec<f32>> {
     let mut out = vec![0.0f32; n * p * c];
     if out.is_empty() {
         return Ok(out);
@@ -69,4 +71,10 @@ pub(crate) fn attention(qkv: &[f32], n: usize, p: usize, c: usize) -> Result<Vec
         out[start..start + o.len()].copy_from_slice(&o);
     }
     Ok(out)
+}
+
+impl AttentionOps for CpuStorage {
+    fn attention(qkv: &Self, n: usize, positions: usize, c: usize) -> Result<Self> {
+        attention(qkv.f32s("attention")?, n, positions, c).map(CpuStorage::F32)
+    }
 }

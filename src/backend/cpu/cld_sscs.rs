@@ -3,6 +3,7 @@
 
 use super::elementwise::axpby_f32;
 use super::CpuStorage;
+use crate::backend::CldSscsOps;
 use crate::error::{Error, Result};
 use crate::kernels::params::{TriRandnParams, TriSscsStepParams};
 use crate::rng::randn_f32_host;
@@ -69,26 +70,28 @@ pub(super) fn state<'a, const N: usize>(
     })
 }
 
-pub(super) fn sscs_half_step(
-    x: &CpuStorage,
-    v: &CpuStorage,
-    noise: Option<&CpuStorage>,
-    p: &TriSscsStepParams,
-) -> Result<(CpuStorage, CpuStorage)> {
-    const OP: &str = "sscs half step";
-    let (pixels, c) = (p.pixels as usize, p.c as usize);
-    let n = pixels * c;
-    let [x, v] = state(OP, [("x", x), ("v", v)], n)?;
-    let z = u_draw(OP, noise, &p.noise, n)?;
-    let (mut x2, mut v2) = (vec![0f32; n], vec![0f32; n]);
-    for px in 0..pixels {
-        for ch in 0..c {
-            let i = px * c + ch;
-            let (zx, zv) = (z[px * 2 * c + ch], z[px * 2 * c + c + ch]);
-            x2[i] = axpby_f32(p.l11, zx, 1.0, axpby_f32(p.a_xx, x[i], p.a_xv, v[i]));
-            let v1 = axpby_f32(p.l21, zx, 1.0, axpby_f32(p.a_vx, x[i], p.a_vv, v[i]));
-            v2[i] = axpby_f32(p.l22, zv, 1.0, v1);
+impl CldSscsOps for CpuStorage {
+    fn cld_sscs_half_step(
+        x: &Self,
+        v: &Self,
+        noise: Option<&Self>,
+        p: &TriSscsStepParams,
+    ) -> Result<(Self, Self)> {
+        const OP: &str = "sscs half step";
+        let (pixels, c) = (p.pixels as usize, p.c as usize);
+        let n = pixels * c;
+        let [x, v] = state(OP, [("x", x), ("v", v)], n)?;
+        let z = u_draw(OP, noise, &p.noise, n)?;
+        let (mut x2, mut v2) = (vec![0f32; n], vec![0f32; n]);
+        for px in 0..pixels {
+            for ch in 0..c {
+                let i = px * c + ch;
+                let (zx, zv) = (z[px * 2 * c + ch], z[px * 2 * c + c + ch]);
+                x2[i] = axpby_f32(p.l11, zx, 1.0, axpby_f32(p.a_xx, x[i], p.a_xv, v[i]));
+                let v1 = axpby_f32(p.l21, zx, 1.0, axpby_f32(p.a_vx, x[i], p.a_vv, v[i]));
+                v2[i] = axpby_f32(p.l22, zv, 1.0, v1);
+            }
         }
+        Ok((CpuStorage::F32(x2), CpuStorage::F32(v2)))
     }
-    Ok((CpuStorage::F32(x2), CpuStorage::F32(v2)))
 }

@@ -9,18 +9,14 @@ use rayon::prelude::*;
 use super::gemm::{sgemm, MatRef};
 use super::CpuStorage;
 use crate::backend::geometry::Conv2dGeometry;
+use crate::backend::Conv2dOps;
 use crate::error::Result;
 
 /// Output channels per task when a pixel block is split by columns: narrower GEMMs lose efficiency.
 const MIN_COLS_PER_TASK: usize = 64;
 
 /// `x` [n, h, w, ci], `w` [kh, kw, ci/groups, co], `bias` [co] → [n, ho, wo, co].
-pub(crate) fn conv2d(
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    g: &Conv2dGeometry,
-) -> Result<Vec<f32>> {
+fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry) -> Result<Vec<f32>> {
     let pixels = g.n * g.ho * g.wo;
     let mut out = vec![0.0f32; pixels * g.co];
     if out.is_empty() {
@@ -203,36 +199,44 @@ fn depthwise(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry, out
         });
 }
 
-/// `[rows, in]` · `[out, in]`ᵀ + bias, one GEMM reading the weight transposed.
-pub(super) fn linear(
-    x: &CpuStorage,
-    w: &CpuStorage,
-    bias: Option<&CpuStorage>,
-    rows: usize,
-    in_f: usize,
-    out_f: usize,
-) -> Result<CpuStorage> {
-    const OP: &str = "linear";
-    let mut out = vec![0.0f32; rows * out_f];
-    let beta = match bias {
-        Some(b) => {
-            let b = b.f32s(OP)?;
-            out.chunks_exact_mut(out_f.max(1))
-                .for_each(|r| r.copy_from_slice(b));
-            1.0
-        }
-        None => 0.0,
-    };
-    let a = MatRef {
-        data: x.f32s(OP)?,
-        rs: in_f,
-        cs: 1,
-    };
-    let b = MatRef {
-        data: w.f32s(OP)?,
-        rs: 1,
-        cs: in_f,
-    };
-    sgemm(rows, in_f, out_f, 1.0, a, b, beta, &mut out, out_f, 1)?;
-    Ok(CpuStorage::F32(out))
+impl Conv2dOps for CpuStorage {
+    fn conv2d(x: &Self, w: &Self, bias: Option<&Self>, g: &Conv2dGeometry) -> Result<Self> {
+        const OP: &str = "conv2d";
+        let bias = bias.map(|b| b.f32s(OP)).transpose()?;
+        conv2d(x.f32s(OP)?, w.f32s(OP)?, bias, g).map(CpuStorage::F32)
+    }
+
+    /// `[rows, in]` · `[out, in]`ᵀ + bias, one GEMM reading the weight transposed.
+    fn linear(
+        x: &Self,
+        w: &Self,
+        bias: Option<&Self>,
+        rows: usize,
+        in_f: usize,
+        out_f: usize,
+    ) -> Result<Self> {
+        const OP: &str = "linear";
+        let mut out = vec![0.0f32; rows * out_f];
+        let beta = match bias {
+            Some(b) => {
+                let b = b.f32s(OP)?;
+                out.chunks_exact_mut(out_f.max(1))
+                    .for_each(|r| r.copy_from_slice(b));
+                1.0
+            }
+            None => 0.0,
+        };
+        let a = MatRef {
+            data: x.f32s(OP)?,
+            rs: in_f,
+            cs: 1,
+        };
+        let b = MatRef {
+            data: w.f32s(OP)?,
+            rs: 1,
+            cs: in_f,
+        };
+        sgemm(rows, in_f, out_f, 1.0, a, b, beta, &mut out, out_f, 1)?;
+        Ok(CpuStorage::F32(out))
+    }
 }

@@ -4,7 +4,11 @@
 use rayon::prelude::*;
 
 use super::pointwise::{channel_affine, Affine, Vector};
+use super::CpuStorage;
+use crate::backend::geometry::ChannelAffine;
 use crate::backend::geometry::GroupNormGeometry;
+use crate::backend::GroupNormOps;
+use crate::error::Result;
 
 /// Per (sample, group) mean and 1/sqrt(var + eps), as f32 vectors `[n, c]` (each channel carries its
 /// group's values) so the normalisation is a `channel_affine` with per-sample center and scale.
@@ -79,4 +83,12 @@ pub(crate) fn group_norm(x: &[f32], g: &GroupNormGeometry, a: &Affine<'_>) -> Ve
         act: a.act,
     };
     channel_affine(x, g.n, g.pixels, g.c, &folded)
+}
+
+impl GroupNormOps for CpuStorage {
+    fn group_norm(x: &Self, g: &GroupNormGeometry, a: &ChannelAffine<'_, Self>) -> Result<Self> {
+        const OP: &str = "group_norm";
+        let a = super::pointwise::affine(a, OP)?;
+        Ok(CpuStorage::F32(group_norm(x.f32s(OP)?, g, &a)))
+    }
 }

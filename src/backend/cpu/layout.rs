@@ -3,15 +3,12 @@
 
 use rayon::prelude::*;
 
+use super::CpuStorage;
 use crate::backend::geometry::Nhwc;
+use crate::backend::LayoutOps;
+use crate::error::Result;
 
-pub(crate) fn concat_channels(
-    a: &[f32],
-    b: &[f32],
-    pixels: usize,
-    ca: usize,
-    cb: usize,
-) -> Vec<f32> {
+fn concat_channels(a: &[f32], b: &[f32], pixels: usize, ca: usize, cb: usize) -> Vec<f32> {
     let c = ca + cb;
     let mut out = vec![0.0f32; pixels * c];
     if out.is_empty() {
@@ -24,13 +21,7 @@ pub(crate) fn concat_channels(
     out
 }
 
-pub(crate) fn slice_channels(
-    x: &[f32],
-    pixels: usize,
-    c: usize,
-    start: usize,
-    len: usize,
-) -> Vec<f32> {
+fn slice_channels(x: &[f32], pixels: usize, c: usize, start: usize, len: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; pixels * len];
     if out.is_empty() {
         return out;
@@ -41,7 +32,7 @@ pub(crate) fn slice_channels(
     out
 }
 
-pub(crate) fn crop(x: &[f32], s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Vec<f32> {
+fn crop(x: &[f32], s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; s.n * ho * wo * s.c];
     if out.is_empty() {
         return out;
@@ -56,7 +47,7 @@ pub(crate) fn crop(x: &[f32], s: &Nhwc, top: usize, left: usize, ho: usize, wo: 
     out
 }
 
-pub(crate) fn channel_mean(x: &[f32], n: usize, pixels: usize, c: usize) -> Vec<f32> {
+fn channel_mean(x: &[f32], n: usize, pixels: usize, c: usize) -> Vec<f32> {
     (0..n)
         .into_par_iter()
         .flat_map_iter(|s| {
@@ -71,7 +62,7 @@ pub(crate) fn channel_mean(x: &[f32], n: usize, pixels: usize, c: usize) -> Vec<
         .collect()
 }
 
-pub(crate) fn permute_nchw(x: &[f32], s: &Nhwc, to_nhwc: bool) -> Vec<f32> {
+fn permute_nchw(x: &[f32], s: &Nhwc, to_nhwc: bool) -> Vec<f32> {
     let (hw, c) = (s.pixels(), s.c);
     let mut out = vec![0.0f32; s.len()];
     if out.is_empty() {
@@ -93,7 +84,7 @@ pub(crate) fn permute_nchw(x: &[f32], s: &Nhwc, to_nhwc: bool) -> Vec<f32> {
 }
 
 /// DDGAN's PixelNorm: z / √(mean(z²) + 1e-8) per row of `dim` features (f64 sums).
-pub(crate) fn pixel_norm(z: &[f32], dim: usize) -> Vec<f32> {
+fn pixel_norm(z: &[f32], dim: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; z.len()];
     for (o, row) in out
         .chunks_exact_mut(dim.max(1))
@@ -106,4 +97,44 @@ pub(crate) fn pixel_norm(z: &[f32], dim: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+impl LayoutOps for CpuStorage {
+    fn concat_channels(a: &Self, b: &Self, pixels: usize, ca: usize, cb: usize) -> Result<Self> {
+        const OP: &str = "concat_channels";
+        let y = concat_channels(a.f32s(OP)?, b.f32s(OP)?, pixels, ca, cb);
+        Ok(CpuStorage::F32(y))
+    }
+
+    fn slice_channels(x: &Self, pixels: usize, c: usize, start: usize, len: usize) -> Result<Self> {
+        let y = slice_channels(x.f32s("slice_channels")?, pixels, c, start, len);
+        Ok(CpuStorage::F32(y))
+    }
+
+    fn crop(x: &Self, s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Result<Self> {
+        Ok(CpuStorage::F32(crop(x.f32s("crop")?, s, top, left, ho, wo)))
+    }
+
+    fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self> {
+        Ok(CpuStorage::F32(channel_mean(
+            x.f32s("channel_mean")?,
+            n,
+            pixels,
+            c,
+        )))
+    }
+
+    fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self> {
+        let v = x.f32s("pixel_norm")?;
+        debug_assert_eq!(v.len(), rows * dim);
+        Ok(CpuStorage::F32(pixel_norm(v, dim)))
+    }
+
+    fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self> {
+        Ok(CpuStorage::F32(permute_nchw(
+            x.f32s("permute_nchw")?,
+            s,
+            to_nhwc,
+        )))
+    }
 }

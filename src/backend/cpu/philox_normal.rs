@@ -3,6 +3,7 @@
 use half::{bf16, f16};
 
 use super::CpuStorage;
+use crate::backend::PhiloxNormalOps;
 use crate::error::Result;
 use crate::kernels::params::TriRandnParams;
 use crate::rng::randn_f32_host;
@@ -14,11 +15,13 @@ fn fill_rounded<T>(out: &mut [T], p: &TriRandnParams, round: impl Fn(f32) -> T) 
     out.iter_mut().zip(&z).for_each(|(o, &z)| *o = round(z));
 }
 
-pub(super) fn randn_philox(out: &mut CpuStorage, p: &TriRandnParams) -> Result<()> {
-    match out {
-        CpuStorage::F32(v) => randn_f32_host(p, v),
-        CpuStorage::BF16(v) => fill_rounded(v, p, bf16::from_f32),
-        CpuStorage::F16(v) => fill_rounded(v, p, f16::from_f32),
+impl PhiloxNormalOps for CpuStorage {
+    fn randn_philox(&mut self, p: &TriRandnParams) -> Result<()> {
+        match self {
+            CpuStorage::F32(v) => randn_f32_host(p, v),
+            CpuStorage::BF16(v) => fill_rounded(v, p, bf16::from_f32),
+            CpuStorage::F16(v) => fill_rounded(v, p, f16::from_f32),
+        }
+        Ok(())
     }
-    Ok(())
 }

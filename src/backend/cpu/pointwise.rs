@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use super::gemm::rows_per_task;
 use super::CpuStorage;
 use crate::backend::geometry::{Activation, BinaryOp, ChannelAffine, ChannelVector};
+use crate::backend::PointwiseOps;
 use crate::error::Result;
 
 /// A resolved per-channel or per-sample vector (host slice).
@@ -99,15 +100,35 @@ pub(super) fn affine<'a>(
     })
 }
 
-pub(super) fn activation(x: &[f32], act: Activation) -> Vec<f32> {
-    x.par_iter().map(|&v| act.apply(v)).collect()
-}
+impl PointwiseOps for CpuStorage {
+    fn channel_affine(x: &Self, a: &ChannelAffine<'_, Self>) -> Result<Self> {
+        const OP: &str = "channel_affine";
+        let af = affine(a, OP)?;
+        Ok(CpuStorage::F32(channel_affine(
+            x.f32s(OP)?,
+            a.n,
+            a.pixels,
+            a.c,
+            &af,
+        )))
+    }
 
-pub(super) fn binary(a: &[f32], b: &[f32], op: BinaryOp) -> Vec<f32> {
-    let f = match op {
-        BinaryOp::Add => |x: f32, y: f32| x + y,
-        BinaryOp::Sub => |x: f32, y: f32| x - y,
-        BinaryOp::Mul => |x: f32, y: f32| x * y,
-    };
-    a.par_iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+    fn activation(x: &Self, act: Activation) -> Result<Self> {
+        let x = x.f32s("activation")?;
+        Ok(CpuStorage::F32(
+            x.par_iter().map(|&v| act.apply(v)).collect(),
+        ))
+    }
+
+    fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self> {
+        let (a, b) = (a.f32s("binary")?, b.f32s("binary")?);
+        let f = match op {
+            BinaryOp::Add => |x: f32, y: f32| x + y,
+            BinaryOp::Sub => |x: f32, y: f32| x - y,
+            BinaryOp::Mul => |x: f32, y: f32| x * y,
+        };
+        Ok(CpuStorage::F32(
+            a.par_iter().zip(b).map(|(&x, &y)| f(x, y)).collect(),
+        ))
+    }
 }

@@ -2,10 +2,13 @@
 
 use rayon::prelude::*;
 
+use super::CpuStorage;
 use crate::backend::geometry::{Nhwc, Resample2x, UpFirDnGeometry};
+use crate::backend::ResampleOps;
+use crate::error::Result;
 
 /// upfirdn2d with a `k`×`k` kernel (row-major, applied as a true convolution, i.e. flipped).
-pub(crate) fn upfirdn2d(x: &[f32], g: &UpFirDnGeometry, kernel: &[f32]) -> Vec<f32> {
+fn upfirdn2d(x: &[f32], g: &UpFirDnGeometry, kernel: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0f32; g.n * g.ho * g.wo * g.c];
     if out.is_empty() {
         return out;
@@ -48,7 +51,7 @@ pub(crate) fn upfirdn2d(x: &[f32], g: &UpFirDnGeometry, kernel: &[f32]) -> Vec<f
     out
 }
 
-pub(crate) fn resample2x(x: &[f32], s: &Nhwc, mode: Resample2x) -> Vec<f32> {
+fn resample2x(x: &[f32], s: &Nhwc, mode: Resample2x) -> Vec<f32> {
     let c = s.c;
     let (ho, wo) = match mode {
         Resample2x::MeanDown => (s.h / 2, s.w / 2),
@@ -106,4 +109,14 @@ pub(crate) fn resample2x(x: &[f32], s: &Nhwc, mode: Resample2x) -> Vec<f32> {
         }
     });
     out
+}
+
+impl ResampleOps for CpuStorage {
+    fn upfirdn2d(x: &Self, g: &UpFirDnGeometry, kernel: &[f32]) -> Result<Self> {
+        Ok(CpuStorage::F32(upfirdn2d(x.f32s("upfirdn2d")?, g, kernel)))
+    }
+
+    fn resample2x(x: &Self, s: &Nhwc, mode: Resample2x) -> Result<Self> {
+        Ok(CpuStorage::F32(resample2x(x.f32s("resample2x")?, s, mode)))
+    }
 }

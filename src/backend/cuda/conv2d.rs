@@ -8,103 +8,101 @@ use cudarc::driver::{LaunchConfig, PushKernelArg};
 use super::launch::{check, launch_error, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Conv2dGeometry, Nhwc};
+use crate::backend::Conv2dOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::params::TriConv2dParams;
 
-pub(super) fn conv2d(
-    x: &CudaStorage,
-    w: &CudaStorage,
-    bias: Option<&CudaStorage>,
-    g: &Conv2dGeometry,
-) -> Result<CudaStorage> {
-    const OP: &str = "conv2d (cuda)";
-    let dev = Arc::clone(x.device());
-    if g.groups == 0 || g.ci % g.groups != 0 || g.co % g.groups != 0 || g.stride == 0 {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "groups, stride",
-            rule: "groups dividing both channel counts, stride >= 1",
-            found: format!("{g:?}"),
-        });
-    }
-    check(OP, "x", x, g.n * g.h * g.w * g.ci, &dev)?;
-    check(
-        OP,
-        "weight",
-        w,
-        g.kh * g.kw * (g.ci / g.groups) * g.co,
-        &dev,
-    )?;
-    if let Some(b) = bias {
-        check(OP, "bias", b, g.co, &dev)?;
-    }
-    let p = TriConv2dParams {
-        in_: nhwc(
+impl Conv2dOps for CudaStorage {
+    fn conv2d(x: &Self, w: &Self, bias: Option<&Self>, g: &Conv2dGeometry) -> Result<Self> {
+        const OP: &str = "conv2d (cuda)";
+        let dev = Arc::clone(x.device());
+        if g.groups == 0 || g.ci % g.groups != 0 || g.co % g.groups != 0 || g.stride == 0 {
+            return Err(Error::InvalidParam {
+                op: OP,
+                what: "groups, stride",
+                rule: "groups dividing both channel counts, stride >= 1",
+                found: format!("{g:?}"),
+            });
+        }
+        check(OP, "x", x, g.n * g.h * g.w * g.ci, &dev)?;
+        check(
             OP,
-            &Nhwc {
-                n: g.n,
-                h: g.h,
-                w: g.w,
-                c: g.ci,
-            },
-        )?,
-        co: u32_of(OP, "output channels", g.co)?,
-        kh: u32_of(OP, "kernel height", g.kh)?,
-        kw: u32_of(OP, "kernel width", g.kw)?,
-        stride: u32_of(OP, "stride", g.stride)?,
-        pad_top: u32_of(OP, "padding", g.pad_top)?,
-        pad_left: u32_of(OP, "padding", g.pad_left)?,
-        ho: u32_of(OP, "output height", g.ho)?,
-        wo: u32_of(OP, "output width", g.wo)?,
-        groups: u32_of(OP, "groups", g.groups)?,
-        has_bias: bias.is_some() as u32,
-        b_k_stride: g.co as u64,
-        b_n_stride: 1,
-    };
-    implicit_gemm(OP, x, w, bias, p, g.n * g.ho * g.wo)
-}
+            "weight",
+            w,
+            g.kh * g.kw * (g.ci / g.groups) * g.co,
+            &dev,
+        )?;
+        if let Some(b) = bias {
+            check(OP, "bias", b, g.co, &dev)?;
+        }
+        let p = TriConv2dParams {
+            in_: nhwc(
+                OP,
+                &Nhwc {
+                    n: g.n,
+                    h: g.h,
+                    w: g.w,
+                    c: g.ci,
+                },
+            )?,
+            co: u32_of(OP, "output channels", g.co)?,
+            kh: u32_of(OP, "kernel height", g.kh)?,
+            kw: u32_of(OP, "kernel width", g.kw)?,
+            stride: u32_of(OP, "stride", g.stride)?,
+            pad_top: u32_of(OP, "padding", g.pad_top)?,
+            pad_left: u32_of(OP, "padding", g.pad_left)?,
+            ho: u32_of(OP, "output height", g.ho)?,
+            wo: u32_of(OP, "output width", g.wo)?,
+            groups: u32_of(OP, "groups", g.groups)?,
+            has_bias: bias.is_some() as u32,
+            b_k_stride: g.co as u64,
+            b_n_stride: 1,
+        };
+        implicit_gemm(OP, x, w, bias, p, g.n * g.ho * g.wo)
+    }
 
-pub(super) fn linear(
-    x: &CudaStorage,
-    w: &CudaStorage,
-    bias: Option<&CudaStorage>,
-    rows: usize,
-    in_f: usize,
-    out_f: usize,
-) -> Result<CudaStorage> {
-    const OP: &str = "linear (cuda)";
-    let dev = Arc::clone(x.device());
-    check(OP, "x", x, rows * in_f, &dev)?;
-    check(OP, "weight", w, out_f * in_f, &dev)?;
-    if let Some(b) = bias {
-        check(OP, "bias", b, out_f, &dev)?;
+    fn linear(
+        x: &Self,
+        w: &Self,
+        bias: Option<&Self>,
+        rows: usize,
+        in_f: usize,
+        out_f: usize,
+    ) -> Result<Self> {
+        const OP: &str = "linear (cuda)";
+        let dev = Arc::clone(x.device());
+        check(OP, "x", x, rows * in_f, &dev)?;
+        check(OP, "weight", w, out_f * in_f, &dev)?;
+        if let Some(b) = bias {
+            check(OP, "bias", b, out_f, &dev)?;
+        }
+        // A 1×1 convolution of `rows` pixels, reading the [out, in] weight transposed.
+        let p = TriConv2dParams {
+            in_: nhwc(
+                OP,
+                &Nhwc {
+                    n: rows,
+                    h: 1,
+                    w: 1,
+                    c: in_f,
+                },
+            )?,
+            co: u32_of(OP, "output features", out_f)?,
+            kh: 1,
+            kw: 1,
+            stride: 1,
+            pad_top: 0,
+            pad_left: 0,
+            ho: 1,
+            wo: 1,
+            groups: 1,
+            has_bias: bias.is_some() as u32,
+            b_k_stride: 1,
+            b_n_stride: in_f as u64,
+        };
+        implicit_gemm(OP, x, w, bias, p, rows)
     }
-    // A 1×1 convolution of `rows` pixels, reading the [out, in] weight transposed.
-    let p = TriConv2dParams {
-        in_: nhwc(
-            OP,
-            &Nhwc {
-                n: rows,
-                h: 1,
-                w: 1,
-                c: in_f,
-            },
-        )?,
-        co: u32_of(OP, "output features", out_f)?,
-        kh: 1,
-        kw: 1,
-        stride: 1,
-        pad_top: 0,
-        pad_left: 0,
-        ho: 1,
-        wo: 1,
-        groups: 1,
-        has_bias: bias.is_some() as u32,
-        b_k_stride: 1,
-        b_n_stride: in_f as u64,
-    };
-    implicit_gemm(OP, x, w, bias, p, rows)
 }
 
 /// Launches the implicit-GEMM convolution (or the depthwise kernel) over `pixels` output pixels;

@@ -6,139 +6,118 @@ use std::sync::Arc;
 use super::launch::{check, launch_binary, launch_unary, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::Nhwc;
+use crate::backend::LayoutOps;
 use crate::error::{Error, Result};
 use crate::kernels::params::{
     TriChannelCopyParams, TriChannelMeanParams, TriCropParams, TriPermuteParams,
 };
 
-pub(super) fn concat_channels(
-    a: &CudaStorage,
-    b: &CudaStorage,
-    pixels: usize,
-    ca: usize,
-    cb: usize,
-) -> Result<CudaStorage> {
-    const OP: &str = "concat_channels (cuda)";
-    let dev = Arc::clone(a.device());
-    check(OP, "a", a, pixels * ca, &dev)?;
-    check(OP, "b", b, pixels * cb, &dev)?;
-    let p = TriChannelCopyParams {
-        pixels: pixels as u64,
-        ca: u32_of(OP, "channels", ca)?,
-        cb: u32_of(OP, "channels", cb)?,
-        start: 0,
-        len: 0,
-    };
-    launch_binary(
-        OP,
-        "layout",
-        "concat_channels_f32",
-        a,
-        b,
-        pixels * (ca + cb),
-        &p,
-    )
-}
-
-pub(super) fn slice_channels(
-    x: &CudaStorage,
-    pixels: usize,
-    c: usize,
-    start: usize,
-    len: usize,
-) -> Result<CudaStorage> {
-    const OP: &str = "slice_channels (cuda)";
-    let dev = Arc::clone(x.device());
-    check(OP, "x", x, pixels * c, &dev)?;
-    if start + len > c {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "channel range",
-            rule: "inside the input's channels",
-            found: format!("{start}..{} of {c}", start + len),
-        });
+impl LayoutOps for CudaStorage {
+    fn concat_channels(a: &Self, b: &Self, pixels: usize, ca: usize, cb: usize) -> Result<Self> {
+        const OP: &str = "concat_channels (cuda)";
+        let dev = Arc::clone(a.device());
+        check(OP, "a", a, pixels * ca, &dev)?;
+        check(OP, "b", b, pixels * cb, &dev)?;
+        let p = TriChannelCopyParams {
+            pixels: pixels as u64,
+            ca: u32_of(OP, "channels", ca)?,
+            cb: u32_of(OP, "channels", cb)?,
+            start: 0,
+            len: 0,
+        };
+        launch_binary(
+            OP,
+            "layout",
+            "concat_channels_f32",
+            a,
+            b,
+            pixels * (ca + cb),
+            &p,
+        )
     }
-    let p = TriChannelCopyParams {
-        pixels: pixels as u64,
-        ca: u32_of(OP, "channels", c)?,
-        cb: 0,
-        start: start as u32,
-        len: len as u32,
-    };
-    // The kernel's own bounds: start + len <= c (checked).
-    launch_unary(OP, "layout", "slice_channels_f32", x, pixels * len, &p)
-}
 
-pub(super) fn crop(
-    x: &CudaStorage,
-    s: &Nhwc,
-    top: usize,
-    left: usize,
-    ho: usize,
-    wo: usize,
-) -> Result<CudaStorage> {
-    const OP: &str = "crop (cuda)";
-    let dev = Arc::clone(x.device());
-    check(OP, "x", x, s.len(), &dev)?;
-    if top + ho > s.h || left + wo > s.w {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "window",
-            rule: "inside the image",
-            found: format!("{ho}x{wo} at ({top}, {left}) of {}x{}", s.h, s.w),
-        });
+    fn slice_channels(x: &Self, pixels: usize, c: usize, start: usize, len: usize) -> Result<Self> {
+        const OP: &str = "slice_channels (cuda)";
+        let dev = Arc::clone(x.device());
+        check(OP, "x", x, pixels * c, &dev)?;
+        if start + len > c {
+            return Err(Error::InvalidParam {
+                op: OP,
+                what: "channel range",
+                rule: "inside the input's channels",
+                found: format!("{start}..{} of {c}", start + len),
+            });
+        }
+        let p = TriChannelCopyParams {
+            pixels: pixels as u64,
+            ca: u32_of(OP, "channels", c)?,
+            cb: 0,
+            start: start as u32,
+            len: len as u32,
+        };
+        // The kernel's own bounds: start + len <= c (checked).
+        launch_unary(OP, "layout", "slice_channels_f32", x, pixels * len, &p)
     }
-    let p = TriCropParams {
-        in_: nhwc(OP, s)?,
-        top: top as u32,
-        left: left as u32,
-        ho: ho as u32,
-        wo: wo as u32,
-    };
-    // The kernel's own bounds: the window lies inside the image (checked).
-    launch_unary(OP, "layout", "crop_f32", x, s.n * ho * wo * s.c, &p)
-}
 
-pub(super) fn channel_mean(
-    x: &CudaStorage,
-    n: usize,
-    pixels: usize,
-    c: usize,
-) -> Result<CudaStorage> {
-    const OP: &str = "channel_mean (cuda)";
-    let dev = Arc::clone(x.device());
-    check(OP, "x", x, n * pixels * c, &dev)?;
-    let p = TriChannelMeanParams {
-        n: u32_of(OP, "batch", n)?,
-        pixels: u32_of(OP, "pixels", pixels)?,
-        c: u32_of(OP, "channels", c)?,
-        pad: 0,
-    };
-    launch_unary(OP, "layout", "channel_mean_f32", x, n * c, &p)
-}
+    fn crop(x: &Self, s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Result<Self> {
+        const OP: &str = "crop (cuda)";
+        let dev = Arc::clone(x.device());
+        check(OP, "x", x, s.len(), &dev)?;
+        if top + ho > s.h || left + wo > s.w {
+            return Err(Error::InvalidParam {
+                op: OP,
+                what: "window",
+                rule: "inside the image",
+                found: format!("{ho}x{wo} at ({top}, {left}) of {}x{}", s.h, s.w),
+            });
+        }
+        let p = TriCropParams {
+            in_: nhwc(OP, s)?,
+            top: top as u32,
+            left: left as u32,
+            ho: ho as u32,
+            wo: wo as u32,
+        };
+        // The kernel's own bounds: the window lies inside the image (checked).
+        launch_unary(OP, "layout", "crop_f32", x, s.n * ho * wo * s.c, &p)
+    }
 
-pub(super) fn pixel_norm(x: &CudaStorage, rows: usize, dim: usize) -> Result<CudaStorage> {
-    const OP: &str = "pixel_norm (cuda)";
-    let dev = Arc::clone(x.device());
-    check(OP, "x", x, rows * dim, &dev)?;
-    // A row of `dim` features is a sample of `dim` one-channel pixels.
-    let p = TriChannelMeanParams {
-        n: u32_of(OP, "rows", rows)?,
-        pixels: u32_of(OP, "features", dim)?,
-        c: 1,
-        pad: 0,
-    };
-    launch_unary(OP, "layout", "pixel_norm_f32", x, rows * dim, &p)
-}
+    fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self> {
+        const OP: &str = "channel_mean (cuda)";
+        let dev = Arc::clone(x.device());
+        check(OP, "x", x, n * pixels * c, &dev)?;
+        let p = TriChannelMeanParams {
+            n: u32_of(OP, "batch", n)?,
+            pixels: u32_of(OP, "pixels", pixels)?,
+            c: u32_of(OP, "channels", c)?,
+            pad: 0,
+        };
+        launch_unary(OP, "layout", "channel_mean_f32", x, n * c, &p)
+    }
 
-pub(super) fn permute_nchw(x: &CudaStorage, s: &Nhwc, to_nhwc: bool) -> Result<CudaStorage> {
-    const OP: &str = "permute_nchw (cuda)";
-    let dev = Arc::clone(x.device());
-    check(OP, "x", x, s.len(), &dev)?;
-    let p = TriPermuteParams {
-        s: nhwc(OP, s)?,
-        to_nhwc: to_nhwc as u32,
-        pad: 0,
-    };
-    launch_unary(OP, "layout", "permute_nchw_f32", x, s.len(), &p)
+    fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self> {
+        const OP: &str = "pixel_norm (cuda)";
+        let dev = Arc::clone(x.device());
+        check(OP, "x", x, rows * dim, &dev)?;
+        // A row of `dim` features is a sample of `dim` one-channel pixels.
+        let p = TriChannelMeanParams {
+            n: u32_of(OP, "rows", rows)?,
+            pixels: u32_of(OP, "features", dim)?,
+            c: 1,
+            pad: 0,
+        };
+        launch_unary(OP, "layout", "pixel_norm_f32", x, rows * dim, &p)
+    }
+
+    fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self> {
+        const OP: &str = "permute_nchw (cuda)";
+        let dev = Arc::clone(x.device());
+        check(OP, "x", x, s.len(), &dev)?;
+        let p = TriPermuteParams {
+            s: nhwc(OP, s)?,
+            to_nhwc: to_nhwc as u32,
+            pad: 0,
+        };
+        launch_unary(OP, "layout", "permute_nchw_f32", x, s.len(), &p)
+    }
 }

@@ -8,6 +8,7 @@ use cudarc::driver::PushKernelArg;
 use super::launch::{check, launch_binary, launch_error, launch_unary, output, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Activation, BinaryOp, ChannelAffine, ChannelVector};
+use crate::backend::PointwiseOps;
 use crate::device::CudaDevice;
 use crate::error::Result;
 use crate::kernels::params::{
@@ -79,56 +80,55 @@ pub(super) fn affine_params(
     })
 }
 
-pub(super) fn channel_affine(
-    x: &CudaStorage,
-    a: &ChannelAffine<'_, CudaStorage>,
-) -> Result<CudaStorage> {
-    const OP: &str = "channel_affine (cuda)";
-    let dev = Arc::clone(x.device());
-    let len = a.n * a.pixels * a.c;
-    check(OP, "x", x, len, &dev)?;
-    let p = affine_params(OP, a, &dev)?;
-    let (mut out, cfg) = output(&dev, len)?;
-    let Some(cfg) = cfg else { return Ok(out) };
-    let f = dev.function("pointwise", "channel_affine_f32")?;
-    let xv = x.view();
-    let cv = a.center.map_or(x, |v| v.data).view();
-    let sv = a.scale.map_or(x, |v| v.data).view();
-    let bv = a.shift.map_or(x, |v| v.data).view();
-    let mut yv = out.view_mut();
-    let mut l = dev.stream().launch_builder(&f);
-    l.arg(&xv).arg(&cv).arg(&sv).arg(&bv).arg(&mut yv).arg(&p);
-    // SAFETY: see the shared argument in `launch.rs`.
-    unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-    Ok(out)
-}
+impl PointwiseOps for CudaStorage {
+    fn channel_affine(x: &Self, a: &ChannelAffine<'_, Self>) -> Result<Self> {
+        const OP: &str = "channel_affine (cuda)";
+        let dev = Arc::clone(x.device());
+        let len = a.n * a.pixels * a.c;
+        check(OP, "x", x, len, &dev)?;
+        let p = affine_params(OP, a, &dev)?;
+        let (mut out, cfg) = output(&dev, len)?;
+        let Some(cfg) = cfg else { return Ok(out) };
+        let f = dev.function("pointwise", "channel_affine_f32")?;
+        let xv = x.view();
+        let cv = a.center.map_or(x, |v| v.data).view();
+        let sv = a.scale.map_or(x, |v| v.data).view();
+        let bv = a.shift.map_or(x, |v| v.data).view();
+        let mut yv = out.view_mut();
+        let mut l = dev.stream().launch_builder(&f);
+        l.arg(&xv).arg(&cv).arg(&sv).arg(&bv).arg(&mut yv).arg(&p);
+        // SAFETY: see the shared argument in `launch.rs`.
+        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
+        Ok(out)
+    }
 
-pub(super) fn activation(x: &CudaStorage, act: Activation) -> Result<CudaStorage> {
-    const OP: &str = "activation (cuda)";
-    let dev = Arc::clone(x.device());
-    check(OP, "x", x, x.len(), &dev)?;
-    let (code, arg) = activation_code(act);
-    let p = TriActivationParams {
-        n: x.len() as u64,
-        act: code,
-        arg,
-    };
-    launch_unary(OP, "pointwise", "activation_f32", x, x.len(), &p)
-}
+    fn activation(x: &Self, act: Activation) -> Result<Self> {
+        const OP: &str = "activation (cuda)";
+        let dev = Arc::clone(x.device());
+        check(OP, "x", x, x.len(), &dev)?;
+        let (code, arg) = activation_code(act);
+        let p = TriActivationParams {
+            n: x.len() as u64,
+            act: code,
+            arg,
+        };
+        launch_unary(OP, "pointwise", "activation_f32", x, x.len(), &p)
+    }
 
-pub(super) fn binary(a: &CudaStorage, b: &CudaStorage, op: BinaryOp) -> Result<CudaStorage> {
-    const OP: &str = "binary (cuda)";
-    let dev = Arc::clone(a.device());
-    check(OP, "a", a, a.len(), &dev)?;
-    check(OP, "b", b, a.len(), &dev)?;
-    let p = TriBinaryParams {
-        n: a.len() as u64,
-        op: match op {
-            BinaryOp::Add => TRI_BINARY_ADD,
-            BinaryOp::Sub => TRI_BINARY_SUB,
-            BinaryOp::Mul => TRI_BINARY_MUL,
-        } as i32,
-        pad: 0,
-    };
-    launch_binary(OP, "pointwise", "binary_f32", a, b, a.len(), &p)
+    fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self> {
+        const OP: &str = "binary (cuda)";
+        let dev = Arc::clone(a.device());
+        check(OP, "a", a, a.len(), &dev)?;
+        check(OP, "b", b, a.len(), &dev)?;
+        let p = TriBinaryParams {
+            n: a.len() as u64,
+            op: match op {
+                BinaryOp::Add => TRI_BINARY_ADD,
+                BinaryOp::Sub => TRI_BINARY_SUB,
+                BinaryOp::Mul => TRI_BINARY_MUL,
+            } as i32,
+            pad: 0,
+        };
+        launch_binary(OP, "pointwise", "binary_f32", a, b, a.len(), &p)
+    }
 }

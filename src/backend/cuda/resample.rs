@@ -6,84 +6,83 @@ use std::sync::Arc;
 use super::launch::{check, launch_unary, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Nhwc, Resample2x, UpFirDnGeometry};
+use crate::backend::ResampleOps;
 use crate::error::{Error, Result};
 use crate::kernels::params::{
     TriResample2xParams, TriUpFirDnParams, TRI_RESAMPLE_BILINEAR_UP_ALIGNED,
     TRI_RESAMPLE_MEAN_DOWN, TRI_RESAMPLE_NEAREST_UP, TRI_UPFIRDN_MAX_K,
 };
 
-pub(super) fn upfirdn2d(
-    x: &CudaStorage,
-    g: &UpFirDnGeometry,
-    kernel: &[f32],
-) -> Result<CudaStorage> {
-    const OP: &str = "upfirdn2d (cuda)";
-    let dev = Arc::clone(x.device());
-    let max_k = TRI_UPFIRDN_MAX_K as usize;
-    if g.k == 0 || g.k > max_k || kernel.len() != g.k * g.k {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "kernel",
-            rule: "k × k taps with 1 <= k <= 8",
-            found: format!("{} taps for k = {}", kernel.len(), g.k),
-        });
-    }
-    check(OP, "x", x, g.n * g.h * g.w * g.c, &dev)?;
-    let pad = |v: isize| {
-        i32::try_from(v).map_err(|_| Error::InvalidParam {
-            op: OP,
-            what: "padding",
-            rule: "within i32",
-            found: v.to_string(),
-        })
-    };
-    let mut taps = [0f32; (TRI_UPFIRDN_MAX_K * TRI_UPFIRDN_MAX_K) as usize];
-    taps[..kernel.len()].copy_from_slice(kernel);
-    let p = TriUpFirDnParams {
-        in_: nhwc(
+impl ResampleOps for CudaStorage {
+    fn upfirdn2d(x: &Self, g: &UpFirDnGeometry, kernel: &[f32]) -> Result<Self> {
+        const OP: &str = "upfirdn2d (cuda)";
+        let dev = Arc::clone(x.device());
+        let max_k = TRI_UPFIRDN_MAX_K as usize;
+        if g.k == 0 || g.k > max_k || kernel.len() != g.k * g.k {
+            return Err(Error::InvalidParam {
+                op: OP,
+                what: "kernel",
+                rule: "k × k taps with 1 <= k <= 8",
+                found: format!("{} taps for k = {}", kernel.len(), g.k),
+            });
+        }
+        check(OP, "x", x, g.n * g.h * g.w * g.c, &dev)?;
+        let pad = |v: isize| {
+            i32::try_from(v).map_err(|_| Error::InvalidParam {
+                op: OP,
+                what: "padding",
+                rule: "within i32",
+                found: v.to_string(),
+            })
+        };
+        let mut taps = [0f32; (TRI_UPFIRDN_MAX_K * TRI_UPFIRDN_MAX_K) as usize];
+        taps[..kernel.len()].copy_from_slice(kernel);
+        let p = TriUpFirDnParams {
+            in_: nhwc(
+                OP,
+                &Nhwc {
+                    n: g.n,
+                    h: g.h,
+                    w: g.w,
+                    c: g.c,
+                },
+            )?,
+            up: u32_of(OP, "up", g.up)?,
+            down: u32_of(OP, "down", g.down)?,
+            pad0: pad(g.pad0)?,
+            pad1: pad(g.pad1)?,
+            k: g.k as u32,
+            ho: u32_of(OP, "output height", g.ho)?,
+            wo: u32_of(OP, "output width", g.wo)?,
+            pad: 0,
+            taps,
+        };
+        // The kernel's own bounds: the kernel reads only input pixels that its source mapping
+        // places inside [0, h) × [0, w) (padding and inserted zeros are skipped).
+        launch_unary(
             OP,
-            &Nhwc {
-                n: g.n,
-                h: g.h,
-                w: g.w,
-                c: g.c,
-            },
-        )?,
-        up: u32_of(OP, "up", g.up)?,
-        down: u32_of(OP, "down", g.down)?,
-        pad0: pad(g.pad0)?,
-        pad1: pad(g.pad1)?,
-        k: g.k as u32,
-        ho: u32_of(OP, "output height", g.ho)?,
-        wo: u32_of(OP, "output width", g.wo)?,
-        pad: 0,
-        taps,
-    };
-    // The kernel's own bounds: the kernel reads only input pixels that its source mapping
-    // places inside [0, h) × [0, w) (padding and inserted zeros are skipped).
-    launch_unary(
-        OP,
-        "resample",
-        "upfirdn2d_f32",
-        x,
-        g.n * g.ho * g.wo * g.c,
-        &p,
-    )
-}
+            "resample",
+            "upfirdn2d_f32",
+            x,
+            g.n * g.ho * g.wo * g.c,
+            &p,
+        )
+    }
 
-pub(super) fn resample2x(x: &CudaStorage, s: &Nhwc, mode: Resample2x) -> Result<CudaStorage> {
-    const OP: &str = "resample2x (cuda)";
-    let dev = Arc::clone(x.device());
-    check(OP, "x", x, s.len(), &dev)?;
-    let (out_len, code) = match mode {
-        Resample2x::NearestUp => (s.len() * 4, TRI_RESAMPLE_NEAREST_UP),
-        Resample2x::MeanDown => (s.n * (s.h / 2) * (s.w / 2) * s.c, TRI_RESAMPLE_MEAN_DOWN),
-        Resample2x::BilinearUpAligned => (s.len() * 4, TRI_RESAMPLE_BILINEAR_UP_ALIGNED),
-    };
-    let p = TriResample2xParams {
-        in_: nhwc(OP, s)?,
-        mode: code,
-        pad: 0,
-    };
-    launch_unary(OP, "resample", "resample2x_f32", x, out_len, &p)
+    fn resample2x(x: &Self, s: &Nhwc, mode: Resample2x) -> Result<Self> {
+        const OP: &str = "resample2x (cuda)";
+        let dev = Arc::clone(x.device());
+        check(OP, "x", x, s.len(), &dev)?;
+        let (out_len, code) = match mode {
+            Resample2x::NearestUp => (s.len() * 4, TRI_RESAMPLE_NEAREST_UP),
+            Resample2x::MeanDown => (s.n * (s.h / 2) * (s.w / 2) * s.c, TRI_RESAMPLE_MEAN_DOWN),
+            Resample2x::BilinearUpAligned => (s.len() * 4, TRI_RESAMPLE_BILINEAR_UP_ALIGNED),
+        };
+        let p = TriResample2xParams {
+            in_: nhwc(OP, s)?,
+            mode: code,
+            pad: 0,
+        };
+        launch_unary(OP, "resample", "resample2x_f32", x, out_len, &p)
+    }
 }
