@@ -59,7 +59,7 @@ cargo bench --no-run --message-format=json 2>/dev/null | collect bench | while r
 done
 
 # Files the tests read at run time (they look under TRILEMMA_SOURCE_DIR), and the check's own scripts.
-cp -r --parents fuzz/corpus/safetensors_load kernels/common kernels/resource-allowances.tsv src/kernels/params_bindings.rs "$BUNDLE/src/"
+cp -r --parents fuzz/corpus/safetensors_load kernels/common kernels/resource-allowances.tsv "$BUNDLE/src/"
 [ -d tests/fixtures ] && cp -r --parents tests/fixtures "$BUNDLE/src/"
 [ -d tests/models ] && cp -r --parents tests/models "$BUNDLE/src/"
 cp scripts/gpu-check.sh scripts/gpu_report.py tools/bench_pytorch.py benches/targets.tsv "$BUNDLE/"

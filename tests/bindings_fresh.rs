@@ -1,4 +1,4 @@
-//! The committed Rust side of `kernels/common/params.h` (src/kernels/params_bindings.rs) must equal what
+//! The committed Rust side of `kernels/common/params.h` (kernels/common/params_bindings.rs) must equal what
 //! bindgen generates now. `TRILEMMA_BLESS=1 cargo test --test bindings_fresh` rewrites it.
 //!
 //! Needs libclang at run time. Without it the test says so and passes, unless
@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 const HEADER: &str = "kernels/common/params.h";
-const BINDINGS: &str = "src/kernels/params_bindings.rs";
+const BINDINGS: &str = "kernels/common/params_bindings.rs";
 
 /// The source tree (TRILEMMA_SOURCE_DIR overrides the build-time path for prebuilt executables).
 fn root() -> PathBuf {

@@ -3,6 +3,8 @@
 //! are HWIO `[kh, kw, in/groups, out]`, re-laid out from PyTorch's `[out, in/groups, kh, kw]` at load
 //! time. The structs are filled and validated by the ops layer, so a backend can trust them.
 
+use crate::error::{Error, Result};
+
 /// Pointwise activations, applied in fp32.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
@@ -77,6 +79,25 @@ pub struct Conv2dGeometry {
     pub groups: usize,
 }
 
+impl Conv2dGeometry {
+    pub fn input(&self) -> Nhwc {
+        Nhwc {
+            n: self.n,
+            h: self.h,
+            w: self.w,
+            c: self.ci,
+        }
+    }
+}
+
+/// `[rows, in_f]` · `[out_f, in_f]`ᵀ (+ bias `[out_f]`) → `[rows, out_f]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearGeometry {
+    pub rows: usize,
+    pub in_f: usize,
+    pub out_f: usize,
+}
+
 /// Group normalisation of `[n, pixels, c]` with `groups` groups of `c / groups` channels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroupNormGeometry {
@@ -131,6 +152,17 @@ pub struct UpFirDnGeometry {
     pub wo: usize,
 }
 
+impl UpFirDnGeometry {
+    pub fn input(&self) -> Nhwc {
+        Nhwc {
+            n: self.n,
+            h: self.h,
+            w: self.w,
+            c: self.c,
+        }
+    }
+}
+
 /// Fixed 2× resamplers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resample2x {
@@ -160,5 +192,32 @@ impl Nhwc {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The `ho`×`wo` window at (`top`, `left`) of every image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub top: usize,
+    pub left: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Window {
+    /// The window lies inside the images of `s`.
+    pub fn check(&self, op: &'static str, s: &Nhwc) -> Result<()> {
+        if self.top + self.ho > s.h || self.left + self.wo > s.w {
+            return Err(Error::InvalidParam {
+                op,
+                what: "window",
+                rule: "inside the image",
+                found: format!(
+                    "{}x{} at ({}, {}) of {}x{}",
+                    self.ho, self.wo, self.top, self.left, s.h, s.w
+                ),
+            });
+        }
+        Ok(())
     }
 }

@@ -16,8 +16,8 @@ use crate::kernels::params::{
     TriCldEmParams, TriDdganPosteriorParams, TriRandnParams, TriSscsStepParams,
 };
 use geometry::{
-    Activation, BinaryOp, ChannelAffine, Conv2dGeometry, GroupNormGeometry, Nhwc, Resample2x,
-    UpFirDnGeometry,
+    Activation, BinaryOp, ChannelAffine, Conv2dGeometry, GroupNormGeometry, LinearGeometry, Nhwc,
+    Resample2x, UpFirDnGeometry, Window,
 };
 
 /// The ops of `kernels/philox_normal.cu`.
@@ -44,61 +44,29 @@ pub trait FiniteOps: Sized {
 
 /// The ops of `kernels/ddgan_posterior.cu`.
 pub trait DdganPosteriorOps: Sized {
-    /// One DDGAN posterior draw: (coef1 x0 + coef2 x_t) + noise_std noise, in fp32, rounded once.
-    /// `noise` may be None only when `p.noise_std` is 0 (the last step).
-    fn ddgan_posterior_step(
-        x0: &Self,
-        x_t: &Self,
-        noise: Option<&Self>,
-        p: &TriDdganPosteriorParams,
-    ) -> Result<Self>;
-    /// The same draw with the noise of `r` (the normals `randn_philox(r)` would write, rounded to the
-    /// storage type) instead of a noise tensor; r describes x_t's [num_samples, elems_per_sample].
-    fn ddgan_posterior_philox(
-        x0: &Self,
-        x_t: &Self,
-        p: &TriDdganPosteriorParams,
-        r: &TriRandnParams,
-    ) -> Result<Self>;
+    /// One DDGAN posterior draw: (coef1 x0 + coef2 x_t) + noise_std noise, in fp32, rounded once to
+    /// x_t's storage type.
+    fn ddgan_posterior(d: PosteriorDraw<'_, Self>, p: &TriDdganPosteriorParams) -> Result<Self>;
 }
 
 /// The ops of `kernels/cld_sscs.cu`.
 pub trait CldSscsOps: Sized {
-    /// CLD's SSCS analytic half step: (x', v') from x, v (`[pixels, c]` f32 each) and the u-shaped
-    /// noise tensor (`[pixels, 2c]`, x half first) or, without one, the Philox draw `p.noise`.
-    fn cld_sscs_half_step(
-        x: &Self,
-        v: &Self,
-        noise: Option<&Self>,
-        p: &TriSscsStepParams,
-    ) -> Result<(Self, Self)>;
+    /// CLD's SSCS analytic half step: (x', v') from the state and the u-shaped noise tensor or,
+    /// without one, the Philox draw `p.noise`.
+    fn cld_sscs_half_step(s: CldState<'_, Self>, p: &TriSscsStepParams) -> Result<[Self; 2]>;
 }
 
 /// The ops of `kernels/cld_em.cu`.
 pub trait CldEmOps: Sized {
-    /// CLD's Euler–Maruyama step: (x', v') from x, v, the network output alpha (`[pixels, c]` f32
-    /// each) and, by `p.noise_mode`, the noise tensor (`[pixels, 2c]`), the Philox draw or no noise.
-    fn cld_em_step(
-        x: &Self,
-        v: &Self,
-        alpha: &Self,
-        noise: Option<&Self>,
-        p: &TriCldEmParams,
-    ) -> Result<(Self, Self)>;
+    /// CLD's Euler–Maruyama step: (x', v') from the state, the network output alpha (`[pixels, c]`
+    /// f32) and, by `p.noise_mode`, the noise tensor, the Philox draw or no noise.
+    fn cld_em_step(s: CldState<'_, Self>, alpha: &Self, p: &TriCldEmParams) -> Result<[Self; 2]>;
 }
 
 /// The ops of `kernels/conv2d.cu`.
 pub trait Conv2dOps: Sized {
     fn conv2d(x: &Self, w: &Self, bias: Option<&Self>, g: &Conv2dGeometry) -> Result<Self>;
-    /// `[rows, in]` · `[out, in]`ᵀ + bias → `[rows, out]`.
-    fn linear(
-        x: &Self,
-        w: &Self,
-        bias: Option<&Self>,
-        rows: usize,
-        in_f: usize,
-        out_f: usize,
-    ) -> Result<Self>;
+    fn linear(x: &Self, w: &Self, bias: Option<&Self>, g: &LinearGeometry) -> Result<Self>;
 }
 
 /// The ops of `kernels/group_norm.cu`.
@@ -138,8 +106,7 @@ pub trait LayoutOps: Sized {
     fn concat_channels(a: &Self, b: &Self, pixels: usize, ca: usize, cb: usize) -> Result<Self>;
     /// Channels `start..start + len` of `[pixels, c]`.
     fn slice_channels(x: &Self, pixels: usize, c: usize, start: usize, len: usize) -> Result<Self>;
-    /// The `ho`×`wo` window at (`top`, `left`) of every image.
-    fn crop(x: &Self, s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Result<Self>;
+    fn crop(x: &Self, s: &Nhwc, window: &Window) -> Result<Self>;
     /// Mean over pixels: `[n, pixels, c]` → `[n, c]` (f64 sums).
     fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self>;
     /// DDGAN's PixelNorm of `[rows, dim]`: each row over √(mean(row²) + 1e-8) (f64 sums).
@@ -148,7 +115,34 @@ pub trait LayoutOps: Sized {
     fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self>;
 }
 
-/// A storage type every op is implemented for: what the ops layer dispatches to.
+/// A storage type every op is implemented for: what the ops layer dispatches to (implemented in
+/// `cpu/mod.rs` and `cuda/mod.rs`, so a backend missing an op does not compile).
+/// The state tensors a CLD step reads: x and v (`[pixels, c]` f32 each) and, when the step draws from
+/// a tensor rather than from Philox or not at all, the u-shaped noise (`[pixels, 2c]`, x half first).
+pub struct CldState<'a, S> {
+    pub x: &'a S,
+    pub v: &'a S,
+    pub noise: Option<&'a S>,
+}
+
+/// Where a DDGAN posterior draw takes its noise from.
+pub enum PosteriorNoise<'a, S> {
+    /// None: the last step (`noise_std` is 0).
+    Zero,
+    /// A tensor of x_t's shape and storage type.
+    Tensor(&'a S),
+    /// The normals `randn_philox(r)` would write, rounded to the storage type; `r` describes x_t as
+    /// `[num_samples, elems_per_sample]`.
+    Philox(&'a TriRandnParams),
+}
+
+/// The inputs of one DDGAN posterior draw: the predicted x0 and x_t (one shape and storage type).
+pub struct PosteriorDraw<'a, S> {
+    pub x0: &'a S,
+    pub x_t: &'a S,
+    pub noise: PosteriorNoise<'a, S>,
+}
+
 pub trait BackendStorage:
     PhiloxNormalOps
     + ElementwiseOps
@@ -162,21 +156,5 @@ pub trait BackendStorage:
     + AttentionOps
     + ResampleOps
     + LayoutOps
-{
-}
-
-impl<S> BackendStorage for S where
-    S: PhiloxNormalOps
-        + ElementwiseOps
-        + FiniteOps
-        + DdganPosteriorOps
-        + CldSscsOps
-        + CldEmOps
-        + Conv2dOps
-        + GroupNormOps
-        + PointwiseOps
-        + AttentionOps
-        + ResampleOps
-        + LayoutOps
 {
 }

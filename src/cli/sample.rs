@@ -118,14 +118,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
             },
         };
         let (img, nfe) = plan.sample(&model, b, &noise, &device)?;
-        let [_, c, h, w] = *img.shape() else {
-            return Err(trilemma::Error::InvalidParam {
-                op: "sample",
-                what: "images",
-                rule: "NCHW",
-                found: format!("{:?}", img.shape()),
-            });
-        };
+        let [_, c, h, w] = img.dims("sample", "images", "NCHW")?;
         shape = [c, h, w];
         images.extend(img.to_vec_f32()?);
         nfe_total += nfe;

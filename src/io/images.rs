@@ -85,24 +85,35 @@ fn encode_png(
     writer.finish().map_err(std::io::Error::other)
 }
 
+/// Runs `write` on a temporary sibling of `path`, then renames it to `path`; on failure the partial
+/// output is removed (`remove`: file or folder), so nothing half-written is left under either name.
+fn atomic_output(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+    remove: fn(&Path) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = temp_sibling(path);
+    write(&tmp)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = remove(&tmp);
+            Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        })
+}
+
 fn atomic_file(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
-    let tmp = temp_sibling(path);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+    let write_tmp = |tmp: &Path| {
+        let mut f = std::fs::File::create(tmp)?;
         write(&mut f)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }
-    })
+        f.sync_all()
+    };
+    atomic_output(path, write_tmp, |p| std::fs::remove_file(p))
 }
 
 /// All images in one PNG, `ceil(sqrt(n))` per row with 2-pixel black borders (torchvision's make_grid).
@@ -139,28 +150,16 @@ pub fn write_png_folder(dir: &Path, imgs: &Images<'_>, first_index: usize) -> Re
             ),
         });
     }
-    let tmp = temp_sibling(dir);
-    let result = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all(&tmp)?;
+    let write_tmp = |tmp: &Path| {
+        std::fs::create_dir_all(tmp)?;
         for i in 0..imgs.n {
             let f = std::fs::File::create(tmp.join(format!("{:06}.png", first_index + i)))?;
-            encode_png(
-                std::io::BufWriter::new(f),
-                imgs.w,
-                imgs.h,
-                imgs.c,
-                &imgs.hwc(i),
-            )?;
+            let hwc = imgs.hwc(i);
+            encode_png(std::io::BufWriter::new(f), imgs.w, imgs.h, imgs.c, &hwc)?;
         }
-        std::fs::rename(&tmp, dir)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_dir_all(&tmp);
-        Error::Io {
-            path: dir.to_path_buf(),
-            source: e,
-        }
-    })
+        Ok(())
+    };
+    atomic_output(dir, write_tmp, |p| std::fs::remove_dir_all(p))
 }
 
 /// An .npz with `arr_0`: uint8 [N, H, W, C], the layout FID tools read.

@@ -66,6 +66,19 @@ impl Config {
         self.map.contains_key(key)
     }
 
+    /// `get(key)` when the key is present, else the default.
+    fn or<T>(
+        &self,
+        key: &str,
+        get: impl Fn(&Self, &str) -> Result<T>,
+        default: impl FnOnce() -> T,
+    ) -> Result<T> {
+        match self.has(key) {
+            true => get(self, key),
+            false => Ok(default()),
+        }
+    }
+
     pub fn f64(&self, key: &str) -> Result<f64> {
         let v = self.required(key)?;
         match v {
@@ -77,11 +90,7 @@ impl Config {
     }
 
     pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
-        if self.has(key) {
-            self.f64(key)
-        } else {
-            Ok(default)
-        }
+        self.or(key, Self::f64, || default)
     }
 
     pub fn usize(&self, key: &str) -> Result<usize> {
@@ -109,11 +118,7 @@ impl Config {
     }
 
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
-        if self.has(key) {
-            self.bool(key)
-        } else {
-            Ok(default)
-        }
+        self.or(key, Self::bool, || default)
     }
 
     pub fn str(&self, key: &str) -> Result<String> {
@@ -124,11 +129,7 @@ impl Config {
     }
 
     pub fn str_or(&self, key: &str, default: &str) -> Result<String> {
-        if self.has(key) {
-            self.str(key)
-        } else {
-            Ok(default.to_string())
-        }
+        self.or(key, Self::str, || default.to_string())
     }
 
     /// The input size LSGM's `dataset` implies (util/utils.py): MNIST and OMNIGLOT digits are padded

@@ -26,14 +26,7 @@ pub(super) fn check_state(
     others: &[(&'static str, &Tensor)],
     noise: Option<UDraw<'_>>,
 ) -> Result<[usize; 4]> {
-    let [b, h, w, c] = *x.shape() else {
-        return Err(Error::InvalidParam {
-            op,
-            what: "x",
-            rule: "NHWC [B, H, W, C]",
-            found: format!("{:?}", x.shape()),
-        });
-    };
+    let [b, h, w, c] = x.dims(op, "x", "NHWC [B, H, W, C]")?;
     for &(name, t) in [("x", x)].iter().chain(others) {
         if t.dtype() != DType::F32 {
             return Err(Error::DTypeMismatch {

@@ -4,7 +4,7 @@
 
 use super::cld_draw::{check_state, pair, philox_of, tensor_of, UDraw};
 use super::dispatch::dispatch;
-use crate::backend::CldEmOps;
+use crate::backend::{CldEmOps, CldState};
 use crate::error::Result;
 use crate::kernels::params::{
     TriCldEmParams, TRI_CLD_NOISE_NONE, TRI_CLD_NOISE_PHILOX, TRI_CLD_NOISE_TENSOR,
@@ -59,11 +59,11 @@ pub fn cld_em_step(
         pad: 0,
     };
     let out = match z {
-        None => dispatch!(pair OP, [x, v, alpha], |xs, vs, als| {
-            S::cld_em_step(xs, vs, als, None, &p)?
+        None => dispatch!(pair OP, [x, v, alpha], |x, v, alpha| {
+            S::cld_em_step(CldState { x, v, noise: None }, alpha, &p)?
         }),
-        Some(z) => dispatch!(pair OP, [x, v, alpha, z], |xs, vs, als, zs| {
-            S::cld_em_step(xs, vs, als, Some(zs), &p)?
+        Some(z) => dispatch!(pair OP, [x, v, alpha, z], |x, v, alpha, z| {
+            S::cld_em_step(CldState { x, v, noise: Some(z) }, alpha, &p)?
         }),
     };
     pair(x, out)

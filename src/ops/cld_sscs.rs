@@ -4,7 +4,7 @@
 
 use super::cld_draw::{check_state, pair, philox_of, tensor_of, UDraw};
 use super::dispatch::dispatch;
-use crate::backend::CldSscsOps;
+use crate::backend::{CldSscsOps, CldState};
 use crate::error::Result;
 use crate::kernels::params::{TriSscsHalfStep, TriSscsStepParams};
 use crate::tensor::Tensor;
@@ -50,9 +50,11 @@ pub fn cld_sscs_half_step(
         pad: 0,
     };
     let out = match z {
-        None => dispatch!(pair OP, [x, v], |xs, vs| S::cld_sscs_half_step(xs, vs, None, &p)?),
-        Some(z) => dispatch!(pair OP, [x, v, z], |xs, vs, zs| {
-            S::cld_sscs_half_step(xs, vs, Some(zs), &p)?
+        None => dispatch!(pair OP, [x, v], |x, v| {
+            S::cld_sscs_half_step(CldState { x, v, noise: None }, &p)?
+        }),
+        Some(z) => dispatch!(pair OP, [x, v, z], |x, v, z| {
+            S::cld_sscs_half_step(CldState { x, v, noise: Some(z) }, &p)?
         }),
     };
     pair(x, out)

@@ -5,7 +5,7 @@
 use super::checks::{compatible, expect_shape, nhwc, positive};
 use super::dispatch::{dispatch, wrap};
 use super::flops::count_flops;
-use crate::backend::geometry::Conv2dGeometry;
+use crate::backend::geometry::{Conv2dGeometry, LinearGeometry};
 use crate::backend::Conv2dOps;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -52,14 +52,7 @@ impl Conv2dParams {
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let s = nhwc(OP, "x", x)?;
-    let [kh, kw, cig, co] = *w.shape() else {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "weight",
-            rule: "a 4-D tensor [kh, kw, in/groups, out]",
-            found: format!("shape {:?}", w.shape()),
-        });
-    };
+    let [kh, kw, cig, co] = w.dims(OP, "weight", "a 4-D tensor [kh, kw, in/groups, out]")?;
     positive(OP, "stride", p.stride)?;
     positive(OP, "groups", p.groups)?;
     if s.c % p.groups != 0 || co % p.groups != 0 || cig * p.groups != s.c {
@@ -162,18 +155,10 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         compatible(OP, "bias", b, x)?;
     }
     count_flops(rows * in_f * out_f);
+    let g = LinearGeometry { rows, in_f, out_f };
     let storage = match bias {
-        None => dispatch!(OP, [x, w], |xs, ws| S::linear(
-            xs, ws, None, rows, in_f, out_f
-        )?),
-        Some(b) => dispatch!(OP, [x, w, b], |xs, ws, bs| S::linear(
-            xs,
-            ws,
-            Some(bs),
-            rows,
-            in_f,
-            out_f
-        )?),
+        None => dispatch!(OP, [x, w], |xs, ws| S::linear(xs, ws, None, &g)?),
+        Some(b) => dispatch!(OP, [x, w, b], |xs, ws, bs| S::linear(xs, ws, Some(bs), &g)?),
     };
     wrap(storage, &[rows, out_f])
 }

@@ -3,7 +3,7 @@
 //! (`kernels/common/ddgan_schedule.h`, in the official code's float64-then-float32 precision).
 
 use super::dispatch::{check_same_device, dispatch};
-use crate::backend::DdganPosteriorOps;
+use crate::backend::{DdganPosteriorOps, PosteriorDraw, PosteriorNoise};
 use crate::error::{Error, Result};
 use crate::kernels::params::TriDdganPosteriorParams;
 use crate::rng::NoiseKey;
@@ -149,11 +149,13 @@ pub fn ddgan_posterior_step(
         pad: 0,
     };
     let storage = match noise {
-        None => dispatch!(OP, [x0_hat, x_t], |a, b| S::ddgan_posterior_step(
-            a, b, None, &p
-        )?),
-        Some(z) => dispatch!(OP, [x0_hat, x_t, z], |a, b, zs| {
-            S::ddgan_posterior_step(a, b, Some(zs), &p)?
+        None => dispatch!(OP, [x0_hat, x_t], |x0, x_t| {
+            let noise = PosteriorNoise::Zero;
+            S::ddgan_posterior(PosteriorDraw { x0, x_t, noise }, &p)?
+        }),
+        Some(z) => dispatch!(OP, [x0_hat, x_t, z], |x0, x_t, z| {
+            let noise = PosteriorNoise::Tensor(z);
+            S::ddgan_posterior(PosteriorDraw { x0, x_t, noise }, &p)?
         }),
     };
     Tensor::from_storage(storage, x_t.shape())
@@ -209,8 +211,9 @@ pub fn ddgan_posterior_step_philox(
         noise_std: coefs.noise_std(step),
         pad: 0,
     };
-    let storage = dispatch!(OP, [x0_hat, x_t], |a, b| {
-        S::ddgan_posterior_philox(a, b, &p, &r)?
+    let storage = dispatch!(OP, [x0_hat, x_t], |x0, x_t| {
+        let noise = PosteriorNoise::Philox(&r);
+        S::ddgan_posterior(PosteriorDraw { x0, x_t, noise }, &p)?
     });
     Tensor::from_storage(storage, x_t.shape())
 }

@@ -69,12 +69,12 @@ macro_rules! dispatch {
         match ($($t.storage()),+) {
             ($($crate::tensor::Storage::Cpu($s)),+) => {
                 type S = $crate::backend::cpu::CpuStorage;
-                let (a, b) = $body;
+                let [a, b] = $body;
                 ($crate::tensor::Storage::Cpu(a), $crate::tensor::Storage::Cpu(b))
             }
             ($($crate::tensor::Storage::Cuda($s)),+) => {
                 type S = $crate::backend::cuda::CudaStorage;
-                let (a, b) = $body;
+                let [a, b] = $body;
                 ($crate::tensor::Storage::Cuda(a), $crate::tensor::Storage::Cuda(b))
             }
             #[allow(unreachable_patterns)]

@@ -3,7 +3,7 @@
 
 use super::checks::{compatible, nhwc};
 use super::dispatch::{dispatch, wrap};
-use crate::backend::geometry::Nhwc;
+use crate::backend::geometry::{Nhwc, Window};
 use crate::backend::LayoutOps;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -55,15 +55,9 @@ pub fn slice_channels(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
 pub fn crop(x: &Tensor, top: usize, left: usize, ho: usize, wo: usize) -> Result<Tensor> {
     const OP: &str = "crop";
     let s = nhwc(OP, "x", x)?;
-    if top + ho > s.h || left + wo > s.w {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "window",
-            rule: "inside the image",
-            found: format!("{ho}x{wo} at ({top}, {left}) of {}x{}", s.h, s.w),
-        });
-    }
-    let storage = dispatch!(OP, [x], |xs| S::crop(xs, &s, top, left, ho, wo)?);
+    let window = Window { top, left, ho, wo };
+    window.check(OP, &s)?;
+    let storage = dispatch!(OP, [x], |xs| S::crop(xs, &s, &window)?);
     wrap(storage, &[s.n, ho, wo, s.c])
 }
 
@@ -79,14 +73,7 @@ pub fn channel_mean(x: &Tensor) -> Result<Tensor> {
 /// sampler keeps its state on the GPU, with no host round trip per step).
 pub fn pixel_norm(x: &Tensor) -> Result<Tensor> {
     const OP: &str = "pixel_norm";
-    let [rows, dim] = *x.shape() else {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "x",
-            rule: "a 2-D [rows, features] tensor",
-            found: format!("shape {:?}", x.shape()),
-        });
-    };
+    let [rows, dim] = x.dims(OP, "x", "a 2-D [rows, features] tensor")?;
     let storage = dispatch!(OP, [x], |xs| S::pixel_norm(xs, rows, dim)?);
     wrap(storage, &[rows, dim])
 }
@@ -94,14 +81,7 @@ pub fn pixel_norm(x: &Tensor) -> Result<Tensor> {
 /// [n, c, h, w] → [n, h, w, c].
 pub fn nchw_to_nhwc(x: &Tensor) -> Result<Tensor> {
     const OP: &str = "nchw_to_nhwc";
-    let [n, c, h, w] = *x.shape() else {
-        return Err(Error::InvalidParam {
-            op: OP,
-            what: "x",
-            rule: "a 4-D NCHW tensor",
-            found: format!("shape {:?}", x.shape()),
-        });
-    };
+    let [n, c, h, w] = x.dims(OP, "x", "a 4-D NCHW tensor")?;
     let s = Nhwc { n, h, w, c };
     let storage = dispatch!(OP, [x], |xs| S::permute_nchw(xs, &s, true)?);
     wrap(storage, &[n, h, w, c])

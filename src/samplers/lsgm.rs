@@ -12,57 +12,45 @@ mod ffi {
     }
 }
 
+/// `lo` and `hi` (named by `what`) are finite with 0 < lo < hi.
+fn check_increasing(what: &'static str, rule: &'static str, lo: f64, hi: f64) -> Result<()> {
+    if lo.is_finite() && hi.is_finite() && 0.0 < lo && lo < hi {
+        return Ok(());
+    }
+    Err(Error::InvalidParam {
+        op: "lsgm sde",
+        what,
+        rule,
+        found: format!("{lo}, {hi}"),
+    })
+}
+
 impl LsgmSde {
     /// The VP-SDE of the CIFAR-10 (balanced, best FID), MNIST and CelebA-HQ models.
     pub fn vp(beta_start: f64, beta_end: f64, sigma2_0: f64) -> Result<LsgmSde> {
-        let s = LsgmSde {
-            geometric: 0,
-            pad: 0,
+        let rule = "finite with 0 < beta_start < beta_end";
+        check_increasing("beta_start, beta_end", rule, beta_start, beta_end)?;
+        let sde = LsgmSde {
             beta_start,
             beta_end,
             sigma2_0,
-            sigma2_min: 0.0,
-            sigma2_max: 0.0,
+            ..LsgmSde::default()
         };
-        if !(beta_start.is_finite()
-            && beta_end.is_finite()
-            && 0.0 < beta_start
-            && beta_start < beta_end)
-        {
-            return Err(Error::InvalidParam {
-                op: "lsgm sde",
-                what: "beta_start, beta_end",
-                rule: "finite with 0 < beta_start < beta_end",
-                found: format!("{beta_start}, {beta_end}"),
-            });
-        }
-        s.check_sigma2_0()
+        sde.check_sigma2_0()
     }
 
     /// The geometric SDE of the best-NLL CIFAR-10 model.
     pub fn geometric(sigma2_min: f64, sigma2_max: f64, sigma2_0: f64) -> Result<LsgmSde> {
-        let s = LsgmSde {
+        let rule = "finite with 0 < sigma2_min < sigma2_max";
+        check_increasing("sigma2_min, sigma2_max", rule, sigma2_min, sigma2_max)?;
+        let sde = LsgmSde {
             geometric: 1,
-            pad: 0,
-            beta_start: 0.0,
-            beta_end: 0.0,
             sigma2_0,
             sigma2_min,
             sigma2_max,
+            ..LsgmSde::default()
         };
-        if !(sigma2_min.is_finite()
-            && sigma2_max.is_finite()
-            && 0.0 < sigma2_min
-            && sigma2_min < sigma2_max)
-        {
-            return Err(Error::InvalidParam {
-                op: "lsgm sde",
-                what: "sigma2_min, sigma2_max",
-                rule: "finite with 0 < sigma2_min < sigma2_max",
-                found: format!("{sigma2_min}, {sigma2_max}"),
-            });
-        }
-        s.check_sigma2_0()
+        sde.check_sigma2_0()
     }
 
     fn check_sigma2_0(self) -> Result<LsgmSde> {

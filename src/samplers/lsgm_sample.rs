@@ -211,14 +211,7 @@ pub fn decode(
     noise: &Noise<'_>,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
-    let [batch, _, _, c] = *z.shape() else {
-        return Err(Error::InvalidParam {
-            op: "lsgm decode",
-            what: "z",
-            rule: "an NHWC latent",
-            found: format!("{:?}", z.shape()),
-        });
-    };
+    let [batch, _, _, c] = z.dims("lsgm decode", "z", "an NHWC latent")?;
     let va = vae.arch();
     let groups = va.num_groups_per_scale;
     let nz = va.num_latent_per_group;
@@ -233,24 +226,27 @@ pub fn decode(
     let eps: Vec<Tensor> = (0..groups)
         .map(|g| ops::slice_channels(z, g * nz, nz))
         .collect::<Result<_>>()?;
-    let lower: Vec<Tensor> = vae
-        .group_shapes(batch)
-        .iter()
-        .skip(groups)
-        .enumerate()
-        .map(|(k, sh)| {
-            noise.image(
-                &format!("noise.{k}"),
-                NoiseStream::Latent,
-                k as u32,
-                [sh[0], sh[2], sh[3], sh[1]],
-                device,
-            )
-        })
-        .collect::<Result<_>>()?;
+    let shapes = &vae.group_shapes(batch)[groups..];
+    let lower = group_noise(shapes, "noise", NoiseStream::Latent, noise, device)?;
     let logits = ops::nhwc_to_nchw(&vae.decode(&eps, &lower, vae_temp)?)?;
     let image = image_of(vae, &logits)?;
     Ok((logits, image))
+}
+
+/// One NHWC normal draw per latent group of NCHW shape `shapes[k]`: the noise `{name}.{k}`, Philox
+/// stream `stream`, step k.
+fn group_noise(
+    shapes: &[[usize; 4]],
+    name: &str,
+    stream: NoiseStream,
+    noise: &Noise<'_>,
+    device: &Device,
+) -> Result<Vec<Tensor>> {
+    let draw = |(k, sh): (usize, &[usize; 4])| {
+        let nhwc = [sh[0], sh[2], sh[3], sh[1]];
+        noise.image(&format!("{name}.{k}"), stream, k as u32, nhwc, device)
+    };
+    shapes.iter().enumerate().map(draw).collect()
 }
 
 /// The mean of the decoder's output distribution for NCHW `logits`, in [0, 1].
@@ -288,20 +284,8 @@ pub fn reconstruct(
     let scaled: Vec<f32> = x.to_vec_f32()?.iter().map(|&v| 2.0 * v - 1.0).collect();
     let x = Tensor::from_f32(&scaled, x.shape(), DType::F32, device)?;
     let batch = x.shape()[0];
-    let draws: Vec<Tensor> = vae
-        .group_shapes(batch)
-        .iter()
-        .enumerate()
-        .map(|(g, sh)| {
-            noise.image(
-                &format!("posterior.{g}"),
-                NoiseStream::Step,
-                g as u32,
-                [sh[0], sh[2], sh[3], sh[1]],
-                device,
-            )
-        })
-        .collect::<Result<_>>()?;
+    let shapes = vae.group_shapes(batch);
+    let draws = group_noise(&shapes, "posterior", NoiseStream::Step, noise, device)?;
     let post = vae.encode(&x, &draws)?;
     let top = vae.arch().num_groups_per_scale.min(post.eps.len());
     let mut z = post.eps[0].to_device(device)?;

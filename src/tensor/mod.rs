@@ -5,7 +5,9 @@ use crate::dtype::DType;
 
 use crate::backend::cpu::CpuStorage;
 use crate::backend::cuda::CudaStorage;
-use crate::device::Device;
+use std::sync::Arc;
+
+use crate::device::{CudaDevice, Device};
 use crate::error::{Error, Result};
 
 /// Where a tensor's elements live. Each backend implements every op on its own storage type
@@ -95,23 +97,26 @@ impl Tensor {
 
     /// A tensor of zeros, made on the device itself (no host buffer of its size).
     pub fn zeros(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
-        let n = elem_count("Tensor::zeros", shape)?;
-        let storage = match device {
-            Device::Cpu => Storage::Cpu(CpuStorage::zeros(n, dtype)),
-            Device::Cuda(dev) => Storage::Cuda(CudaStorage::zeros(dev, n, dtype)?),
-        };
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            storage,
-        })
+        Tensor::fresh("Tensor::zeros", shape, dtype, device, CudaStorage::zeros)
     }
 
     /// Storage for `shape` whose contents are unspecified: only for ops that write every element.
     pub(crate) fn uninit(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
-        let n = elem_count("Tensor::uninit", shape)?;
+        Tensor::fresh("Tensor::uninit", shape, dtype, device, CudaStorage::alloc)
+    }
+
+    /// A new tensor: zeros on the CPU, `cuda_new` (zeroed or not) on a GPU.
+    fn fresh(
+        op: &'static str,
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+        cuda_new: fn(&Arc<CudaDevice>, usize, DType) -> Result<CudaStorage>,
+    ) -> Result<Tensor> {
+        let n = elem_count(op, shape)?;
         let storage = match device {
             Device::Cpu => Storage::Cpu(CpuStorage::zeros(n, dtype)),
-            Device::Cuda(dev) => Storage::Cuda(CudaStorage::alloc(dev, n, dtype)?),
+            Device::Cuda(dev) => Storage::Cuda(cuda_new(dev, n, dtype)?),
         };
         Ok(Tensor {
             shape: shape.to_vec(),
@@ -121,6 +126,25 @@ impl Tensor {
 
     pub fn shape(&self) -> &[usize] {
         &self.shape
+    }
+
+    /// The shape as `N` dimensions, or the error of `op` naming the tensor (`what`) and the layout it
+    /// must have (`rule`).
+    pub fn dims<const N: usize>(
+        &self,
+        op: &'static str,
+        what: &'static str,
+        rule: &'static str,
+    ) -> Result<[usize; N]> {
+        self.shape
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::InvalidParam {
+                op,
+                what,
+                rule,
+                found: format!("shape {:?}", self.shape),
+            })
     }
 
     pub fn dtype(&self) -> DType {

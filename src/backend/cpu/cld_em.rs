@@ -4,24 +4,19 @@
 use super::cld_sscs::{state, u_draw};
 use super::elementwise::axpby_f32;
 use super::CpuStorage;
-use crate::backend::CldEmOps;
+use crate::backend::{CldEmOps, CldState};
 use crate::error::{Error, Result};
 use crate::kernels::params::{
     TriCldEmParams, TRI_CLD_NOISE_NONE, TRI_CLD_NOISE_PHILOX, TRI_CLD_NOISE_TENSOR,
 };
 
 impl CldEmOps for CpuStorage {
-    fn cld_em_step(
-        x: &Self,
-        v: &Self,
-        alpha: &Self,
-        noise: Option<&Self>,
-        p: &TriCldEmParams,
-    ) -> Result<(Self, Self)> {
+    fn cld_em_step(s: CldState<'_, Self>, alpha: &Self, p: &TriCldEmParams) -> Result<[Self; 2]> {
         const OP: &str = "cld em step";
         let (pixels, c) = (p.pixels as usize, p.c as usize);
         let n = pixels * c;
-        let [x, v, alpha] = state(OP, [("x", x), ("v", v), ("alpha", alpha)], n)?;
+        let [x, v, alpha] = state(OP, [("x", s.x), ("v", s.v), ("alpha", alpha)], n)?;
+        let noise = s.noise;
         let z = match (p.noise_mode, noise) {
             (TRI_CLD_NOISE_NONE, None) => None,
             (TRI_CLD_NOISE_TENSOR, Some(_)) | (TRI_CLD_NOISE_PHILOX, None) => {
@@ -48,6 +43,6 @@ impl CldEmOps for CpuStorage {
                 v2[i] = vi;
             }
         }
-        Ok((CpuStorage::F32(x2), CpuStorage::F32(v2)))
+        Ok([CpuStorage::F32(x2), CpuStorage::F32(v2)])
     }
 }

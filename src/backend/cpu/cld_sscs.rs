@@ -3,7 +3,7 @@
 
 use super::elementwise::axpby_f32;
 use super::CpuStorage;
-use crate::backend::CldSscsOps;
+use crate::backend::{CldSscsOps, CldState};
 use crate::error::{Error, Result};
 use crate::kernels::params::{TriRandnParams, TriSscsStepParams};
 use crate::rng::randn_f32_host;
@@ -71,17 +71,12 @@ pub(super) fn state<'a, const N: usize>(
 }
 
 impl CldSscsOps for CpuStorage {
-    fn cld_sscs_half_step(
-        x: &Self,
-        v: &Self,
-        noise: Option<&Self>,
-        p: &TriSscsStepParams,
-    ) -> Result<(Self, Self)> {
+    fn cld_sscs_half_step(s: CldState<'_, Self>, p: &TriSscsStepParams) -> Result<[Self; 2]> {
         const OP: &str = "sscs half step";
         let (pixels, c) = (p.pixels as usize, p.c as usize);
         let n = pixels * c;
-        let [x, v] = state(OP, [("x", x), ("v", v)], n)?;
-        let z = u_draw(OP, noise, &p.noise, n)?;
+        let [x, v] = state(OP, [("x", s.x), ("v", s.v)], n)?;
+        let z = u_draw(OP, s.noise, &p.noise, n)?;
         let (mut x2, mut v2) = (vec![0f32; n], vec![0f32; n]);
         for px in 0..pixels {
             for ch in 0..c {
@@ -92,6 +87,6 @@ impl CldSscsOps for CpuStorage {
                 v2[i] = axpby_f32(p.l22, zv, 1.0, v1);
             }
         }
-        Ok((CpuStorage::F32(x2), CpuStorage::F32(v2)))
+        Ok([CpuStorage::F32(x2), CpuStorage::F32(v2)])
     }
 }

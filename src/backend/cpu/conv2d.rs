@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
 use super::CpuStorage;
-use crate::backend::geometry::Conv2dGeometry;
+use crate::backend::geometry::{Conv2dGeometry, LinearGeometry};
 use crate::backend::Conv2dOps;
 use crate::error::Result;
 
@@ -207,15 +207,9 @@ impl Conv2dOps for CpuStorage {
     }
 
     /// `[rows, in]` · `[out, in]`ᵀ + bias, one GEMM reading the weight transposed.
-    fn linear(
-        x: &Self,
-        w: &Self,
-        bias: Option<&Self>,
-        rows: usize,
-        in_f: usize,
-        out_f: usize,
-    ) -> Result<Self> {
+    fn linear(x: &Self, w: &Self, bias: Option<&Self>, g: &LinearGeometry) -> Result<Self> {
         const OP: &str = "linear";
+        let LinearGeometry { rows, in_f, out_f } = *g;
         let mut out = vec![0.0f32; rows * out_f];
         let beta = match bias {
             Some(b) => {

@@ -1,32 +1,24 @@
 //! CPU reference of `kernels/ddgan_posterior.cu`: one draw from DDGAN's Gaussian posterior.
 
 use super::CpuStorage;
-use crate::backend::DdganPosteriorOps;
 use crate::backend::PhiloxNormalOps;
+use crate::backend::{DdganPosteriorOps, PosteriorDraw, PosteriorNoise};
 use crate::error::Result;
-use crate::kernels::params::{TriDdganPosteriorParams, TriRandnParams};
+use crate::kernels::params::TriDdganPosteriorParams;
 
 impl DdganPosteriorOps for CpuStorage {
-    fn ddgan_posterior_philox(
-        x0: &Self,
-        x_t: &Self,
-        p: &TriDdganPosteriorParams,
-        r: &TriRandnParams,
-    ) -> Result<Self> {
-        // The unfused path: the noise tensor, then the step; the CUDA kernel fuses the two.
-        let mut noise = CpuStorage::zeros(x_t.len(), x_t.dtype());
-        noise.randn_philox(r)?;
-        Self::ddgan_posterior_step(x0, x_t, Some(&noise), p)
-    }
-
-    fn ddgan_posterior_step(
-        x0: &Self,
-        x_t: &Self,
-        noise: Option<&Self>,
-        p: &TriDdganPosteriorParams,
-    ) -> Result<Self> {
-        let (x0, xt) = (x0.to_f32_vec(), x_t.to_f32_vec());
-        let noise = noise.map(CpuStorage::to_f32_vec);
+    fn ddgan_posterior(d: PosteriorDraw<'_, Self>, p: &TriDdganPosteriorParams) -> Result<Self> {
+        let (x0, xt) = (d.x0.to_f32_vec(), d.x_t.to_f32_vec());
+        let noise = match d.noise {
+            PosteriorNoise::Zero => None,
+            PosteriorNoise::Tensor(z) => Some(z.to_f32_vec()),
+            // The unfused path: the noise tensor, then the step; the CUDA kernel fuses the two.
+            PosteriorNoise::Philox(r) => {
+                let mut z = CpuStorage::zeros(d.x_t.len(), d.x_t.dtype());
+                z.randn_philox(r)?;
+                Some(z.to_f32_vec())
+            }
+        };
         let out: Vec<f32> = (0..xt.len())
             .map(|i| {
                 // Same rounded operations in the same order as kernels/ddgan_posterior.cu.
@@ -37,6 +29,6 @@ impl DdganPosteriorOps for CpuStorage {
                 }
             })
             .collect();
-        Ok(CpuStorage::from_f32(&out, x_t.dtype()))
+        Ok(CpuStorage::from_f32(&out, d.x_t.dtype()))
     }
 }

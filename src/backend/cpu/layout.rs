@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::CpuStorage;
-use crate::backend::geometry::Nhwc;
+use crate::backend::geometry::{Nhwc, Window};
 use crate::backend::LayoutOps;
 use crate::error::Result;
 
@@ -32,7 +32,8 @@ fn slice_channels(x: &[f32], pixels: usize, c: usize, start: usize, len: usize) 
     out
 }
 
-fn crop(x: &[f32], s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Vec<f32> {
+fn crop(x: &[f32], s: &Nhwc, win: &Window) -> Vec<f32> {
+    let Window { top, left, ho, wo } = *win;
     let mut out = vec![0.0f32; s.n * ho * wo * s.c];
     if out.is_empty() {
         return out;
@@ -111,8 +112,8 @@ impl LayoutOps for CpuStorage {
         Ok(CpuStorage::F32(y))
     }
 
-    fn crop(x: &Self, s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Result<Self> {
-        Ok(CpuStorage::F32(crop(x.f32s("crop")?, s, top, left, ho, wo)))
+    fn crop(x: &Self, s: &Nhwc, window: &Window) -> Result<Self> {
+        Ok(CpuStorage::F32(crop(x.f32s("crop")?, s, window)))
     }
 
     fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self> {

@@ -19,3 +19,5 @@ mod resample;
 mod storage;
 
 pub use storage::CpuStorage;
+
+impl crate::backend::BackendStorage for CpuStorage {}

@@ -7,7 +7,7 @@ use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 use super::launch::{check, launch_error, nhwc, u32_of};
 use super::CudaStorage;
-use crate::backend::geometry::{Conv2dGeometry, Nhwc};
+use crate::backend::geometry::{Conv2dGeometry, LinearGeometry, Nhwc};
 use crate::backend::Conv2dOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -37,15 +37,7 @@ impl Conv2dOps for CudaStorage {
             check(OP, "bias", b, g.co, &dev)?;
         }
         let p = TriConv2dParams {
-            in_: nhwc(
-                OP,
-                &Nhwc {
-                    n: g.n,
-                    h: g.h,
-                    w: g.w,
-                    c: g.ci,
-                },
-            )?,
+            in_: nhwc(OP, &g.input())?,
             co: u32_of(OP, "output channels", g.co)?,
             kh: u32_of(OP, "kernel height", g.kh)?,
             kw: u32_of(OP, "kernel width", g.kw)?,
@@ -62,15 +54,9 @@ impl Conv2dOps for CudaStorage {
         implicit_gemm(OP, x, w, bias, p, g.n * g.ho * g.wo)
     }
 
-    fn linear(
-        x: &Self,
-        w: &Self,
-        bias: Option<&Self>,
-        rows: usize,
-        in_f: usize,
-        out_f: usize,
-    ) -> Result<Self> {
+    fn linear(x: &Self, w: &Self, bias: Option<&Self>, g: &LinearGeometry) -> Result<Self> {
         const OP: &str = "linear (cuda)";
+        let LinearGeometry { rows, in_f, out_f } = *g;
         let dev = Arc::clone(x.device());
         check(OP, "x", x, rows * in_f, &dev)?;
         check(OP, "weight", w, out_f * in_f, &dev)?;

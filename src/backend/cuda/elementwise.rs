@@ -1,12 +1,40 @@
 //! Launches of `kernels/elementwise.cu`: axpby and dtype casts, in every storage type.
 
-use cudarc::driver::PushKernelArg;
+use cudarc::driver::{DeviceRepr, PushKernelArg};
 
 use super::CudaStorage;
 use crate::backend::ElementwiseOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::params::{TriAxpbyParams, TriCastParams};
+
+/// Launches `elementwise::kernel(const S* x, D* y, P p)` over the `n` elements of both (one thread
+/// each, grid-stride); the caller has checked that `x` and `y` hold `n` elements of the types the
+/// kernel's name says.
+fn launch<P: DeviceRepr>(
+    op: &'static str,
+    kernel: &str,
+    x: &CudaStorage,
+    y: &mut CudaStorage,
+    n: u64,
+    p: &P,
+) -> Result<()> {
+    let dev = std::sync::Arc::clone(y.device());
+    let f = dev.function("elementwise", kernel)?;
+    let cfg = dev.launch_1d(n);
+    let xv = x.view();
+    let mut yv = y.view_mut();
+    let mut launch = dev.stream().launch_builder(&f);
+    launch.arg(&xv).arg(&mut yv).arg(p);
+    // SAFETY: `axpby_<dtype>(const T* x, T* y, TriAxpbyParams)` and `cast_<from>_to_<to>(const S* x,
+    // D* y, TriCastParams)`: order and types fixed here; the kernel is named by the storages' dtypes
+    // (checked or chosen by the caller), so S, D and T match them. Bounds: both views hold exactly the
+    // n elements p describes. Aliasing: `x` and `y` are distinct storages (`&` and `&mut` borrows
+    // cannot be the same object), so the kernel's __restrict__ holds. Ordering and lifetime: one
+    // stream per device; both blocks return to the pool only after this call, so reuse queues behind.
+    unsafe { launch.launch(cfg) }.map_err(Error::driver(op, "cuLaunchKernel"))?;
+    Ok(())
+}
 
 impl ElementwiseOps for CudaStorage {
     fn axpby(&mut self, x: &Self, a: f32, b: f32) -> Result<()> {
@@ -22,25 +50,9 @@ impl ElementwiseOps for CudaStorage {
         if y.is_empty() {
             return Ok(());
         }
-        let dev = std::sync::Arc::clone(y.device());
-        let f = dev.function("elementwise", &format!("axpby_{}", y.dtype().name()))?;
-        let p = TriAxpbyParams {
-            n: y.len() as u64,
-            a,
-            b,
-        };
-        let cfg = dev.launch_1d(p.n);
-        let xv = x.view();
-        let mut yv = y.view_mut();
-        let mut launch = dev.stream().launch_builder(&f);
-        launch.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: `axpby_<dtype>(const T* x, T* y, TriAxpbyParams p)`: order and types fixed here, T from
-        // the shared dtype checked above. Bounds: both views hold exactly p.n elements (lengths equal,
-        // checked above). Aliasing: `x` and `y` are distinct storages (`&` and `&mut` borrows cannot
-        // be the same object), so the kernel's __restrict__ holds. Ordering and lifetime: one stream
-        // per device; both blocks return to the pool only after this call, so reuse queues behind it.
-        unsafe { launch.launch(cfg) }.map_err(Error::driver("axpby", "cuLaunchKernel"))?;
-        Ok(())
+        let n = y.len() as u64;
+        let kernel = format!("axpby_{}", y.dtype().name());
+        launch("axpby", &kernel, x, y, n, &TriAxpbyParams { n, a, b })
     }
 
     fn cast(&self, dtype: DType) -> Result<Self> {
@@ -52,22 +64,9 @@ impl ElementwiseOps for CudaStorage {
         if x.is_empty() {
             return Ok(out);
         }
-        let dev = std::sync::Arc::clone(x.device());
-        let f = dev.function(
-            "elementwise",
-            &format!("cast_{}_to_{}", x.dtype().name(), dtype.name()),
-        )?;
-        let p = TriCastParams { n: x.len() as u64 };
-        let cfg = dev.launch_1d(p.n);
-        let xv = x.view();
-        let mut yv = out.view_mut();
-        let mut launch = dev.stream().launch_builder(&f);
-        launch.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: `cast_<from>_to_<to>(const S* x, D* y, TriCastParams p)`: the kernel is chosen by the
-        // two dtypes, so S and D match the storages. Bounds: `out` was allocated with x.len()
-        // elements and both views hold exactly p.n elements. Aliasing: `out` is a fresh block, distinct
-        // from x. Ordering and lifetime: one stream; blocks are recycled only in stream order.
-        unsafe { launch.launch(cfg) }.map_err(Error::driver("cast", "cuLaunchKernel"))?;
+        let n = x.len() as u64;
+        let kernel = format!("cast_{}_to_{}", x.dtype().name(), dtype.name());
+        launch("cast", &kernel, x, &mut out, n, &TriCastParams { n })?;
         Ok(out)
     }
 }

@@ -81,49 +81,37 @@ pub(super) fn launch_error(op: &'static str) -> impl FnOnce(cudarc::driver::Driv
     Error::driver(op, "cuLaunchKernel")
 }
 
-/// Launches `module::kernel(const float* x, float* y, P p)` over a fresh f32 output of `out_len`
-/// values, 1-D grid-stride; the caller has checked `x` against what `p` describes.
-pub(super) fn launch_unary<P: DeviceRepr>(
+/// Launches `module::kernel(const float* inputs..., float* y, P p)` over a fresh f32 output of
+/// `out_len` values, 1-D grid-stride; the caller has checked every input against what `p` describes.
+pub(super) fn launch_1d<P: DeviceRepr>(
     op: &'static str,
     module: &'static str,
     kernel: &str,
-    x: &CudaStorage,
+    inputs: &[&CudaStorage],
     out_len: usize,
     p: &P,
 ) -> Result<CudaStorage> {
-    let dev = Arc::clone(x.device());
+    let Some(first) = inputs.first() else {
+        return Err(Error::InvalidParam {
+            op,
+            what: "inputs",
+            rule: "at least one",
+            found: "none".into(),
+        });
+    };
+    let dev = Arc::clone(first.device());
     let (mut out, cfg) = output(&dev, out_len)?;
     let Some(cfg) = cfg else { return Ok(out) };
     let f = dev.function(module, kernel)?;
-    let xv = x.view();
+    let views: Vec<_> = inputs.iter().map(|t| t.view()).collect();
     let mut yv = out.view_mut();
     let mut l = dev.stream().launch_builder(&f);
-    l.arg(&xv).arg(&mut yv).arg(p);
-    // SAFETY: see the shared argument in `launch.rs`; `out` holds exactly the `out_len` values the kernel
-    // writes and `x` the count `p` describes (checked by every caller before this call).
-    unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
-    Ok(out)
-}
-
-/// As [`launch_unary`] for `kernel(const float* a, const float* b, float* y, P p)`.
-pub(super) fn launch_binary<P: DeviceRepr>(
-    op: &'static str,
-    module: &'static str,
-    kernel: &str,
-    a: &CudaStorage,
-    b: &CudaStorage,
-    out_len: usize,
-    p: &P,
-) -> Result<CudaStorage> {
-    let dev = Arc::clone(a.device());
-    let (mut out, cfg) = output(&dev, out_len)?;
-    let Some(cfg) = cfg else { return Ok(out) };
-    let f = dev.function(module, kernel)?;
-    let (av, bv) = (a.view(), b.view());
-    let mut yv = out.view_mut();
-    let mut l = dev.stream().launch_builder(&f);
-    l.arg(&av).arg(&bv).arg(&mut yv).arg(p);
-    // SAFETY: as in `launch_unary`, with both inputs checked by the caller.
+    for v in &views {
+        l.arg(v);
+    }
+    l.arg(&mut yv).arg(p);
+    // SAFETY: see the shared argument below; `out` holds exactly the `out_len` values the kernel
+    // writes and every input the count `p` describes (checked by every caller before this call).
     unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
     Ok(out)
 }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::launch::{check, launch_binary, launch_unary, nhwc, u32_of};
+use super::launch::{check, launch_1d, nhwc, u32_of};
 use super::CudaStorage;
-use crate::backend::geometry::Nhwc;
+use crate::backend::geometry::{Nhwc, Window};
 use crate::backend::LayoutOps;
 use crate::error::{Error, Result};
 use crate::kernels::params::{
@@ -25,12 +25,11 @@ impl LayoutOps for CudaStorage {
             start: 0,
             len: 0,
         };
-        launch_binary(
+        launch_1d(
             OP,
             "layout",
             "concat_channels_f32",
-            a,
-            b,
+            &[a, b],
             pixels * (ca + cb),
             &p,
         )
@@ -56,21 +55,16 @@ impl LayoutOps for CudaStorage {
             len: len as u32,
         };
         // The kernel's own bounds: start + len <= c (checked).
-        launch_unary(OP, "layout", "slice_channels_f32", x, pixels * len, &p)
+        launch_1d(OP, "layout", "slice_channels_f32", &[x], pixels * len, &p)
     }
 
-    fn crop(x: &Self, s: &Nhwc, top: usize, left: usize, ho: usize, wo: usize) -> Result<Self> {
+    fn crop(x: &Self, s: &Nhwc, window: &Window) -> Result<Self> {
         const OP: &str = "crop (cuda)";
         let dev = Arc::clone(x.device());
         check(OP, "x", x, s.len(), &dev)?;
-        if top + ho > s.h || left + wo > s.w {
-            return Err(Error::InvalidParam {
-                op: OP,
-                what: "window",
-                rule: "inside the image",
-                found: format!("{ho}x{wo} at ({top}, {left}) of {}x{}", s.h, s.w),
-            });
-        }
+        window.check(OP, s)?;
+        let Window { top, left, ho, wo } = *window;
+        // The window lies inside the image (checked), so its offsets fit the u32 dimensions.
         let p = TriCropParams {
             in_: nhwc(OP, s)?,
             top: top as u32,
@@ -79,7 +73,7 @@ impl LayoutOps for CudaStorage {
             wo: wo as u32,
         };
         // The kernel's own bounds: the window lies inside the image (checked).
-        launch_unary(OP, "layout", "crop_f32", x, s.n * ho * wo * s.c, &p)
+        launch_1d(OP, "layout", "crop_f32", &[x], s.n * ho * wo * s.c, &p)
     }
 
     fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self> {
@@ -92,7 +86,7 @@ impl LayoutOps for CudaStorage {
             c: u32_of(OP, "channels", c)?,
             pad: 0,
         };
-        launch_unary(OP, "layout", "channel_mean_f32", x, n * c, &p)
+        launch_1d(OP, "layout", "channel_mean_f32", &[x], n * c, &p)
     }
 
     fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self> {
@@ -106,7 +100,7 @@ impl LayoutOps for CudaStorage {
             c: 1,
             pad: 0,
         };
-        launch_unary(OP, "layout", "pixel_norm_f32", x, rows * dim, &p)
+        launch_1d(OP, "layout", "pixel_norm_f32", &[x], rows * dim, &p)
     }
 
     fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self> {
@@ -118,6 +112,6 @@ impl LayoutOps for CudaStorage {
             to_nhwc: to_nhwc as u32,
             pad: 0,
         };
-        launch_unary(OP, "layout", "permute_nchw_f32", x, s.len(), &p)
+        launch_1d(OP, "layout", "permute_nchw_f32", &[x], s.len(), &p)
     }
 }

@@ -17,3 +17,5 @@ mod resample;
 mod storage;
 
 pub use storage::CudaStorage;
+
+impl crate::backend::BackendStorage for CudaStorage {}

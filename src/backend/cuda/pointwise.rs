@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cudarc::driver::PushKernelArg;
 
-use super::launch::{check, launch_binary, launch_error, launch_unary, output, u32_of};
+use super::launch::{check, launch_1d, launch_error, output, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Activation, BinaryOp, ChannelAffine, ChannelVector};
 use crate::backend::PointwiseOps;
@@ -112,7 +112,7 @@ impl PointwiseOps for CudaStorage {
             act: code,
             arg,
         };
-        launch_unary(OP, "pointwise", "activation_f32", x, x.len(), &p)
+        launch_1d(OP, "pointwise", "activation_f32", &[x], x.len(), &p)
     }
 
     fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self> {
@@ -129,6 +129,6 @@ impl PointwiseOps for CudaStorage {
             } as i32,
             pad: 0,
         };
-        launch_binary(OP, "pointwise", "binary_f32", a, b, a.len(), &p)
+        launch_1d(OP, "pointwise", "binary_f32", &[a, b], a.len(), &p)
     }
 }

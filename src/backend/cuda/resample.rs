@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::launch::{check, launch_unary, nhwc, u32_of};
+use super::launch::{check, launch_1d, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Nhwc, Resample2x, UpFirDnGeometry};
 use crate::backend::ResampleOps;
@@ -38,15 +38,7 @@ impl ResampleOps for CudaStorage {
         let mut taps = [0f32; (TRI_UPFIRDN_MAX_K * TRI_UPFIRDN_MAX_K) as usize];
         taps[..kernel.len()].copy_from_slice(kernel);
         let p = TriUpFirDnParams {
-            in_: nhwc(
-                OP,
-                &Nhwc {
-                    n: g.n,
-                    h: g.h,
-                    w: g.w,
-                    c: g.c,
-                },
-            )?,
+            in_: nhwc(OP, &g.input())?,
             up: u32_of(OP, "up", g.up)?,
             down: u32_of(OP, "down", g.down)?,
             pad0: pad(g.pad0)?,
@@ -59,11 +51,11 @@ impl ResampleOps for CudaStorage {
         };
         // The kernel's own bounds: the kernel reads only input pixels that its source mapping
         // places inside [0, h) × [0, w) (padding and inserted zeros are skipped).
-        launch_unary(
+        launch_1d(
             OP,
             "resample",
             "upfirdn2d_f32",
-            x,
+            &[x],
             g.n * g.ho * g.wo * g.c,
             &p,
         )
@@ -83,6 +75,6 @@ impl ResampleOps for CudaStorage {
             mode: code,
             pad: 0,
         };
-        launch_unary(OP, "resample", "resample2x_f32", x, out_len, &p)
+        launch_1d(OP, "resample", "resample2x_f32", &[x], out_len, &p)
     }
 }

@@ -95,14 +95,7 @@ impl Ncsnpp {
     pub fn forward_nhwc(&self, x: &Tensor, t: &[f32], z: Option<&Tensor>) -> Result<Tensor> {
         const OP: &str = "ncsnpp";
         let a = &self.arch;
-        let [b, h, w, c] = *x.shape() else {
-            return Err(Error::InvalidParam {
-                op: OP,
-                what: "input",
-                rule: "a 4-D image batch",
-                found: format!("shape {:?}", x.shape()),
-            });
-        };
+        let [b, h, w, c] = x.dims(OP, "input", "a 4-D image batch")?;
         if h != a.image_size || w != a.image_size || c != a.in_channels {
             return Err(Error::ShapeMismatch {
                 op: OP,

@@ -312,14 +312,7 @@ impl Cell {
             }
             Skip::FactorizedReduce(convs) => {
                 let a = ops::activation(x, Activation::Silu)?;
-                let [_, hh, ww, _] = *a.shape() else {
-                    return Err(Error::InvalidParam {
-                        op: "nvae",
-                        what: "cell input",
-                        rule: "4-D",
-                        found: format!("{:?}", a.shape()),
-                    });
-                };
+                let [_, hh, ww, _] = a.dims("nvae", "cell input", "4-D")?;
                 let shifted = |dy: usize, dx: usize| ops::crop(&a, dy, dx, hh - dy, ww - dx);
                 let mut out = convs[0].forward(&a)?;
                 for (c, (dy, dx)) in convs[1..].iter().zip([(1, 1), (0, 1), (1, 0)]) {

@@ -38,14 +38,7 @@ fn sigmoid(x: f32) -> f32 {
 /// The official image from NCHW `logits`: [B, 3, H, W] for the logistic families and Normal, [B, 1, H, W]
 /// for Bernoulli, values in [0, 1].
 pub fn image_from_logits(dist: DecoderDist, logits: &Tensor) -> Result<Tensor> {
-    let [b, c, h, w] = *logits.shape() else {
-        return Err(Error::InvalidParam {
-            op: "nvae image",
-            what: "logits",
-            rule: "a 4-D NCHW tensor",
-            found: format!("shape {:?}", logits.shape()),
-        });
-    };
+    let [b, c, h, w] = logits.dims("nvae image", "logits", "a 4-D NCHW tensor")?;
     let l = logits.to_vec_f32()?;
     let hw = h * w;
     let at = |s: usize, ch: usize, p: usize| l[(s * c + ch) * hw + p];
