@@ -298,3 +298,50 @@ pub fn cuda_include(nvcc: &Path) -> Option<PathBuf> {
     let inc = nvcc.parent()?.parent()?.join("include");
     inc.join("cuda_fp16.h").is_file().then_some(inc)
 }
+
+/// The emulator's view of compiled modules: the kernels the kept PTX declares and, per kernel, ptxas's
+/// registers, static shared memory and stack for the architecture the emulated GPU (compute capability
+/// 9.0) runs, else the largest of any architecture.
+pub fn emu_modules(
+    results: &[(String, PathBuf, String)],
+    src_dir: &Path,
+    out_dir: &Path,
+) -> Vec<EmuModule> {
+    results
+        .iter()
+        .map(|(stem, fatbin, log)| {
+            let ptx = kept_ptx(&out_dir.join("keep").join(stem), stem)
+                .unwrap_or_else(|| panic!("nvcc kept no PTX for {stem}"));
+            let records = crate::resources::parse_ptxas(log);
+            let kernels = parse_ptx(&ptx);
+            let resources = kernels
+                .iter()
+                .map(|k| {
+                    let rows: Vec<&crate::resources::Resources> =
+                        records.iter().filter(|r| r.kernel == k.name).collect();
+                    let pick = rows
+                        .iter()
+                        .find(|r| r.arch == "sm_90a" || r.arch == "sm_90")
+                        .copied()
+                        .or_else(|| rows.iter().max_by_key(|r| r.registers).copied());
+                    pick.map_or((k.name.clone(), 0, 0, 0), |r| {
+                        (k.name.clone(), r.registers, r.shared, r.stack)
+                    })
+                })
+                .collect();
+            EmuModule {
+                stem: stem.clone(),
+                src: src_dir.join(format!("{stem}.cu")),
+                fatbin: fatbin.clone(),
+                kernels,
+                resources,
+            }
+        })
+        .collect()
+}
+
+pub fn no_emulated_kernels() -> String {
+    "pub fn modules() -> Vec<trilemma_cuda_emu::ModuleImage> { Vec::new() }\n\
+     pub fn selftest_modules() -> Vec<trilemma_cuda_emu::ModuleImage> { Vec::new() }\n"
+        .to_string()
+}

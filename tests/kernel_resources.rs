@@ -135,3 +135,49 @@ fn every_kernel_the_host_launches_is_in_the_build() {
         );
     }
 }
+
+/// The typed kernel list build.rs reads from the sources (`kernels::names`, what every launch names)
+/// is exactly the set of entry points ptxas compiled, for every architecture of the build.
+#[test]
+fn the_typed_kernel_list_is_exactly_the_compiled_kernels() {
+    let listed: std::collections::BTreeSet<(String, String)> = kernels::names::ALL
+        .iter()
+        .map(|k| (k.module.to_string(), k.name.to_string()))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        kernels::names::ALL.len(),
+        "a kernel listed twice"
+    );
+    // Without nvcc: the list still names a kernel file for each module, and every file has kernels.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
+    for (module, name) in &listed {
+        assert!(
+            dir.join(format!("{module}.cu")).is_file(),
+            "{name}: no kernels/{module}.cu"
+        );
+    }
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "cu") {
+            let stem = p.file_stem().unwrap().to_str().unwrap().to_string();
+            assert!(
+                listed.iter().any(|(m, _)| *m == stem),
+                "kernels/{stem}.cu: no kernel read from it"
+            );
+        }
+    }
+    if !kernels::compiled() {
+        eprintln!("SKIP the compiled-set comparison: built without nvcc");
+        return;
+    }
+    let rows = kernels::resources().expect("build.rs writes a well-formed report");
+    for arch in kernels::CUDA_ARCHS.iter().filter(|a| a.starts_with("sm_")) {
+        let compiled: std::collections::BTreeSet<(String, String)> = rows
+            .iter()
+            .filter(|r| r.arch == *arch)
+            .map(|r| (r.module.clone(), r.kernel.clone()))
+            .collect();
+        assert_eq!(listed, compiled, "{arch}: typed list vs ptxas's report");
+    }
+}

@@ -13,7 +13,7 @@ use cudarc::driver::{
 
 use super::allocator::{AllocStats, CachingAllocator, PooledBlock, RawAllocError, RawAllocator};
 use crate::error::{Error, Result};
-use crate::kernels;
+use crate::kernels::{self, Kernel};
 
 /// Chooses the driver (a real one or the emulator, `TRILEMMA_CUDA`), opens it and initialises it
 /// (cuInit), or says why that is impossible. cudarc's loader panics when no driver library is present,
@@ -158,7 +158,7 @@ pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
-    functions: Mutex<HashMap<(&'static str, String), CudaFunction>>,
+    functions: Mutex<HashMap<Kernel, CudaFunction>>,
     pool: Arc<CachingAllocator<CudaRaw>>,
 }
 
@@ -286,9 +286,10 @@ impl CudaDevice {
         self.pool.alloc(op, bytes)
     }
 
-    /// Kernel `name` of module `module` (a `kernels/<module>.cu` file); loaded on first use, then cached.
-    pub(crate) fn function(&self, module: &'static str, name: &str) -> Result<CudaFunction> {
-        let key = (module, name.to_string());
+    /// Kernel `k` (of its `kernels/<module>.cu` file); its module is loaded on first use, then cached.
+    pub(crate) fn function(&self, k: Kernel) -> Result<CudaFunction> {
+        let (module, name) = (k.module, k.name);
+        let key = k;
         let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = functions.get(&key) {
             return Ok(f.clone());

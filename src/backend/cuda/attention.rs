@@ -9,6 +9,7 @@ use super::CudaStorage;
 use crate::backend::AttentionOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::kernels::names;
 use crate::kernels::params::{TriAttentionParams, TRI_ATTENTION_MAX_C};
 
 impl AttentionOps for CudaStorage {
@@ -35,7 +36,7 @@ impl AttentionOps for CudaStorage {
         if n * positions == 0 {
             return Ok(out);
         }
-        let f = dev.function("attention", "attention_f32")?;
+        let f = dev.function(names::attention::ATTENTION_F32)?;
         // Four warps per CTA, one query row per warp.
         let cfg = LaunchConfig {
             grid_dim: (u32_of(OP, "rows / 4", (n * positions).div_ceil(4))?, 1, 1),

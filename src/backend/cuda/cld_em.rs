@@ -4,6 +4,7 @@ use super::cld_sscs::{check_state, launch_step, philox_layout_ok};
 use super::CudaStorage;
 use crate::backend::{CldEmOps, CldState};
 use crate::error::{Error, Result};
+use crate::kernels::names;
 use crate::kernels::params::{
     TriCldEmParams, TRI_CLD_NOISE_NONE, TRI_CLD_NOISE_PHILOX, TRI_CLD_NOISE_TENSOR,
 };
@@ -29,8 +30,7 @@ impl CldEmOps for CudaStorage {
         }
         launch_step(
             OP,
-            "cld_em",
-            "cld_em_step_f32",
+            names::cld_em::CLD_EM_STEP_F32,
             &[s.x, s.v, alpha],
             s.noise,
             n,

@@ -10,7 +10,9 @@ use super::CudaStorage;
 use crate::backend::{CldSscsOps, CldState};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::kernels::names;
 use crate::kernels::params::{TriRandnParams, TriSscsStepParams};
+use crate::kernels::Kernel;
 use crate::rng::MAX_ELEMS_PER_SAMPLE;
 
 /// A Philox draw `r` describes the [pixels, 2c] u-shaped draw of `n` = pixels·c values, whole pixels
@@ -45,8 +47,7 @@ pub(super) fn check_state(
 /// checked them (and the noise tensor or the Philox layout) with [`check_state`].
 pub(super) fn launch_step<P: DeviceRepr>(
     op: &'static str,
-    module: &'static str,
-    kernel: &str,
+    kernel: Kernel,
     inputs: &[&CudaStorage],
     noise: Option<&CudaStorage>,
     n: usize,
@@ -59,7 +60,7 @@ pub(super) fn launch_step<P: DeviceRepr>(
     if n == 0 {
         return Ok([xo, vo]);
     }
-    let f = dev.function(module, kernel)?;
+    let f = dev.function(kernel)?;
     let cfg = dev.launch_1d(n as u64);
     let views: Vec<_> = inputs.iter().map(|t| t.view()).collect();
     // Without a noise tensor the kernel never reads its pointer (its mode or flag says so); x stands
@@ -94,7 +95,13 @@ impl CldSscsOps for CudaStorage {
                 found: format!("{} × {}", p.noise.num_samples, p.noise.elems_per_sample),
             });
         }
-        let kernel = "cld_sscs_half_step_f32";
-        launch_step(OP, "cld_sscs", kernel, &[s.x, s.v], s.noise, n, p)
+        launch_step(
+            OP,
+            names::cld_sscs::CLD_SSCS_HALF_STEP_F32,
+            &[s.x, s.v],
+            s.noise,
+            n,
+            p,
+        )
     }
 }

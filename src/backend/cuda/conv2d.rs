@@ -11,6 +11,7 @@ use crate::backend::geometry::{Conv2dGeometry, LinearGeometry, Nhwc};
 use crate::backend::Conv2dOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::kernels::names;
 use crate::kernels::params::TriConv2dParams;
 
 impl Conv2dOps for CudaStorage {
@@ -110,7 +111,7 @@ fn implicit_gemm(
     let depthwise = p.groups == p.in_.c && p.groups == p.co;
     let (f, cfg) = if depthwise {
         (
-            dev.function("conv2d", "conv2d_depthwise_f32")?,
+            dev.function(names::conv2d::CONV2D_DEPTHWISE_F32)?,
             dev.launch_1d((pixels * co) as u64),
         )
     } else {
@@ -125,7 +126,7 @@ fn implicit_gemm(
             });
         }
         (
-            dev.function("conv2d", "conv2d_implicit_gemm_f32")?,
+            dev.function(names::conv2d::CONV2D_IMPLICIT_GEMM_F32)?,
             LaunchConfig {
                 grid_dim: (tiles, cog.div_ceil(64) as u32, p.groups),
                 block_dim: (256, 1, 1),

@@ -10,6 +10,7 @@ use super::CudaStorage;
 use crate::backend::{DdganPosteriorOps, PosteriorDraw, PosteriorNoise};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::kernels::names::ddgan_posterior as K;
 use crate::kernels::params::TriDdganPosteriorParams;
 
 const OP: &str = "ddgan posterior (cuda)";
@@ -77,8 +78,11 @@ impl DdganPosteriorOps for CudaStorage {
         let mut yv = out.view_mut();
         match d.noise {
             PosteriorNoise::Philox(r) => {
-                let name = format!("ddgan_posterior_philox_{}", dtype.name());
-                let f = dev.function("ddgan_posterior", &name)?;
+                let f = dev.function(match dtype {
+                    DType::F32 => K::DDGAN_POSTERIOR_PHILOX_F32,
+                    DType::BF16 => K::DDGAN_POSTERIOR_PHILOX_BF16,
+                    DType::F16 => K::DDGAN_POSTERIOR_PHILOX_F16,
+                })?;
                 let cfg = dev.launch_1d(r.elems_per_sample.div_ceil(4) * r.num_samples as u64);
                 let mut l = dev.stream().launch_builder(&f);
                 l.arg(&x0v).arg(&xtv).arg(&mut yv).arg(&p).arg(r);
@@ -90,8 +94,11 @@ impl DdganPosteriorOps for CudaStorage {
                 unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
             }
             PosteriorNoise::Tensor(_) | PosteriorNoise::Zero => {
-                let name = format!("ddgan_posterior_step_{}", dtype.name());
-                let f = dev.function("ddgan_posterior", &name)?;
+                let f = dev.function(match dtype {
+                    DType::F32 => K::DDGAN_POSTERIOR_STEP_F32,
+                    DType::BF16 => K::DDGAN_POSTERIOR_STEP_BF16,
+                    DType::F16 => K::DDGAN_POSTERIOR_STEP_F16,
+                })?;
                 let cfg = dev.launch_1d(p.n);
                 // Without noise (the last step) the kernel never reads its noise pointer
                 // (noise_std == 0); x_t's buffer stands in so the argument is a valid device pointer.

@@ -6,21 +6,23 @@ use super::CudaStorage;
 use crate::backend::ElementwiseOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::kernels::names::elementwise as K;
 use crate::kernels::params::{TriAxpbyParams, TriCastParams};
+use crate::kernels::Kernel;
 
 /// Launches `elementwise::kernel(const S* x, D* y, P p)` over the `n` elements of both (one thread
 /// each, grid-stride); the caller has checked that `x` and `y` hold `n` elements of the types the
 /// kernel's name says.
 fn launch<P: DeviceRepr>(
     op: &'static str,
-    kernel: &str,
+    kernel: Kernel,
     x: &CudaStorage,
     y: &mut CudaStorage,
     n: u64,
     p: &P,
 ) -> Result<()> {
     let dev = std::sync::Arc::clone(y.device());
-    let f = dev.function("elementwise", kernel)?;
+    let f = dev.function(kernel)?;
     let cfg = dev.launch_1d(n);
     let xv = x.view();
     let mut yv = y.view_mut();
@@ -51,8 +53,12 @@ impl ElementwiseOps for CudaStorage {
             return Ok(());
         }
         let n = y.len() as u64;
-        let kernel = format!("axpby_{}", y.dtype().name());
-        launch("axpby", &kernel, x, y, n, &TriAxpbyParams { n, a, b })
+        let kernel = match y.dtype() {
+            DType::F32 => K::AXPBY_F32,
+            DType::BF16 => K::AXPBY_BF16,
+            DType::F16 => K::AXPBY_F16,
+        };
+        launch("axpby", kernel, x, y, n, &TriAxpbyParams { n, a, b })
     }
 
     fn cast(&self, dtype: DType) -> Result<Self> {
@@ -65,8 +71,19 @@ impl ElementwiseOps for CudaStorage {
             return Ok(out);
         }
         let n = x.len() as u64;
-        let kernel = format!("cast_{}_to_{}", x.dtype().name(), dtype.name());
-        launch("cast", &kernel, x, &mut out, n, &TriCastParams { n })?;
+        let kernel = match (x.dtype(), dtype) {
+            (DType::F32, DType::BF16) => K::CAST_F32_TO_BF16,
+            (DType::F32, DType::F16) => K::CAST_F32_TO_F16,
+            (DType::BF16, DType::F32) => K::CAST_BF16_TO_F32,
+            (DType::F16, DType::F32) => K::CAST_F16_TO_F32,
+            (DType::BF16, DType::F16) => K::CAST_BF16_TO_F16,
+            (DType::F16, DType::BF16) => K::CAST_F16_TO_BF16,
+            // Equal dtypes returned a copy above.
+            (DType::F32, DType::F32) | (DType::BF16, DType::BF16) | (DType::F16, DType::F16) => {
+                return x.try_clone()
+            }
+        };
+        launch("cast", kernel, x, &mut out, n, &TriCastParams { n })?;
         Ok(out)
     }
 }

@@ -9,6 +9,7 @@ use super::CudaStorage;
 use crate::backend::FiniteOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::kernels::names;
 
 impl FiniteOps for CudaStorage {
     /// Records `step` in `slot` if `x` (f32) holds a non-finite value and the slot holds a later step.
@@ -27,7 +28,7 @@ impl FiniteOps for CudaStorage {
             return Ok(());
         }
         let dev = Arc::clone(x.device());
-        let f = dev.function("finite", "watch_nonfinite_f32")?;
+        let f = dev.function(names::finite::WATCH_NONFINITE_F32)?;
         let cfg = dev.launch_1d(x.len() as u64);
         let (n, step) = (x.len() as u64, step);
         let xv = x.view();

@@ -12,6 +12,7 @@ use crate::backend::geometry::{ChannelAffine, GroupNormGeometry};
 use crate::backend::GroupNormOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::kernels::names;
 use crate::kernels::params::TriGroupNormParams;
 
 impl GroupNormOps for CudaStorage {
@@ -39,7 +40,7 @@ impl GroupNormOps for CudaStorage {
         if len == 0 {
             return Ok(out);
         }
-        let f = dev.function("group_norm", "group_norm_f32")?;
+        let f = dev.function(names::group_norm::GROUP_NORM_F32)?;
         let cfg = LaunchConfig {
             grid_dim: (ctas, 1, 1),
             block_dim: (256, 1, 1),

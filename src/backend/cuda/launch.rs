@@ -13,6 +13,7 @@ use crate::device::CudaDevice;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::params::TriNhwc;
+use crate::kernels::Kernel;
 
 /// `s` is an f32 storage of exactly `len` elements on `dev`.
 pub(super) fn check(
@@ -85,8 +86,7 @@ pub(super) fn launch_error(op: &'static str) -> impl FnOnce(cudarc::driver::Driv
 /// `out_len` values, 1-D grid-stride; the caller has checked every input against what `p` describes.
 pub(super) fn launch_1d<P: DeviceRepr>(
     op: &'static str,
-    module: &'static str,
-    kernel: &str,
+    kernel: Kernel,
     inputs: &[&CudaStorage],
     out_len: usize,
     p: &P,
@@ -102,7 +102,7 @@ pub(super) fn launch_1d<P: DeviceRepr>(
     let dev = Arc::clone(first.device());
     let (mut out, cfg) = output(&dev, out_len)?;
     let Some(cfg) = cfg else { return Ok(out) };
-    let f = dev.function(module, kernel)?;
+    let f = dev.function(kernel)?;
     let views: Vec<_> = inputs.iter().map(|t| t.view()).collect();
     let mut yv = out.view_mut();
     let mut l = dev.stream().launch_builder(&f);

@@ -8,6 +8,7 @@ use super::CudaStorage;
 use crate::backend::geometry::{Nhwc, Window};
 use crate::backend::LayoutOps;
 use crate::error::{Error, Result};
+use crate::kernels::names;
 use crate::kernels::params::{
     TriChannelCopyParams, TriChannelMeanParams, TriCropParams, TriPermuteParams,
 };
@@ -27,8 +28,7 @@ impl LayoutOps for CudaStorage {
         };
         launch_1d(
             OP,
-            "layout",
-            "concat_channels_f32",
+            names::layout::CONCAT_CHANNELS_F32,
             &[a, b],
             pixels * (ca + cb),
             &p,
@@ -55,7 +55,13 @@ impl LayoutOps for CudaStorage {
             len: len as u32,
         };
         // The kernel's own bounds: start + len <= c (checked).
-        launch_1d(OP, "layout", "slice_channels_f32", &[x], pixels * len, &p)
+        launch_1d(
+            OP,
+            names::layout::SLICE_CHANNELS_F32,
+            &[x],
+            pixels * len,
+            &p,
+        )
     }
 
     fn crop(x: &Self, s: &Nhwc, window: &Window) -> Result<Self> {
@@ -73,7 +79,7 @@ impl LayoutOps for CudaStorage {
             wo: wo as u32,
         };
         // The kernel's own bounds: the window lies inside the image (checked).
-        launch_1d(OP, "layout", "crop_f32", &[x], s.n * ho * wo * s.c, &p)
+        launch_1d(OP, names::layout::CROP_F32, &[x], s.n * ho * wo * s.c, &p)
     }
 
     fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self> {
@@ -86,7 +92,7 @@ impl LayoutOps for CudaStorage {
             c: u32_of(OP, "channels", c)?,
             pad: 0,
         };
-        launch_1d(OP, "layout", "channel_mean_f32", &[x], n * c, &p)
+        launch_1d(OP, names::layout::CHANNEL_MEAN_F32, &[x], n * c, &p)
     }
 
     fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self> {
@@ -100,7 +106,7 @@ impl LayoutOps for CudaStorage {
             c: 1,
             pad: 0,
         };
-        launch_1d(OP, "layout", "pixel_norm_f32", &[x], rows * dim, &p)
+        launch_1d(OP, names::layout::PIXEL_NORM_F32, &[x], rows * dim, &p)
     }
 
     fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self> {
@@ -112,6 +118,6 @@ impl LayoutOps for CudaStorage {
             to_nhwc: to_nhwc as u32,
             pad: 0,
         };
-        launch_1d(OP, "layout", "permute_nchw_f32", &[x], s.len(), &p)
+        launch_1d(OP, names::layout::PERMUTE_NCHW_F32, &[x], s.len(), &p)
     }
 }

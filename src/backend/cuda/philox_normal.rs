@@ -4,7 +4,9 @@ use cudarc::driver::PushKernelArg;
 
 use super::CudaStorage;
 use crate::backend::PhiloxNormalOps;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::kernels::names;
 use crate::kernels::params::TriRandnParams;
 
 impl PhiloxNormalOps for CudaStorage {
@@ -14,10 +16,11 @@ impl PhiloxNormalOps for CudaStorage {
             return Ok(());
         }
         let dev = std::sync::Arc::clone(out.device());
-        let f = dev.function(
-            "philox_normal",
-            &format!("randn_philox_{}", out.dtype().name()),
-        )?;
+        let f = dev.function(match out.dtype() {
+            DType::F32 => names::philox_normal::RANDN_PHILOX_F32,
+            DType::BF16 => names::philox_normal::RANDN_PHILOX_BF16,
+            DType::F16 => names::philox_normal::RANDN_PHILOX_F16,
+        })?;
         let blocks = p.elems_per_sample.div_ceil(4) * p.num_samples as u64;
         let cfg = dev.launch_1d(blocks);
         let mut y = out.view_mut();

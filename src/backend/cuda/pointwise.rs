@@ -11,6 +11,7 @@ use crate::backend::geometry::{Activation, BinaryOp, ChannelAffine, ChannelVecto
 use crate::backend::PointwiseOps;
 use crate::device::CudaDevice;
 use crate::error::Result;
+use crate::kernels::names;
 use crate::kernels::params::{
     TriActivationParams, TriBinaryParams, TriChannelAffineParams, TRI_BINARY_ADD, TRI_BINARY_MUL,
     TRI_BINARY_SUB,
@@ -89,7 +90,7 @@ impl PointwiseOps for CudaStorage {
         let p = affine_params(OP, a, &dev)?;
         let (mut out, cfg) = output(&dev, len)?;
         let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function("pointwise", "channel_affine_f32")?;
+        let f = dev.function(names::pointwise::CHANNEL_AFFINE_F32)?;
         let xv = x.view();
         let cv = a.center.map_or(x, |v| v.data).view();
         let sv = a.scale.map_or(x, |v| v.data).view();
@@ -112,7 +113,7 @@ impl PointwiseOps for CudaStorage {
             act: code,
             arg,
         };
-        launch_1d(OP, "pointwise", "activation_f32", &[x], x.len(), &p)
+        launch_1d(OP, names::pointwise::ACTIVATION_F32, &[x], x.len(), &p)
     }
 
     fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self> {
@@ -129,6 +130,6 @@ impl PointwiseOps for CudaStorage {
             } as i32,
             pad: 0,
         };
-        launch_1d(OP, "pointwise", "binary_f32", &[a, b], a.len(), &p)
+        launch_1d(OP, names::pointwise::BINARY_F32, &[a, b], a.len(), &p)
     }
 }

@@ -8,6 +8,7 @@ use super::CudaStorage;
 use crate::backend::geometry::{Nhwc, Resample2x, UpFirDnGeometry};
 use crate::backend::ResampleOps;
 use crate::error::{Error, Result};
+use crate::kernels::names;
 use crate::kernels::params::{
     TriResample2xParams, TriUpFirDnParams, TRI_RESAMPLE_BILINEAR_UP_ALIGNED,
     TRI_RESAMPLE_MEAN_DOWN, TRI_RESAMPLE_NEAREST_UP, TRI_UPFIRDN_MAX_K,
@@ -53,8 +54,7 @@ impl ResampleOps for CudaStorage {
         // places inside [0, h) × [0, w) (padding and inserted zeros are skipped).
         launch_1d(
             OP,
-            "resample",
-            "upfirdn2d_f32",
+            names::resample::UPFIRDN2D_F32,
             &[x],
             g.n * g.ho * g.wo * g.c,
             &p,
@@ -75,6 +75,6 @@ impl ResampleOps for CudaStorage {
             mode: code,
             pad: 0,
         };
-        launch_1d(OP, "resample", "resample2x_f32", &[x], out_len, &p)
+        launch_1d(OP, names::resample::RESAMPLE2X_F32, &[x], out_len, &p)
     }
 }
