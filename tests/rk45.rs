@@ -1,7 +1,7 @@
 //! RK45 against known solutions, with SciPy's evaluation counts (scipy 1.x `solve_ivp(method="RK45",
 //! t_eval=[t0, t1])` on the same problems gives these NFE and end values).
 
-use trilemma::samplers::rk45::solve;
+use trilemma::samplers::ode::rk45::solve;
 
 #[test]
 fn gaussian_decay_matches_scipy() {
@@ -46,7 +46,7 @@ fn bad_tolerances_and_failing_right_hand_sides_are_errors() {
 fn fixed_step_rk4_is_fourth_order_on_a_known_solution() {
     // y' = -2 t y, y(0) = 1 on [0, 2]: y(2) = exp(-4). Halving the step divides the error by ~16.
     let err = |steps| {
-        let (y, nfe) = trilemma::samplers::rk4::solve(
+        let (y, nfe) = trilemma::samplers::ode::rk4::solve(
             |t, y| Ok(vec![-2.0 * t * y[0]]),
             0.0,
             2.0,
@@ -63,7 +63,7 @@ fn fixed_step_rk4_is_fourth_order_on_a_known_solution() {
     let ratio = e50 / e100;
     assert!((14.0..18.0).contains(&ratio), "ratio {ratio}");
     // Backward integration returns to the start.
-    let (y, _) = trilemma::samplers::rk4::solve(
+    let (y, _) = trilemma::samplers::ode::rk4::solve(
         |_t, y| Ok(vec![y[1], -y[0]]),
         3.0,
         0.0,
@@ -72,8 +72,10 @@ fn fixed_step_rk4_is_fourth_order_on_a_known_solution() {
     )
     .unwrap();
     assert!((y[0] - 1.0).abs() < 1e-8 && y[1].abs() < 1e-8, "{y:?}");
-    assert!(trilemma::samplers::rk4::solve(|_, y| Ok(y.to_vec()), 0.0, 1.0, &[1.0], 0).is_err());
-    let err =
-        trilemma::samplers::rk4::solve(|_, _| Ok(vec![f64::NAN]), 0.0, 1.0, &[1.0], 3).unwrap_err();
+    assert!(
+        trilemma::samplers::ode::rk4::solve(|_, y| Ok(y.to_vec()), 0.0, 1.0, &[1.0], 0).is_err()
+    );
+    let err = trilemma::samplers::ode::rk4::solve(|_, _| Ok(vec![f64::NAN]), 0.0, 1.0, &[1.0], 3)
+        .unwrap_err();
     assert!(err.to_string().contains("non-finite"), "{err}");
 }

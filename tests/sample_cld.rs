@@ -7,7 +7,7 @@ mod common;
 use common::{max_abs_err, rel_err, test_model};
 use trilemma::io::safetensors::SafeTensors;
 use trilemma::models::{Model, Network};
-use trilemma::samplers::cld_sample::{sample, CldConfig, CldSampler};
+use trilemma::samplers::cld::{sample, CldConfig, CldSampler};
 use trilemma::samplers::Noise;
 use trilemma::Device;
 
@@ -125,7 +125,7 @@ struct LinearScore {
     shape: [usize; 3],
 }
 
-impl trilemma::samplers::cld_sample::CldScore for LinearScore {
+impl trilemma::samplers::cld::CldScore for LinearScore {
     fn alpha(&self, u: &trilemma::Tensor, t: f32) -> trilemma::Result<trilemma::Tensor> {
         use trilemma::ops::{self, Activation, AffineArgs};
         let c = self.shape[2];

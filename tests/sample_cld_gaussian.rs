@@ -10,7 +10,7 @@
 
 mod common;
 
-use trilemma::samplers::cld_sample::{sample, CldConfig, CldSampler, CldScore};
+use trilemma::samplers::cld::{sample, CldConfig, CldSampler, CldScore};
 use trilemma::samplers::Noise;
 use trilemma::{DType, Device, Result, Tensor};
 

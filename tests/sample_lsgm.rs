@@ -7,7 +7,7 @@ mod common;
 use common::{max_abs_err, rel_err, test_model};
 use trilemma::io::safetensors::SafeTensors;
 use trilemma::models::{Model, Network};
-use trilemma::samplers::lsgm_sample::{sample, LsgmConfig, LsgmSolver};
+use trilemma::samplers::lsgm::{sample, LsgmConfig, LsgmSolver};
 use trilemma::samplers::Noise;
 use trilemma::Device;
 
@@ -110,7 +110,7 @@ fn shards_reproduce_the_whole_run() {
 
 #[test]
 fn the_trained_vae_reconstructs_its_own_samples() {
-    use trilemma::samplers::lsgm_sample::reconstruct;
+    use trilemma::samplers::lsgm::reconstruct;
     // lsgm-digits: decode 8 sampled images, encode and decode them again. A working encoder path
     // brings each image back close to itself: much closer than to the other images of the batch.
     let m = trilemma::models::defaults::load("lsgm-digits", &Device::Cpu).unwrap();

@@ -19,7 +19,7 @@
 
 use trilemma::rng::NoiseStream;
 use trilemma::samplers::lsgm::LsgmSde;
-use trilemma::samplers::lsgm_sample::{sample_latent, LatentScore, LsgmConfig, LsgmSolver};
+use trilemma::samplers::lsgm::{sample_latent, LatentScore, LsgmConfig, LsgmSolver};
 use trilemma::samplers::Noise;
 use trilemma::{DType, Device, Result, Tensor};
 

@@ -112,13 +112,13 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
                 ));
             }
             if is_cld && samples {
-                let cfg = trilemma::samplers::cld_sample::CldConfig::cifar10();
+                let cfg = trilemma::samplers::cld::CldConfig::cifar10();
                 let (net, noise, device, steps) =
                     (std::rc::Rc::clone(&net), &noise, &device, a.sscs_steps);
                 cases.push((
                     sample_id.clone(),
                     Box::new(move || {
-                        use trilemma::samplers::cld_sample::{sample, CldSampler};
+                        use trilemma::samplers::cld::{sample, CldSampler};
                         sample(
                             net.as_ref(),
                             &cfg,

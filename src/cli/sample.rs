@@ -146,7 +146,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
     println!(
         "{total} images ({} {}, {} NFE per batch over {batches} batches) in {secs:.1} s, {:.2} images/s -> {}",
         model.family.name(),
-        plan.sampler.name(),
+        plan.sampler().name(),
         nfe_total / batches.max(1),
         total as f64 / secs,
         a.out.display()

@@ -3,13 +3,10 @@
 //! CPU path and the tests run the kernels' own arithmetic.
 
 pub mod cld;
-pub mod cld_sample;
 pub mod ddgan;
 pub mod lsgm;
-pub mod lsgm_sample;
 pub mod noise;
-pub mod rk4;
-pub mod rk45;
+pub mod ode;
 pub mod run;
 
 pub use noise::Noise;

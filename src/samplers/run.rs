@@ -1,9 +1,9 @@
 //! A sampling run of any model: the sampler chosen and checked against the family, batches of images in
 //! [0, 1] with the official output transform, shards of a run by global sample index.
 
-use super::cld_sample::{self, CldConfig, CldSampler};
+use super::cld::{self, CldConfig, CldSampler};
 use super::ddgan::PosteriorCoefficients;
-use super::lsgm_sample::{self, LsgmConfig, LsgmSolver};
+use super::lsgm::{self, LsgmConfig, LsgmSolver};
 use super::noise::Noise;
 use crate::device::Device;
 use crate::dtype::DType;
@@ -38,17 +38,31 @@ impl SamplerKind {
     }
 }
 
-/// What a run will do, validated before any work.
+/// What a run will do, validated before any work: the sampler and steps the user sees, and the one
+/// family's method with everything it needs, so a plan cannot hold two families' settings or none.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    pub sampler: SamplerKind,
-    /// Steps of fixed-step samplers (CLD's n_discrete_steps, DDGAN's T, RK4 steps); None for adaptive
-    /// ODE solves.
-    pub steps: Option<usize>,
-    ddgan: Option<PosteriorCoefficients>,
-    cld: Option<CldConfig>,
-    lsgm: Option<LsgmConfig>,
-    center: bool,
+    sampler: SamplerKind,
+    method: Method,
+}
+
+/// A plan's family and its settings.
+#[derive(Clone, Debug)]
+enum Method {
+    /// DDGAN's posterior schedule (its step count is the generator's).
+    Ddgan(PosteriorCoefficients),
+    /// A CLD sampler, its steps (SSCS/EM; 0 for the ODE) and whether outputs are centred.
+    Cld {
+        config: CldConfig,
+        sampler: CldSampler,
+        steps: usize,
+        center: bool,
+    },
+    /// LSGM's latent ODE with its solver.
+    Lsgm {
+        config: LsgmConfig,
+        solver: LsgmSolver,
+    },
 }
 
 fn bad(what: &'static str, rule: &'static str, found: String) -> Error {
@@ -74,15 +88,11 @@ impl Plan {
             return Err(bad("--steps", "at least 1", "0".into()));
         }
         let cfg = &model.config;
-        let mut plan = Plan {
-            sampler: SamplerKind::Ode,
-            steps: None,
-            ddgan: None,
-            cld: None,
-            lsgm: None,
-            center: true,
+        let adaptive = |s: Option<usize>, rule: &'static str| match s {
+            Some(s) => Err(bad("--steps", rule, s.to_string())),
+            None => Ok(()),
         };
-        match &model.network {
+        let plan = match &model.network {
             Network::Ddgan(_) => {
                 if let Some(s) = sampler.filter(|s| *s != "ddgan") {
                     return Err(bad("--sampler", "ddgan for a DDGAN model", s.into()));
@@ -95,41 +105,35 @@ impl Plan {
                         format!("{s} for a {t}-step model"),
                     ));
                 }
-                plan.sampler = SamplerKind::Ddgan;
-                plan.steps = Some(t);
-                plan.ddgan = Some(PosteriorCoefficients::new(
-                    t,
-                    cfg.f64_or("beta_min", 0.1)?,
-                    cfg.f64_or("beta_max", 20.0)?,
-                )?);
+                let beta = (cfg.f64_or("beta_min", 0.1)?, cfg.f64_or("beta_max", 20.0)?);
+                let coefs = PosteriorCoefficients::new(t, beta.0, beta.1)?;
+                Plan {
+                    sampler: SamplerKind::Ddgan,
+                    method: Method::Ddgan(coefs),
+                }
             }
             Network::Cld(_) => {
                 let default = cfg.str_or("sampling_method", "ode")?;
-                let name = sampler.unwrap_or(&default);
-                plan.sampler = match name {
-                    "sscs" => SamplerKind::Sscs,
-                    "em" => SamplerKind::Em,
-                    "ode" => SamplerKind::Ode,
+                let (kind, sampler) = match sampler.unwrap_or(&default) {
+                    "sscs" => (SamplerKind::Sscs, CldSampler::Sscs),
+                    "em" => (SamplerKind::Em, CldSampler::EulerMaruyama),
+                    "ode" => {
+                        let rule =
+                            "absent for the adaptive ODE sampler (its tolerances set the steps)";
+                        adaptive(steps, rule)?;
+                        let rtol = cfg.f64_or("sampling_rtol", 1e-5)?;
+                        let atol = cfg.f64_or("sampling_atol", 1e-5)?;
+                        (SamplerKind::Ode, CldSampler::Ode { rtol, atol })
+                    }
                     other => {
-                        return Err(bad(
-                            "--sampler",
-                            "sscs, em or ode for a CLD model",
-                            other.into(),
-                        ))
+                        let rule = "sscs, em or ode for a CLD model";
+                        return Err(bad("--sampler", rule, other.into()));
                     }
                 };
-                plan.cld = Some(CldConfig::from_config(cfg)?);
-                plan.center = cfg.bool_or("center_image", true)?;
-                match plan.sampler {
-                    SamplerKind::Ode => {
-                        if let Some(s) = steps {
-                            return Err(bad(
-                                "--steps",
-                                "absent for the adaptive ODE sampler (its tolerances set the steps)",
-                                s.to_string(),
-                            ));
-                        }
-                    }
+                let config = CldConfig::from_config(cfg)?;
+                let center = cfg.bool_or("center_image", true)?;
+                let steps = match kind {
+                    SamplerKind::Ode => 0,
                     _ => {
                         let n = match steps {
                             Some(n) => n,
@@ -142,38 +146,69 @@ impl Plan {
                                 n.to_string(),
                             ));
                         }
-                        plan.steps = Some(n);
+                        n
                     }
+                };
+                Plan {
+                    sampler: kind,
+                    method: Method::Cld {
+                        config,
+                        sampler,
+                        steps,
+                        center,
+                    },
                 }
             }
             Network::Lsgm { .. } => {
-                plan.sampler = match sampler.unwrap_or("ode") {
-                    "ode" => SamplerKind::Ode,
-                    "rk4" => SamplerKind::Rk4,
-                    other => {
-                        return Err(bad(
-                            "--sampler",
-                            "ode or rk4 for an LSGM model",
-                            other.into(),
-                        ))
-                    }
-                };
-                match (plan.sampler, steps) {
-                    (SamplerKind::Ode, Some(s)) => {
-                        return Err(bad(
-                            "--steps",
+                let (kind, solver) = match sampler.unwrap_or("ode") {
+                    "ode" => {
+                        adaptive(
+                            steps,
                             "absent for the adaptive ODE sampler (its tolerances set the steps; \
                              `--sampler rk4` takes a step count)",
-                            s.to_string(),
-                        ))
+                        )?;
+                        (SamplerKind::Ode, LsgmSolver::Rk45)
                     }
-                    (SamplerKind::Rk4, s) => plan.steps = Some(s.unwrap_or(RK4_DEFAULT_STEPS)),
-                    _ => {}
+                    "rk4" => {
+                        let steps = steps.unwrap_or(RK4_DEFAULT_STEPS);
+                        (SamplerKind::Rk4, LsgmSolver::Rk4 { steps })
+                    }
+                    other => {
+                        let rule = "ode or rk4 for an LSGM model";
+                        return Err(bad("--sampler", rule, other.into()));
+                    }
+                };
+                Plan {
+                    sampler: kind,
+                    method: Method::Lsgm {
+                        config: LsgmConfig::from_config(cfg)?,
+                        solver,
+                    },
                 }
-                plan.lsgm = Some(LsgmConfig::from_config(cfg)?);
             }
-        }
+        };
         Ok(plan)
+    }
+
+    /// The sampler this plan runs.
+    pub fn sampler(&self) -> SamplerKind {
+        self.sampler
+    }
+
+    /// Steps of a fixed-step sampler (CLD's SSCS/EM steps, DDGAN's T, RK4 steps); None for the
+    /// adaptive ODE solves.
+    pub fn steps(&self) -> Option<usize> {
+        match &self.method {
+            Method::Ddgan(coefs) => Some(coefs.steps()),
+            Method::Cld { steps, sampler, .. } => match sampler {
+                CldSampler::Ode { .. } => None,
+                _ => Some(*steps),
+            },
+            Method::Lsgm { solver, .. } => match solver {
+                LsgmSolver::Rk4 { steps } => Some(*steps),
+                LsgmSolver::Rk45 => None,
+            },
+        }
     }
 
     /// One batch of images in [0, 1] (NCHW) and the network evaluations it took.
@@ -184,54 +219,31 @@ impl Plan {
         noise: &Noise<'_>,
         device: &Device,
     ) -> Result<(Tensor, usize)> {
-        match (&model.network, self.sampler) {
-            (Network::Ddgan(g), SamplerKind::Ddgan) => {
-                let coefs = self.ddgan.as_ref().ok_or_else(|| {
-                    bad("plan", "built for this model", "no DDGAN schedule".into())
-                })?;
+        match (&model.network, &self.method) {
+            (Network::Ddgan(g), Method::Ddgan(coefs)) => {
                 let x = super::ddgan::sample(g, coefs, batch, noise, device)?;
                 Ok((to_unit_range(&x, true)?, coefs.steps()))
             }
-            (Network::Cld(net), kind) => {
-                let cfg = self
-                    .cld
-                    .as_ref()
-                    .ok_or_else(|| bad("plan", "built for this model", "no CLD config".into()))?;
-                let (sampler, steps) = match kind {
-                    SamplerKind::Sscs => {
-                        (CldSampler::Sscs, self.steps.unwrap_or(CLD_DEFAULT_STEPS))
-                    }
-                    SamplerKind::Em => (
-                        CldSampler::EulerMaruyama,
-                        self.steps.unwrap_or(CLD_DEFAULT_STEPS),
-                    ),
-                    _ => (
-                        CldSampler::Ode {
-                            rtol: model.config.f64_or("sampling_rtol", 1e-5)?,
-                            atol: model.config.f64_or("sampling_atol", 1e-5)?,
-                        },
-                        0,
-                    ),
-                };
-                let out = cld_sample::sample(net, cfg, sampler, steps, batch, noise, device)?;
-                Ok((to_unit_range(&out.x, self.center)?, out.nfe))
+            (
+                Network::Cld(net),
+                Method::Cld {
+                    config,
+                    sampler,
+                    steps,
+                    center,
+                },
+            ) => {
+                let out = cld::sample(net, config, *sampler, *steps, batch, noise, device)?;
+                Ok((to_unit_range(&out.x, *center)?, out.nfe))
             }
-            (Network::Lsgm { vae, score }, kind) => {
-                let cfg = self
-                    .lsgm
-                    .as_ref()
-                    .ok_or_else(|| bad("plan", "built for this model", "no LSGM config".into()))?;
-                let solver = match (kind, self.steps) {
-                    (SamplerKind::Rk4, Some(steps)) => LsgmSolver::Rk4 { steps },
-                    _ => LsgmSolver::Rk45,
-                };
-                let out = lsgm_sample::sample(vae, score, cfg, solver, batch, noise, device)?;
+            (Network::Lsgm { vae, score }, Method::Lsgm { config, solver }) => {
+                let out = lsgm::sample(vae, score, config, *solver, batch, noise, device)?;
                 Ok((out.image, out.nfe))
             }
             _ => Err(bad(
                 "plan",
                 "built for this model",
-                format!("{:?}", self.sampler),
+                format!("a {} plan", self.sampler.name()),
             )),
         }
     }
@@ -243,9 +255,9 @@ impl Plan {
     /// this takes at two batch sizes gives the per-sample cost of a run before it starts. Returns the
     /// number of values in one output image.
     pub fn probe(&self, model: &Model, batch: usize, device: &Device) -> Result<usize> {
-        use super::cld_sample::CldScore;
+        use super::cld::CldScore;
         use super::ddgan::Generator;
-        use super::lsgm_sample::LatentScore;
+        use super::lsgm::LatentScore;
         use crate::rng::NoiseStream;
         let noise = Noise::Philox {
             seed: 0,
@@ -268,7 +280,7 @@ impl Plan {
             Network::Lsgm { vae, score } => {
                 let z = draw(score.latent_shape())?;
                 score.eps(&z, 0.5)?;
-                let (_, image) = lsgm_sample::decode(vae, &z, 1.0, &noise, device)?;
+                let (_, image) = lsgm::decode(vae, &z, 1.0, &noise, device)?;
                 Ok(image.elem_count() / batch.max(1))
             }
         }

@@ -8,8 +8,7 @@
 //! models with lower latent scales (CelebA-HQ), `noise.{k}` for the k-th group the score model does
 //! not produce (Latent, k), multiplied by `vae_temp`.
 
-use super::lsgm::{mixed_eps, LsgmSde};
-use super::noise::Noise;
+use super::sde::{mixed_eps, LsgmSde};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -18,6 +17,7 @@ use crate::models::{Config, Ncsnpp, Nvae};
 use crate::ops;
 use crate::ops::check_finite;
 use crate::rng::NoiseStream;
+use crate::samplers::noise::Noise;
 use crate::tensor::Tensor;
 
 /// LSGM's sampling settings (official args and evaluation settings).
@@ -167,12 +167,18 @@ pub fn sample_latent(
     let t1 = -((cfg.ode_eps as f32) as f64);
     let (y, nfe, steps) = match solver {
         LsgmSolver::Rk45 => {
-            let (y, st) =
-                super::rk45::solve(rhs, -1.0, t1, &y0, cfg.ode_solver_tol, cfg.ode_solver_tol)?;
+            let (y, st) = crate::samplers::ode::rk45::solve(
+                rhs,
+                -1.0,
+                t1,
+                &y0,
+                cfg.ode_solver_tol,
+                cfg.ode_solver_tol,
+            )?;
             (y, st.nfev, st.accepted)
         }
         LsgmSolver::Rk4 { steps } => {
-            let (y, nfe) = super::rk4::solve(rhs, -1.0, t1, &y0, steps)?;
+            let (y, nfe) = crate::samplers::ode::rk4::solve(rhs, -1.0, t1, &y0, steps)?;
             (y, nfe, steps)
         }
     };

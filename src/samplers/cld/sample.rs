@@ -11,8 +11,7 @@
 //! 2i and 2i + 1); Euler–Maruyama step i: `noise.{i}` [B, 2C, H, W] (Step, i; its x half is unused, as
 //! in the official code).
 
-use super::cld::CldSde;
-use super::noise::Noise;
+use super::sde::CldSde;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::{Config, Ncsnpp};
@@ -20,6 +19,7 @@ use crate::ops;
 use crate::ops::UDraw;
 use crate::ops::{check_finite, FiniteWatch};
 use crate::rng::{NoiseKey, NoiseStream};
+use crate::samplers::noise::Noise;
 use crate::tensor::Tensor;
 
 /// The SDE and sampler settings of a CLD model (official config names).
@@ -439,7 +439,8 @@ fn ode(
         }
         Ok(d)
     };
-    let (y, stats) = super::rk45::solve(rhs, 0.0, 1.0 - cfg.sampling_eps, &y0, rtol, atol)?;
+    let (y, stats) =
+        crate::samplers::ode::rk45::solve(rhs, 0.0, 1.0 - cfg.sampling_eps, &y0, rtol, atol)?;
     let u32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
     let u = Tensor::from_f32(&u32, &shape, crate::dtype::DType::F32, device)?;
     check_finite(&u, "u", stats.accepted)?;

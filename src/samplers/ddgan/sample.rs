@@ -1,16 +1,14 @@
 //! DDGAN's sampling loop: the generator's x0 prediction, then a draw from the posterior
 //! q(x_i | x_{i+1}, x_0) of the discretised VP schedule (`crate::ops::PosteriorCoefficients`).
 
-use super::noise::Noise;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::Ncsnpp;
 use crate::ops;
-use crate::ops::FiniteWatch;
+use crate::ops::{FiniteWatch, PosteriorCoefficients};
 use crate::rng::{NoiseKey, NoiseStream};
+use crate::samplers::noise::Noise;
 use crate::tensor::Tensor;
-
-pub use crate::ops::{PosteriorCoefficients, MAX_STEPS};
 
 /// What DDGAN's loop needs from a generator: x0 predicted from x_{i+1} (NHWC), the step index i and
 /// z [B, nz]. The NCSN++ generator implements it; the tests use an exact stand-in for Gaussian data.
