@@ -42,13 +42,17 @@ for line in sys.stdin:
 
 cargo build --release --bin trilemma
 cp target/release/trilemma "$BUNDLE/bin/"
-# Only tests with a GPU path travel: those whose source uses the GPU helpers (tests/<name>.rs mentions
-# gpu_or_skip, Device::cuda or TRILEMMA_REQUIRE_GPU). The host-only rest (CPU numerics, samplers on the
+# Only tests with a GPU path travel: those whose source uses the GPU helpers (tests/<name>.rs, or the
+# files of tests/<name>/, mention gpu_or_skip, devices(, Device::cuda or TRILEMMA_REQUIRE_GPU). The host-only rest (CPU numerics, samplers on the
 # CPU, unit tests) runs in CI on every submission; every executable embeds all kernel fatbins (and
 # some the default models), so each costs 1 to 10 MiB of the transfer budget. Host-only benches stay
 # out too: the CPU bench would spend the check's device time on the host.
 HOST_ONLY_BENCHES=" cpu_networks "
-has_gpu_path() { [ "$1" != emulator ] && [ -f "tests/$1.rs" ] && grep -qE 'gpu_or_skip|Device::cuda|TRILEMMA_REQUIRE_GPU' "tests/$1.rs"; }
+has_gpu_path() {
+  local src="tests/$1.rs"
+  [ -f "$src" ] || src="tests/$1"
+  [ "$1" != emulator ] && [ -e "$src" ] && grep -rqE 'gpu_or_skip|devices\(|Device::cuda|TRILEMMA_REQUIRE_GPU' "$src"
+}
 cargo test --release --no-run --message-format=json 2>/dev/null | collect test | while read -r name exe; do
   has_gpu_path "$name" || continue
   cp "$exe" "$BUNDLE/tests/$name"

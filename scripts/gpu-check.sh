@@ -77,7 +77,7 @@ done
 echo "== compute-sanitizer" | tee -a "$LOG"
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck initcheck racecheck synccheck; do
-    # Every test executable: GPU tests live beside the CPU tests of their op (tests/<op>.rs), and the
+    # Every test executable: an op's GPU and CPU tests are one test (tests/ops/<stem>.rs), and the
     # sanitizer costs nothing where no kernel runs.
     for t in "$BUNDLE"/tests/*; do
       [ -x "$t" ] || continue

@@ -1,7 +1,11 @@
-//! CLD's SSCS half-step coefficients through the host build of kernels/common/cld_sscs.h, against the
-//! reference fixture (float64, PyTorch in the official op order).
+//! CLD's SSCS half step (`kernels/cld_sscs.cu`): its coefficients through the host build of
+//! kernels/common/cld_sscs.h against the reference fixture (float64, PyTorch in the official op
+//! order), then the op on every device: with Philox noise on the CPU it equals the tensor path bit for
+//! bit; a GPU's fused kernel gives the CPU's bits with a noise tensor and its values within the
+//! normals' host/device ulps with in-kernel Philox.
 
-mod common;
+use crate::common;
+use crate::common::devices::devices;
 
 use trilemma::io::safetensors::SafeTensors;
 use trilemma::samplers::cld::CldSde;
@@ -56,6 +60,17 @@ fn bad_arguments_are_errors() {
     assert!(CldSde::released("stl10").is_err());
 }
 
+/// The half step at τ = 0.3, Δt = 0.01 of an SDE with β = 4, M⁻¹ = 4.
+fn half_step() -> trilemma::samplers::cld::SscsHalfStep {
+    let sde = CldSde {
+        beta0: 4.0,
+        beta1: 0.0,
+        m_inv: 4.0,
+        sscs_num_stab: 0.0,
+    };
+    sde.sscs_half_step(0.3, 0.01).unwrap()
+}
+
 /// The half step of random x, v on `dev` with Philox noise (fused on the GPU) or a noise tensor, and
 /// the CPU's unfused step with the same noise as a tensor.
 fn sscs_pair(dev: &Device, philox: bool) -> (Vec<f32>, Vec<f32>) {
@@ -63,13 +78,7 @@ fn sscs_pair(dev: &Device, philox: bool) -> (Vec<f32>, Vec<f32>) {
     use trilemma::ops::{cld_sscs_half_step, randn, UDraw};
     use trilemma::rng::{NoiseKey, NoiseStream};
     use trilemma::{DType, Tensor};
-    let sde = CldSde {
-        beta0: 4.0,
-        beta1: 0.0,
-        m_inv: 4.0,
-        sscs_num_stab: 0.0,
-    };
-    let k = sde.sscs_half_step(0.3, 0.01).unwrap();
+    let k = half_step();
     let shape = [3, 5, 4, 3]; // C = 3 as CIFAR's x: Philox blocks straddle the x and v halves
     let n: usize = shape.iter().product();
     let make =
@@ -101,22 +110,40 @@ fn sscs_pair(dev: &Device, philox: bool) -> (Vec<f32>, Vec<f32>) {
 }
 
 #[test]
-fn half_step_with_philox_noise_on_the_cpu_equals_the_tensor_path() {
-    let (got, want) = sscs_pair(&Device::Cpu, true);
-    assert!(got
-        .iter()
-        .zip(&want)
-        .all(|(a, b)| a.to_bits() == b.to_bits()));
-    // Shape errors name the tensor.
+fn half_step_matches_the_cpu_tensor_step_on_every_device() {
+    for dev in devices("half_step_matches_the_cpu_tensor_step_on_every_device") {
+        if !dev.is_cuda() {
+            // Philox noise on the CPU equals the tensor path bit for bit.
+            let (got, want) = sscs_pair(&dev, true);
+            assert!(got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+            continue;
+        }
+        // With the noise as a tensor: the same rounded operations, bit for bit.
+        let (got, want) = sscs_pair(&dev, false);
+        assert!(got.iter().all(|v| v.is_finite()), "unwritten elements");
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "tensor noise: max abs {:.3e}",
+            common::max_abs_err(&got, &want)
+        );
+        // Philox in the kernel: the device's normals differ from glibc's by a few ulp.
+        let (got, want) = sscs_pair(&dev, true);
+        let rel = common::rel_err(&got, &want);
+        println!("sscs half step, in-kernel Philox: rel {rel:.2e}");
+        assert!(rel <= 1e-6, "rel {rel:.3e}");
+    }
+}
+
+#[test]
+fn half_step_shape_errors_name_the_tensor() {
     use trilemma::ops::{cld_sscs_half_step, UDraw};
     use trilemma::{DType, Tensor};
-    let sde = CldSde {
-        beta0: 4.0,
-        beta1: 0.0,
-        m_inv: 4.0,
-        sscs_num_stab: 0.0,
-    };
-    let k = sde.sscs_half_step(0.3, 0.01).unwrap();
+    let k = half_step();
     let t = |shape: &[usize]| Tensor::full(0.5, shape, DType::F32, &Device::Cpu).unwrap();
     let (x, v) = (t(&[1, 2, 2, 3]), t(&[1, 2, 2, 3]));
     for (xx, vv, z, needle) in [
@@ -130,26 +157,4 @@ fn half_step_with_philox_noise_on_the_cpu_equals_the_tensor_path() {
             .to_string();
         assert!(err.contains(needle), "{err}");
     }
-}
-
-#[test]
-fn cuda_fused_half_step_matches_the_cpu_step() {
-    let Some(gpu) = common::gpu_or_skip("cuda_fused_half_step_matches_the_cpu_step") else {
-        return;
-    };
-    // With the noise as a tensor: the same rounded operations, bit for bit.
-    let (got, want) = sscs_pair(&gpu, false);
-    assert!(got.iter().all(|v| v.is_finite()), "unwritten elements");
-    assert!(
-        got.iter()
-            .zip(&want)
-            .all(|(a, b)| a.to_bits() == b.to_bits()),
-        "tensor noise: max abs {:.3e}",
-        common::max_abs_err(&got, &want)
-    );
-    // Philox in the kernel: the device's normals differ from glibc's by a few ulp (tests/philox.rs).
-    let (got, want) = sscs_pair(&gpu, true);
-    let rel = common::rel_err(&got, &want);
-    println!("sscs half step, in-kernel Philox: rel {rel:.2e}");
-    assert!(rel <= 1e-6, "rel {rel:.3e}");
 }

@@ -1,11 +1,10 @@
-//! CLD's Euler–Maruyama step op (`ops::cld_em_step`): with Philox noise on the CPU it equals the
+//! CLD's Euler–Maruyama step op (`ops::cld_em_step`, `kernels/cld_em.cu`), on every device: with Philox noise on the CPU it equals the
 //! tensor path bit for bit; on the GPU the fused kernel gives the CPU's bits with a noise tensor or no
 //! noise (the denoising step), and the CPU's values within the normals' host/device ulps with
 //! in-kernel Philox (relative L2 ≤ 1e-6).
 
-mod common;
-
-use common::random_vec;
+use crate::common::devices::devices;
+use crate::common::{max_abs_err, random_vec, rel_err};
 use trilemma::ops::{cld_em_step, randn, CldEmCoefficients, UDraw};
 use trilemma::rng::{NoiseKey, NoiseStream};
 use trilemma::{DType, Device, Tensor};
@@ -65,15 +64,39 @@ fn bits_equal(a: &[f32], b: &[f32]) -> bool {
 }
 
 #[test]
-fn philox_noise_on_the_cpu_equals_the_tensor_path() {
-    let (got, want) = pair(&Device::Cpu, Kind::Philox);
-    assert!(bits_equal(&got, &want));
-    // The noiseless step differs from the noisy one only in v.
-    let (quiet, _) = pair(&Device::Cpu, Kind::NoNoise);
-    let half = quiet.len() / 2;
-    assert!(bits_equal(&quiet[..half], &want[..half]));
-    assert!(!bits_equal(&quiet[half..], &want[half..]));
-    // Shape errors name the tensor.
+fn em_step_matches_the_cpu_tensor_step_on_every_device() {
+    for dev in devices("em_step_matches_the_cpu_tensor_step_on_every_device") {
+        if !dev.is_cuda() {
+            // Philox noise on the CPU equals the tensor path bit for bit.
+            let (got, want) = pair(&dev, Kind::Philox);
+            assert!(bits_equal(&got, &want));
+            // The noiseless step differs from the noisy one only in v.
+            let (quiet, _) = pair(&dev, Kind::NoNoise);
+            let half = quiet.len() / 2;
+            assert!(bits_equal(&quiet[..half], &want[..half]));
+            assert!(!bits_equal(&quiet[half..], &want[half..]));
+            continue;
+        }
+        // The fused kernel: the CPU's bits with a noise tensor or no noise.
+        for kind in [Kind::Tensor, Kind::NoNoise] {
+            let (got, want) = pair(&dev, kind);
+            assert!(got.iter().all(|v| v.is_finite()), "unwritten elements");
+            assert!(
+                bits_equal(&got, &want),
+                "max abs {:.3e}",
+                max_abs_err(&got, &want)
+            );
+        }
+        // In-kernel Philox: the normals' host/device ulps.
+        let (got, want) = pair(&dev, Kind::Philox);
+        let rel = rel_err(&got, &want);
+        println!("em step, in-kernel Philox: rel {rel:.2e}");
+        assert!(rel <= 1e-6, "rel {rel:.3e}");
+    }
+}
+
+#[test]
+fn em_step_shape_errors_name_the_tensor() {
     let t = |shape: &[usize]| Tensor::full(0.5, shape, DType::F32, &Device::Cpu).unwrap();
     let (x, bad) = (t(&[1, 2, 2, 3]), t(&[1, 2, 2, 4]));
     let err = cld_em_step(&x, &x, &bad, &K, None)
@@ -87,24 +110,4 @@ fn philox_noise_on_the_cpu_equals_the_tensor_path() {
         .unwrap()
         .to_string();
     assert!(err.contains("`noise`"), "{err}");
-}
-
-#[test]
-fn cuda_fused_em_step_matches_the_cpu_step() {
-    let Some(gpu) = common::gpu_or_skip("cuda_fused_em_step_matches_the_cpu_step") else {
-        return;
-    };
-    for kind in [Kind::Tensor, Kind::NoNoise] {
-        let (got, want) = pair(&gpu, kind);
-        assert!(got.iter().all(|v| v.is_finite()), "unwritten elements");
-        assert!(
-            bits_equal(&got, &want),
-            "max abs {:.3e}",
-            common::max_abs_err(&got, &want)
-        );
-    }
-    let (got, want) = pair(&gpu, Kind::Philox);
-    let rel = common::rel_err(&got, &want);
-    println!("em step, in-kernel Philox: rel {rel:.2e}");
-    assert!(rel <= 1e-6, "rel {rel:.3e}");
 }

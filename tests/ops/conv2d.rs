@@ -1,0 +1,292 @@
+//! 2-D convolution and `linear` (`kernels/conv2d.cu`: the implicit GEMM, the depthwise kernel, and
+//! `linear` as a 1×1 convolution). Each case runs on every device: the CPU against a direct float64 loop
+//! (relative L2 ≤ 1e-5, fp32 accumulation against f64; on 1, 2 and 4 threads), every GPU against the
+//! CPU (relative L2 ≤ 1e-4, max abs ≤ 1e-4 × max |CPU|: fp32 sums in another order).
+//!
+//! The geometries: asymmetric padding (the non-FIR pyramid downsampler and NCSN++'s conv-down), 1×1
+//! stride 2 (NVAE's factorized reduce), grouped convs, depthwise with and without stride, a channel
+//! multiplier, non-square images, more channels than one GEMM tile, the CPU's output-channel split of
+//! low-resolution convs.
+
+use trilemma::ops::{self, Conv2dParams, Padding};
+use trilemma::{DType, Device, Tensor};
+
+use crate::common::devices::{devices, on, on_every_device, Agree};
+use crate::common::{max_abs_err, random_vec, rel_err};
+
+fn t(data: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_f32(data, shape, DType::F32, &Device::Cpu).unwrap()
+}
+
+fn assert_close(what: &str, out: &[f32], reference: &[f64]) {
+    let r: Vec<f32> = reference.iter().map(|&v| v as f32).collect();
+    let rel = rel_err(out, &r);
+    let abs = max_abs_err(out, &r);
+    assert!(rel <= 1e-5, "{what}: rel {rel:.3e} (max abs {abs:.3e})");
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    n: usize,
+    h: usize,
+    w: usize,
+    ci: usize,
+    co: usize,
+    k: usize,
+    stride: usize,
+    pad: Padding,
+    groups: usize,
+}
+
+/// Direct conv in f64: x NHWC, w HWIO [k, k, ci/g, co].
+fn conv_ref(x: &[f32], w: &[f32], b: &[f32], c: Case) -> (Vec<f64>, usize, usize) {
+    let ho = (c.h + c.pad.top + c.pad.bottom - c.k) / c.stride + 1;
+    let wo = (c.w + c.pad.left + c.pad.right - c.k) / c.stride + 1;
+    let (cig, cog) = (c.ci / c.groups, c.co / c.groups);
+    let mut out = vec![0.0f64; c.n * ho * wo * c.co];
+    for n in 0..c.n {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for o in 0..c.co {
+                    let grp = o / cog;
+                    let mut acc = b[o] as f64;
+                    for ky in 0..c.k {
+                        for kx in 0..c.k {
+                            let iy = (oy * c.stride + ky) as isize - c.pad.top as isize;
+                            let ix = (ox * c.stride + kx) as isize - c.pad.left as isize;
+                            if iy < 0 || ix < 0 || iy as usize >= c.h || ix as usize >= c.w {
+                                continue;
+                            }
+                            for i in 0..cig {
+                                let xv = x[((n * c.h + iy as usize) * c.w + ix as usize) * c.ci
+                                    + grp * cig
+                                    + i];
+                                let wv = w[((ky * c.k + kx) * cig + i) * c.co + o];
+                                acc += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    out[((n * ho + oy) * wo + ox) * c.co + o] = acc;
+                }
+            }
+        }
+    }
+    (out, ho, wo)
+}
+
+/// One case with and without bias on every device; the CPU also on 1, 2 and 4 threads.
+fn conv_case(devices: &[Device], c: Case, seed: u64) {
+    let x = random_vec(c.n * c.h * c.w * c.ci, seed);
+    let w = random_vec(c.k * c.k * (c.ci / c.groups) * c.co, seed + 1);
+    let b = random_vec(c.co, seed + 2);
+    let zeros = vec![0.0f32; c.co];
+    let (xt, wt, bt) = (
+        t(&x, &[c.n, c.h, c.w, c.ci]),
+        t(&w, &[c.k, c.k, c.ci / c.groups, c.co]),
+        t(&b, &[c.co]),
+    );
+    let p = Conv2dParams {
+        stride: c.stride,
+        padding: c.pad,
+        groups: c.groups,
+    };
+    for bias in [Some(&bt), None] {
+        let (want, ho, wo) = conv_ref(&x, &w, if bias.is_some() { &b } else { &zeros }, c);
+        let case = format!("{c:?} bias {}", bias.is_some());
+        on_every_device(
+            devices,
+            &case,
+            Agree::Fp32,
+            |d| {
+                let bd = bias.map(|b| on(d, b));
+                ops::conv2d(&on(d, &xt), &on(d, &wt), bd.as_ref(), &p).unwrap()
+            },
+            |y| {
+                assert_eq!(y.shape(), [c.n, ho, wo, c.co], "{c:?}");
+                assert_close(&case, &y.to_vec_f32().unwrap(), &want);
+            },
+        );
+        for threads in [1, 2, 4] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let y = pool.install(|| ops::conv2d(&xt, &wt, bias, &p).unwrap());
+            assert_close(
+                &format!("{case} on {threads} threads"),
+                &y.to_vec_f32().unwrap(),
+                &want,
+            );
+        }
+    }
+}
+
+#[test]
+fn conv2d_matches_direct_loops_on_every_device() {
+    let devices = devices("conv2d_matches_direct_loops_on_every_device");
+    let p = Padding::same;
+    let cases = [
+        // The non-FIR pyramid downsampler: zero row/column added below/right, stride 2, valid 3×3.
+        Case {
+            n: 2,
+            h: 8,
+            w: 6,
+            ci: 6,
+            co: 10,
+            k: 3,
+            stride: 2,
+            pad: Padding {
+                top: 0,
+                bottom: 1,
+                left: 0,
+                right: 1,
+            },
+            groups: 1,
+        },
+        // NVAE's factorized reduce: 1×1 stride 2.
+        Case {
+            n: 3,
+            h: 7,
+            w: 6,
+            ci: 8,
+            co: 5,
+            k: 1,
+            stride: 2,
+            pad: p(0),
+            groups: 1,
+        },
+        // A low-resolution wide conv: one pixel block, output channels split across threads (130 = 2 × 65).
+        Case {
+            n: 1,
+            h: 4,
+            w: 5,
+            ci: 24,
+            co: 130,
+            k: 3,
+            stride: 1,
+            pad: p(1),
+            groups: 1,
+        },
+        // Many pixel blocks (batch 2 at 24×20 = 960 pixels).
+        Case {
+            n: 2,
+            h: 24,
+            w: 20,
+            ci: 5,
+            co: 7,
+            k: 3,
+            stride: 1,
+            pad: p(1),
+            groups: 1,
+        },
+        // Grouped with more than one channel per group, non-square, stride 2.
+        Case {
+            n: 2,
+            h: 9,
+            w: 5,
+            ci: 12,
+            co: 6,
+            k: 3,
+            stride: 2,
+            pad: p(1),
+            groups: 3,
+        },
+        // Depthwise 5×5 with stride 2 (MBConv in a down cell).
+        Case {
+            n: 1,
+            h: 10,
+            w: 7,
+            ci: 9,
+            co: 9,
+            k: 5,
+            stride: 2,
+            pad: p(2),
+            groups: 9,
+        },
+        // Pointwise (no im2col) with an odd pixel count.
+        Case {
+            n: 3,
+            h: 3,
+            w: 5,
+            ci: 17,
+            co: 11,
+            k: 1,
+            stride: 1,
+            pad: p(0),
+            groups: 1,
+        },
+    ];
+    let pad = |top, bottom, left, right| Padding {
+        top,
+        bottom,
+        left,
+        right,
+    };
+    // (input [n, h, w, ci], kernel, co, stride, padding, groups): "same" 3x3 with more channels than
+    // one tile (K and N loops), 1x1, stride 2 with asymmetric padding (NCSN++'s conv-down), grouped,
+    // depthwise (its own kernel), depthwise stride 2, and a channel multiplier (groups = ci < co).
+    let gpu_cases = [
+        ([2, 9, 11, 70], 3, 130, 1, Padding::same(1), 1),
+        ([3, 8, 8, 33], 1, 17, 1, Padding::same(0), 1),
+        ([2, 16, 16, 24], 3, 40, 2, pad(0, 1, 0, 1), 1),
+        ([2, 7, 9, 12], 3, 18, 1, Padding::same(1), 3),
+        ([2, 10, 10, 48], 5, 48, 1, Padding::same(2), 48),
+        ([1, 9, 9, 16], 3, 16, 2, Padding::same(1), 16),
+        ([2, 6, 6, 8], 3, 24, 1, Padding::same(1), 8),
+    ];
+    let more = gpu_cases
+        .into_iter()
+        .map(|([n, h, w, ci], k, co, stride, pad, groups)| Case {
+            n,
+            h,
+            w,
+            ci,
+            co,
+            k,
+            stride,
+            pad,
+            groups,
+        });
+    for (i, c) in cases.into_iter().chain(more).enumerate() {
+        conv_case(&devices, c, 100 + 10 * i as u64);
+    }
+}
+
+#[test]
+fn linear_matches_direct_loops_on_every_device() {
+    let devices = devices("linear_matches_direct_loops_on_every_device");
+    for (rows, in_f, out_f) in [(5, 33, 70), (64, 128, 512), (1, 7, 3)] {
+        let (xv, wv, bv) = (
+            random_vec(rows * in_f, 80),
+            random_vec(out_f * in_f, 81),
+            random_vec(out_f, 82),
+        );
+        let (x, w, b) = (
+            t(&xv, &[rows, in_f]),
+            t(&wv, &[out_f, in_f]),
+            t(&bv, &[out_f]),
+        );
+        for bias in [None, Some(&b)] {
+            let want: Vec<f64> = (0..rows * out_f)
+                .map(|i| {
+                    let (r, o) = (i / out_f, i % out_f);
+                    let dot: f64 = (0..in_f)
+                        .map(|k| xv[r * in_f + k] as f64 * wv[o * in_f + k] as f64)
+                        .sum();
+                    dot + bias.map_or(0.0, |_| bv[o] as f64)
+                })
+                .collect();
+            let case = format!("linear {rows}x{in_f} -> {out_f} bias {}", bias.is_some());
+            on_every_device(
+                &devices,
+                &case,
+                Agree::Fp32,
+                |d| {
+                    let bd = bias.map(|b| on(d, b));
+                    ops::linear(&on(d, &x), &on(d, &w), bd.as_ref()).unwrap()
+                },
+                |y| assert_close(&case, &y.to_vec_f32().unwrap(), &want),
+            );
+        }
+    }
+}
