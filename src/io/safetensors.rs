@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::backend::cpu::CpuStorage;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -229,8 +228,7 @@ impl SafeTensors {
             expected: "F32, BF16 or F16".into(),
             found: e.dtype.clone(),
         })?;
-        let storage = CpuStorage::from_le_bytes(&self.bytes[e.start..e.end], dtype);
-        Tensor::from_storage(Storage::Cpu(storage), &e.shape)?.to_device(device)
+        Tensor::from_le_bytes(&self.bytes[e.start..e.end], &e.shape, dtype, device)
     }
 
     /// Whether `name` is stored as a signed integer tensor the engine reads as indices (I64 or I32,

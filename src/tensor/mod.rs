@@ -89,6 +89,26 @@ impl Tensor {
         cpu.to_device(device)
     }
 
+    /// A tensor of `dtype` from its little-endian bytes (a file's raw data), on `device`.
+    pub fn from_le_bytes(
+        bytes: &[u8],
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let n = elem_count("Tensor::from_le_bytes", shape)?;
+        if Some(bytes.len()) != n.checked_mul(dtype.size_in_bytes()) {
+            return Err(Error::InvalidParam {
+                op: "Tensor::from_le_bytes",
+                what: "byte length",
+                rule: "the shape's element count × the dtype's size",
+                found: format!("{} bytes for {shape:?} of {dtype}", bytes.len()),
+            });
+        }
+        let cpu = Storage::Cpu(CpuStorage::from_le_bytes(bytes, dtype));
+        Tensor::from_storage(cpu, shape)?.to_device(device)
+    }
+
     /// A tensor filled with `value` (zeros, or a NaN poison in tests).
     pub fn full(value: f32, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         let n = elem_count("Tensor::full", shape)?;
