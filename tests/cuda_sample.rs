@@ -116,3 +116,174 @@ fn npz_reader_reads_what_sample_writes() {
     assert_eq!(px.len(), 2 * 16 * 16);
     assert!(px.iter().any(|&p| p > 128) && px.iter().any(|&p| p < 64));
 }
+
+/// `--device cuda:all` splits a run's batches over every GPU (on the emulator two, via
+/// `TRILEMMA_EMU_DEVICES=2`) and writes exactly the one-GPU run's images: the batches are the same
+/// whatever the device count, and every sample's noise is keyed by its index.
+#[test]
+fn every_gpu_of_a_node_writes_the_one_gpu_images() {
+    if gpu_or_skip("every_gpu_of_a_node_writes_the_one_gpu_images").is_none() {
+        return;
+    }
+    let tmp = TempDir::new("cuda-all");
+    let mut env = common::cuda_env();
+    if trilemma::device::is_emulated() {
+        env.push(("TRILEMMA_EMU_DEVICES", "2"));
+    }
+    for (name, extra) in [
+        ("ddgan-digits", vec!["--num", "6", "--batch", "2"]),
+        (
+            "cld-digits",
+            vec!["--steps", "10", "--num", "3", "--batch", "1"],
+        ),
+    ] {
+        let run = |device: &str| {
+            let out = tmp
+                .path()
+                .join(format!("{name}-{}.npz", device.replace(':', "-")));
+            let o = trilemma_command!()
+                .args(["sample", "--model", name, "--seed", "3"])
+                .args(&extra)
+                .args(["--device", device, "--out"])
+                .arg(&out)
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{name} on {device}: {}",
+                output_text(&o)
+            );
+            (
+                npz_pixels(&out),
+                String::from_utf8_lossy(&o.stdout).to_string(),
+            )
+        };
+        let (one, _) = run("cuda");
+        let (all, summary) = run("cuda:all");
+        if trilemma::device::is_emulated() {
+            assert!(summary.contains("on 2 GPUs"), "{summary}");
+        }
+        assert!(one == all, "{name}: cuda:all differs from one GPU");
+    }
+}
+
+/// `--batch auto` on a GPU picks the largest batch its memory holds (here an emulated GPU of 3 MiB:
+/// fewer than the run's images) and writes the same images as an explicit smaller batch.
+#[test]
+fn batch_auto_fits_the_gpu_and_writes_the_same_images() {
+    if gpu_or_skip("batch_auto_fits_the_gpu_and_writes_the_same_images").is_none() {
+        return;
+    }
+    if !trilemma::device::is_emulated() {
+        eprintln!("SKIP batch_auto_fits_the_gpu_and_writes_the_same_images: needs the emulator's memory limit");
+        return;
+    }
+    let tmp = TempDir::new("batch-auto");
+    let mut env = common::cuda_env();
+    env.push(("TRILEMMA_EMU_MEMORY", "3145728"));
+    let run = |batch: &str| {
+        let out = tmp.path().join(format!("b{batch}.npz"));
+        let o = trilemma_command!()
+            .args([
+                "sample",
+                "--model",
+                "ddgan-digits",
+                "--num",
+                "16",
+                "--device",
+                "cuda",
+            ])
+            .args(["--batch", batch, "--out"])
+            .arg(&out)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "--batch {batch}: {}", output_text(&o));
+        (
+            npz_pixels(&out),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (auto, summary) = run("auto");
+    let chosen: usize = summary
+        .split("batches of ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("no batch size in: {summary}"));
+    println!("--batch auto chose {chosen}: {summary}");
+    assert!((1..16).contains(&chosen), "{summary}");
+    let (fixed, _) = run("2");
+    assert!(
+        auto == fixed,
+        "--batch auto ({chosen}) differs from --batch 2"
+    );
+}
+
+/// A batch that runs out of GPU memory mid-run (on the emulator: another process takes 2 MiB of a
+/// 4 MiB GPU after the N-th allocation, `TRILEMMA_EMU_TAKEN_AFTER`) is retried in halves and the run
+/// writes the images of a run with the smaller batch from the start. The allocation count at which
+/// the memory goes depends on the code, so several are tried: a threshold before the pre-run memory
+/// check makes the check refuse the batch (a clear error, allowed), one after the run takes nothing;
+/// at least one must land inside the run and exercise the retry.
+#[test]
+fn a_batch_out_of_memory_is_retried_in_halves_with_the_same_images() {
+    if gpu_or_skip("a_batch_out_of_memory_is_retried_in_halves_with_the_same_images").is_none() {
+        return;
+    }
+    if !trilemma::device::is_emulated() {
+        eprintln!("SKIP a_batch_out_of_memory_is_retried_in_halves_with_the_same_images: needs the emulator");
+        return;
+    }
+    let tmp = TempDir::new("oom-retry");
+    let run = |batch: &str, taken: Option<&str>, tag: &str| {
+        let out = tmp.path().join(format!("{tag}.npz"));
+        let mut env = common::cuda_env();
+        env.push(("TRILEMMA_EMU_MEMORY", "4194304"));
+        if let Some(t) = taken {
+            env.push(("TRILEMMA_EMU_TAKEN_AFTER", t));
+        }
+        let o = trilemma_command!()
+            .args([
+                "sample",
+                "--model",
+                "ddgan-digits",
+                "--num",
+                "8",
+                "--device",
+                "cuda",
+            ])
+            .args(["--batch", batch, "--out"])
+            .arg(&out)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        (
+            o.status.success().then(|| npz_pixels(&out)),
+            stderr,
+            output_text(&o),
+        )
+    };
+    let (want, _, text) = run("2", None, "reference");
+    let want = want.unwrap_or_else(|| panic!("reference run: {text}"));
+    let mut retried = 0;
+    for after in ["160", "190", "205", "240"] {
+        let taken = format!("{after}:2097152");
+        let (got, stderr, text) = run("8", Some(&taken), &format!("taken-{after}"));
+        match got {
+            Some(px) => {
+                if stderr.contains("retrying as 4 + 4") {
+                    retried += 1;
+                }
+                assert!(px == want, "taken after {after}: images differ\n{text}");
+            }
+            None => assert!(
+                text.contains("--batch") && text.contains("fits"),
+                "taken after {after}: not the memory check's error\n{text}"
+            ),
+        }
+    }
+    assert!(retried > 0, "no threshold exercised the retry");
+}

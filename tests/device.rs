@@ -65,3 +65,37 @@ fn device_listing_matches_the_driver() {
         }
     }
 }
+
+#[test]
+fn device_specs_parse_and_bad_ones_are_errors() {
+    use trilemma::device::DeviceSpec;
+    for (s, want) in [
+        ("auto", DeviceSpec::Auto),
+        ("cpu", DeviceSpec::Cpu),
+        ("cuda", DeviceSpec::Cuda(0)),
+        ("cuda:3", DeviceSpec::Cuda(3)),
+        ("cuda:all", DeviceSpec::AllCuda),
+    ] {
+        let got: DeviceSpec = s.parse().unwrap();
+        assert_eq!(got, want, "{s}");
+        if s != "cuda" {
+            assert_eq!(got.to_string(), s);
+        }
+    }
+    for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", ""] {
+        let e = bad.parse::<DeviceSpec>().unwrap_err().to_string();
+        assert!(e.contains("auto, cpu, cuda, cuda:N"), "{bad}: {e}");
+    }
+    // auto always opens one device, and says what it chose.
+    let opened = DeviceSpec::Auto.open().unwrap();
+    assert_eq!(opened.devices.len(), 1);
+    let note = opened.note.unwrap();
+    assert!(note.starts_with("device auto: "), "{note}");
+    assert_eq!(opened.devices[0].is_cuda(), !note.contains("auto: cpu"));
+    // cuda:all is one command's choice, not forward's or bench's.
+    let e = DeviceSpec::AllCuda
+        .open_one("forward")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cuda:all is for `sample`"), "{e}");
+}

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use super::DeviceArg;
-
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Benchmark these models (embedded names or directories): one call of each network
@@ -31,8 +29,9 @@ pub struct BenchArgs {
     /// Also write the engine's results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
+    /// auto (a GPU where there is one, else the CPU), cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: trilemma::device::DeviceSpec,
 }
 
 /// A benchmark: its id and the call it times.
@@ -63,7 +62,7 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
         .as_deref()
         .map(trilemma::bench::read_baseline)
         .transpose()?;
-    let device = a.device.open()?;
+    let device = super::open_device(a.device, "bench")?;
     let b = a.batch;
     let wanted = |id: &str| match a.only.as_deref() {
         Some(prefix) => id.starts_with(prefix),

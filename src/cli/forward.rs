@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{DeviceArg, PartArg};
+use super::PartArg;
 
 #[derive(clap::Args)]
 pub struct ForwardArgs {
@@ -16,8 +16,9 @@ pub struct ForwardArgs {
     /// Where to write the outputs (safetensors; written atomically).
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
+    /// auto (a GPU where there is one, else the CPU), cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: trilemma::device::DeviceSpec,
     /// For LSGM models: which network to run.
     #[arg(long, value_enum)]
     pub part: Option<PartArg>,
@@ -27,7 +28,7 @@ pub struct ForwardArgs {
 pub fn run(a: &ForwardArgs) -> trilemma::Result<()> {
     let (model, inputs, out) = (&a.model, &a.inputs, &a.out);
     use trilemma::models::forward::{self, Part};
-    let device = a.device.open()?;
+    let device = super::open_device(a.device, "forward")?;
     let part = a.part.map(|p| match p {
         PartArg::Encoder => Part::Encoder,
         PartArg::Decoder => Part::Decoder,

@@ -9,20 +9,24 @@ pub mod sample;
 
 use clap::ValueEnum;
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum DeviceArg {
-    Cpu,
-    Cuda,
-}
-
-impl DeviceArg {
-    /// The device: the CPU, or GPU 0 (an error value when there is none).
-    pub fn open(self) -> trilemma::Result<trilemma::Device> {
-        match self {
-            DeviceArg::Cpu => Ok(trilemma::Device::Cpu),
-            DeviceArg::Cuda => trilemma::Device::cuda(0),
-        }
+/// Opens the one device of `spec` for `what` (a command), saying on stderr what `auto` chose.
+pub fn open_device(
+    spec: trilemma::device::DeviceSpec,
+    what: &'static str,
+) -> trilemma::Result<trilemma::Device> {
+    let opened = spec.open_one(what)?;
+    if let Some(note) = &opened.note {
+        eprintln!("{note}");
     }
+    let [device] = <[trilemma::Device; 1]>::try_from(opened.devices).map_err(|d| {
+        trilemma::Error::InvalidParam {
+            op: what,
+            what: "--device",
+            rule: "one device",
+            found: format!("{} devices", d.len()),
+        }
+    })?;
+    Ok(device)
 }
 
 #[derive(Clone, Copy, ValueEnum)]

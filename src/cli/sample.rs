@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use super::DeviceArg;
-
 #[derive(clap::Args)]
 pub struct SampleArgs {
     /// An embedded default model (cld-digits, ddgan-digits, lsgm-digits) or a converted model
@@ -21,16 +19,20 @@ pub struct SampleArgs {
     /// Images in the whole run (all shards).
     #[arg(long, default_value_t = 16)]
     pub num: usize,
-    /// Images per batch.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
+    /// Images per batch, or `auto`: on a GPU the largest batch that fits its free memory (measured
+    /// by two probes), on the CPU 16. A batch that runs out of GPU memory mid-run is retried at half
+    /// its size.
+    #[arg(long, default_value = "auto")]
+    pub batch: BatchArg,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// i/n: produce only shard i of n (by global sample index; the images equal a single run's).
     #[arg(long)]
     pub shard: Option<String>,
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
+    /// auto (a GPU where there is one, else the CPU), cpu, cuda, cuda:N or cuda:all (every GPU, samples split
+    /// by index).
+    #[arg(long, default_value = "auto")]
+    pub device: trilemma::device::DeviceSpec,
     /// Take every random draw from this file instead of Philox (names: docs/sampling.md); the run is
     /// one batch of the file's size.
     #[arg(long)]
@@ -40,18 +42,49 @@ pub struct SampleArgs {
     pub out: PathBuf,
 }
 
+/// `--batch`: a number, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchArg {
+    Auto,
+    Fixed(usize),
+}
+
+impl std::str::FromStr for BatchArg {
+    type Err = trilemma::Error;
+
+    fn from_str(s: &str) -> trilemma::Result<BatchArg> {
+        match s {
+            "auto" => Ok(BatchArg::Auto),
+            n => n
+                .parse()
+                .ok()
+                .filter(|&b| b > 0)
+                .map(BatchArg::Fixed)
+                .ok_or_else(|| trilemma::Error::InvalidParam {
+                    op: "sample",
+                    what: "--batch",
+                    rule: "auto or a whole number of at least 1",
+                    found: s.to_string(),
+                }),
+        }
+    }
+}
+
+/// The batch `auto` means on the CPU (the host's cores are busy with one batch of this size).
+const CPU_AUTO_BATCH: usize = 16;
+
 /// `trilemma sample`.
 pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
     use trilemma::samplers::run::{parse_shard, shard_range, Plan};
     use trilemma::samplers::Noise;
     let start = std::time::Instant::now();
     let kind = check_out(&a.out)?;
-    if a.num == 0 || a.batch == 0 {
+    if a.num == 0 {
         return Err(trilemma::Error::InvalidParam {
             op: "sample",
-            what: "--num, --batch",
+            what: "--num",
             rule: "at least 1",
-            found: format!("{}, {}", a.num, a.batch),
+            found: "0".into(),
         });
     }
     let shard = a
@@ -69,8 +102,13 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
             found: a.num.to_string(),
         });
     }
-    let device = a.device.open()?;
-    let model = trilemma::models::defaults::load_spec(&a.model, &device)?;
+    let opened = a.device.open()?;
+    if let Some(note) = &opened.note {
+        eprintln!("{note}");
+    }
+    let devices = opened.devices;
+    let device = &devices[0];
+    let model = trilemma::models::defaults::load_spec(&a.model, device)?;
     let plan = Plan::new(&model, a.sampler.as_deref(), a.steps)?;
     let replay = a
         .noise_from
@@ -88,12 +126,12 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
                 });
             }
             // One batch of exactly --num images; the file's shapes are checked against it.
-            (0..a.num, a.num)
+            (0..a.num, BatchArg::Fixed(a.num))
         }
         None => (range, a.batch),
     };
     let total = range.len();
-    check_batch_memory(&plan, &model, batch.min(total), total, &device)?;
+    let batch = fit_batch(&plan, &model, batch, total, device)?;
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(total as u64),
         indicatif::ProgressDrawTarget::hidden(),
@@ -104,31 +142,78 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut images: Vec<f32> = Vec::new();
-    let mut shape = [0usize; 3];
-    let mut nfe_total = 0usize;
-    let mut first = range.start;
-    while first < range.end {
-        let b = batch.min(range.end - first);
-        let noise = match &replay {
-            Some(st) => Noise::Replay(st),
-            None => Noise::Philox {
-                seed: a.seed,
-                first_sample: first as u32,
-            },
+    // The run's batches, the same whatever the number of devices (so the images are too): each
+    // device takes a contiguous block of them.
+    let batches: Vec<std::ops::Range<usize>> = range
+        .clone()
+        .step_by(batch)
+        .map(|first| first..(first + batch).min(range.end))
+        .collect();
+    let per_device = batches.len().div_ceil(devices.len().max(1));
+    let run = |dev: &trilemma::Device, mine: &[std::ops::Range<usize>]| -> trilemma::Result<Run> {
+        let own;
+        let (model, plan) = if std::ptr::eq(dev, device) {
+            (&model, &plan)
+        } else {
+            // Each further GPU holds its own copy of the weights.
+            let m = trilemma::models::defaults::load_spec(&a.model, dev)?;
+            let p = Plan::new(&m, a.sampler.as_deref(), a.steps)?;
+            own = (m, p);
+            (&own.0, &own.1)
         };
-        let (img, nfe) = plan.sample(&model, b, &noise, &device)?;
-        let [_, c, h, w] = img.dims("sample", "images", "NCHW")?;
-        shape = [c, h, w];
-        images.extend(img.to_vec_f32()?);
-        nfe_total += nfe;
-        first += b;
-        if start.elapsed().as_secs_f64() > 1.0 && bar.is_hidden() {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        let mut out = Run::default();
+        for r in mine {
+            let noise_for = |first: usize| match &replay {
+                Some(st) => Noise::Replay(st),
+                None => Noise::Philox {
+                    seed: a.seed,
+                    first_sample: first as u32,
+                },
+            };
+            let (img, shape, nfe) = sample_halving_on_oom(plan, model, r.clone(), &noise_for, dev)?;
+            out.shape = shape;
+            out.images.extend(img);
+            out.nfe += nfe;
+            bar.inc(r.len() as u64);
+            if start.elapsed().as_secs_f64() > 1.0 && bar.is_hidden() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
         }
-        bar.set_position((first - range.start) as u64);
-    }
+        Ok(out)
+    };
+    let runs: Vec<trilemma::Result<Run>> = if devices.len() == 1 {
+        vec![run(device, &batches)]
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = devices
+                .iter()
+                .zip(batches.chunks(per_device.max(1)))
+                .map(|(dev, mine)| scope.spawn(|| run(dev, mine)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(trilemma::Error::InvalidParam {
+                            op: "sample",
+                            what: "worker",
+                            rule: "a device worker that returns",
+                            found: "a worker panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        })
+    };
     bar.finish_and_clear();
+    let mut images: Vec<f32> = Vec::with_capacity(total);
+    let (mut shape, mut nfe_total) = ([0usize; 3], 0usize);
+    for r in runs {
+        let r = r?;
+        shape = r.shape;
+        images.extend(r.images);
+        nfe_total += r.nfe;
+    }
     let imgs = trilemma::io::images::Images {
         data: &images,
         n: total,
@@ -142,12 +227,16 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         OutKind::Folder => trilemma::io::images::write_png_folder(&a.out, &imgs, range.start)?,
     }
     let secs = start.elapsed().as_secs_f64();
-    let batches = total.div_ceil(batch);
+    let n_batches = batches.len();
     println!(
-        "{total} images ({} {}, {} NFE per batch over {batches} batches) in {secs:.1} s, {:.2} images/s -> {}",
+        "{total} images ({} {}, {} NFE per batch over {n_batches} batches of {batch} on {}) in {secs:.1} s, {:.2} images/s -> {}",
         model.family.name(),
         plan.sampler().name(),
-        nfe_total / batches.max(1),
+        nfe_total / n_batches.max(1),
+        match devices.len() {
+            1 => device.describe(),
+            n => format!("{n} GPUs"),
+        },
         total as f64 / secs,
         a.out.display()
     );
@@ -192,20 +281,93 @@ fn check_out(out: &std::path::Path) -> trilemma::Result<OutKind> {
     Ok(kind)
 }
 
-/// Checks, before a run, that batches of `batch` fit in the device's memory: two probes (batch 1
-/// and 2) measure the working set per sample, which is scaled to `batch`.
-fn check_batch_memory(
+/// What one device's share of a run produced: its images (NCHW, in order), their shape, its NFE.
+#[derive(Default)]
+struct Run {
+    images: Vec<f32>,
+    shape: [usize; 3],
+    nfe: usize,
+}
+
+/// The samples `r` as one batch; a batch that runs out of GPU memory is retried as two halves
+/// (recursively, down to one image), after returning the pool's cached blocks to the driver. The
+/// images are the same as a run with the smaller batches from the start: every sample's noise is
+/// keyed by its index, and the fixed-step samplers treat samples independently (the adaptive ODE
+/// samplers solve a batch as one system, so their step sizes follow the batch, as in the official
+/// code).
+fn sample_halving_on_oom<'n>(
     plan: &trilemma::samplers::run::Plan,
     model: &trilemma::models::Model,
-    batch: usize,
+    r: std::ops::Range<usize>,
+    noise_for: &dyn Fn(usize) -> trilemma::samplers::Noise<'n>,
+    device: &trilemma::Device,
+) -> trilemma::Result<(Vec<f32>, [usize; 3], usize)> {
+    match plan.sample(model, r.len(), &noise_for(r.start), device) {
+        Ok((img, nfe)) => {
+            let [_, c, h, w] = img.dims("sample", "images", "NCHW")?;
+            Ok((img.to_vec_f32()?, [c, h, w], nfe))
+        }
+        Err(e @ trilemma::Error::OutOfMemory { .. }) if r.len() > 1 && device.is_cuda() => {
+            if let trilemma::Device::Cuda(d) = device {
+                d.release_cached_memory()?;
+            }
+            let mid = r.start + r.len() / 2;
+            eprintln!(
+                "sample: batch of {} at sample {}: {e}; retrying as {} + {}",
+                r.len(),
+                r.start,
+                mid - r.start,
+                r.end - mid
+            );
+            let (mut a, shape, n1) =
+                sample_halving_on_oom(plan, model, r.start..mid, noise_for, device)?;
+            let (b, _, n2) = sample_halving_on_oom(plan, model, mid..r.end, noise_for, device)?;
+            a.extend(b);
+            Ok((a, shape, n1.max(n2)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The batch of the run: `--batch N` checked to fit, or for `auto` the largest that fits the device's
+/// memory (on the CPU 16), never more than the run's images.
+fn fit_batch(
+    plan: &trilemma::samplers::run::Plan,
+    model: &trilemma::models::Model,
+    batch: BatchArg,
     images: usize,
     device: &trilemma::Device,
-) -> trilemma::Result<()> {
+) -> trilemma::Result<usize> {
+    let estimate = probe_memory(plan, model, images, device)?;
+    let batch = match (batch, estimate) {
+        (BatchArg::Fixed(b), _) => b,
+        (BatchArg::Auto, _) if !device.is_cuda() => CPU_AUTO_BATCH,
+        (BatchArg::Auto, Some((est, kept, available))) => {
+            est.largest_batch(images, kept, available).unwrap_or(1)
+        }
+        (BatchArg::Auto, None) => CPU_AUTO_BATCH,
+    }
+    .min(images);
+    if let Some((est, kept, available)) = estimate {
+        est.check(batch, kept, available, &device.describe())?;
+    }
+    Ok(batch)
+}
+
+/// The run's memory model measured before it starts: two probes (batch 1 and 2) give the working
+/// set per sample; with the images the device keeps and the bytes available. None where the host's
+/// available memory is unknown.
+fn probe_memory(
+    plan: &trilemma::samplers::run::Plan,
+    model: &trilemma::models::Model,
+    images: usize,
+    device: &trilemma::Device,
+) -> trilemma::Result<Option<(trilemma::samplers::run::MemoryEstimate, usize, usize)>> {
     use trilemma::samplers::run::MemoryEstimate;
     let (peak1, peak2, values, available) = match device {
         trilemma::Device::Cpu => {
             let Some(available) = super::host_memory::available() else {
-                return Ok(());
+                return Ok(None);
             };
             let base = super::host_memory::reset_peak();
             let values = plan.probe(model, 1, device)?;
@@ -231,10 +393,9 @@ fn check_batch_memory(
     };
     // The images are kept on the host: only the CPU run counts them against its memory.
     let kept = if device.is_cuda() { 0 } else { images };
-    MemoryEstimate::from_probes(peak1, peak2, values).check(
-        batch,
+    Ok(Some((
+        MemoryEstimate::from_probes(peak1, peak2, values),
         kept,
         available,
-        &device.describe(),
-    )
+    )))
 }

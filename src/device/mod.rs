@@ -3,11 +3,13 @@
 pub mod allocator;
 mod cuda;
 mod driver_choice;
+mod spec;
 
 use std::sync::Arc;
 
 pub use cuda::{cuda_devices, driver_version, CudaDevice, CudaDeviceInfo, CudaRaw};
 pub use driver_choice::{allow_emulator_fallback, is_emulated};
+pub use spec::{DeviceSpec, OpenedDevices};
 
 use crate::error::Result;
 

@@ -320,6 +320,24 @@ impl MemoryEstimate {
             .saturating_add(self.per_image.saturating_mul(images))
     }
 
+    /// The largest batch of at most `max` that fits in `available` bytes with `images` images kept;
+    /// None when not even batch 1 fits. (The bytes grow with the batch: a binary search.)
+    pub fn largest_batch(&self, max: usize, images: usize, available: usize) -> Option<usize> {
+        if self.bytes(1, images) > available {
+            return None;
+        }
+        let (mut lo, mut hi) = (1, max.max(1) + 1);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.bytes(mid, images) <= available {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(lo)
+    }
+
     /// An error naming the largest batch that fits when `batch` needs more than `available` bytes.
     pub fn check(&self, batch: usize, images: usize, available: usize, device: &str) -> Result<()> {
         let need = self.bytes(batch, images);
@@ -327,19 +345,7 @@ impl MemoryEstimate {
             return Ok(());
         }
         let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
-        // The largest b in 1..batch that fits (bytes grows with b: binary search).
-        let fits = (self.bytes(1, images) <= available).then(|| {
-            let (mut lo, mut hi) = (1, batch);
-            while hi - lo > 1 {
-                let mid = lo + (hi - lo) / 2;
-                if self.bytes(mid, images) <= available {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            lo
-        });
+        let fits = self.largest_batch(batch, images, available);
         Err(bad(
             "--batch",
             "small enough for the memory available",

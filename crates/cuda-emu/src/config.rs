@@ -5,6 +5,7 @@
 //! | `TRILEMMA_EMU_SCHEDULE` | `forward`, `reverse` or `shuffle:SEED`: the order of blocks and of the threads of a block | `forward` |
 //! | `TRILEMMA_EMU_MEMORY` | bytes of device memory each emulated GPU reports and enforces | 4 GiB |
 //! | `TRILEMMA_EMU_DEVICES` | how many emulated GPUs | 1 |
+//! | `TRILEMMA_EMU_TAKEN_AFTER` | `N:BYTES`: after the N-th allocation each GPU has BYTES less (another process took them): reported and enforced | none |
 //! | `TRILEMMA_EMU_STATS` | file the counters are written to as JSON at process exit | none |
 //! | `TRILEMMA_EMU_MEMCHECK` | `0` runs the unchecked kernel build (faster, no bounds checks) | on |
 //! | `TRILEMMA_EMU_INITCHECK` | `0` leaves fresh memory unfilled instead of the NaN pattern | on |
@@ -87,6 +88,8 @@ pub struct Config {
     schedule: AtomicU64,
     pub memory_bytes: u64,
     pub devices: u32,
+    /// After this many allocations, this many bytes fewer per GPU (`TRILEMMA_EMU_TAKEN_AFTER`).
+    pub taken_after: Option<(u64, u64)>,
     pub stats_path: Option<PathBuf>,
     pub memcheck: bool,
     pub initcheck: bool,
@@ -104,6 +107,19 @@ fn parse_u64(var: &str, default: u64, min: u64, max: u64) -> Result<u64, String>
             )),
         },
     }
+}
+
+/// `TRILEMMA_EMU_TAKEN_AFTER=N:BYTES`.
+fn parse_taken_after() -> Result<Option<(u64, u64)>, String> {
+    let Ok(s) = std::env::var("TRILEMMA_EMU_TAKEN_AFTER") else {
+        return Ok(None);
+    };
+    let parsed = s
+        .split_once(':')
+        .and_then(|(n, b)| Some((n.trim().parse().ok()?, b.trim().parse().ok()?)));
+    parsed
+        .map(Some)
+        .ok_or_else(|| format!("TRILEMMA_EMU_TAKEN_AFTER must be N:BYTES, got `{s}`"))
 }
 
 fn parse_flag(var: &str) -> Result<bool, String> {
@@ -124,6 +140,7 @@ impl Config {
             schedule: AtomicU64::new(schedule.encode()),
             memory_bytes: parse_u64("TRILEMMA_EMU_MEMORY", 4 << 30, 1 << 20, 1 << 40)?,
             devices: parse_u64("TRILEMMA_EMU_DEVICES", 1, 1, 16)? as u32,
+            taken_after: parse_taken_after()?,
             stats_path: std::env::var_os("TRILEMMA_EMU_STATS").map(PathBuf::from),
             memcheck: parse_flag("TRILEMMA_EMU_MEMCHECK")?,
             initcheck: parse_flag("TRILEMMA_EMU_INITCHECK")?,
@@ -162,6 +179,7 @@ impl Config {
             schedule: AtomicU64::new(0),
             memory_bytes: 4 << 30,
             devices: 1,
+            taken_after: None,
             stats_path: None,
             memcheck: true,
             initcheck: true,

@@ -379,9 +379,8 @@ unsafe extern "C" fn cuCtxSynchronize() -> i32 {
 unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> i32 {
     let (free, total) = (out!(free), out!(total));
     let ctx = check!(current());
-    let cap = config::get().memory_bytes as usize;
-    *total = cap;
-    *free = cap.saturating_sub(memory::used(ctx.device));
+    *total = config::get().memory_bytes as usize;
+    *free = memory::capacity().saturating_sub(memory::used(ctx.device));
     SUCCESS
 }
 

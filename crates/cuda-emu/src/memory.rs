@@ -76,6 +76,17 @@ pub fn set_racecheck(on: bool) {
     unsafe { tri_emu_set_racecheck(on as i32, SHARED_ARENA_BYTES) };
 }
 
+/// The OS page size (madvise works on whole pages).
+fn page_size() -> usize {
+    // SAFETY: sysconf reads a constant of the running system.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
+}
+
 fn round_up(v: usize, a: usize) -> usize {
     v.div_ceil(a) * a
 }
@@ -193,15 +204,16 @@ pub enum AllocError {
 /// Allocates `bytes` of device memory on `device`: addressable exactly, filled with the NaN pattern
 /// (0xff bytes: a NaN as f32, f64, f16 and bf16) when initcheck is on.
 pub fn alloc(device: u32, bytes: usize) -> Result<u64, AllocError> {
-    let cfg = config::get();
     let r = reserve();
-    if bytes > cfg.memory_bytes as usize {
+    ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cap = capacity();
+    if bytes > cap {
         return Err(AllocError::OutOfMemory);
     }
     let span = round_up(bytes.max(1), ALIGN);
     let mut guard = HEAP.lock().unwrap_or_else(|p| p.into_inner());
     let heap = guard.as_mut().expect("heap");
-    if heap.live_bytes[device as usize] + span > cfg.memory_bytes as usize {
+    if heap.live_bytes[device as usize] + span > cap {
         return Err(AllocError::OutOfMemory);
     }
     let off = match take_free(heap, span) {
@@ -241,7 +253,7 @@ pub fn alloc(device: u32, bytes: usize) -> Result<u64, AllocError> {
         span - round_up(bytes, GRANULE),
         shadow::UNALLOCATED,
     );
-    if cfg.initcheck {
+    if config::get().initcheck {
         // SAFETY: [base + off, base + off + bytes) lies inside the reserve and belongs to this new
         // allocation only.
         unsafe { std::ptr::write_bytes((r.base + off) as *mut u8, 0xff, bytes) };
@@ -261,14 +273,17 @@ fn take_free(heap: &mut Heap, span: usize) -> Option<usize> {
 /// Makes a quarantined range reusable: its pages go back to the OS, its shadow says unallocated.
 fn release_range(heap: &mut Heap, off: usize, len: usize) {
     let r = reserve();
-    // SAFETY: the range is inside the reserve and owned by no allocation.
-    unsafe {
-        libc::madvise(
-            (r.base + off) as *mut libc::c_void,
-            len,
-            libc::MADV_DONTNEED,
-        )
-    };
+    // Only the pages wholly inside the range: madvise rounds a length up to whole pages, and the
+    // rest of a partly covered page belongs to a neighbouring allocation, which MADV_DONTNEED would
+    // zero under it.
+    let page = page_size();
+    let start = round_up(r.base + off, page);
+    let end = (r.base + off + len) / page * page;
+    if end > start {
+        // SAFETY: [start, end) is page-aligned and inside the range, which is inside the reserve and
+        // owned by no allocation.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
     set_shadow(off, len, shadow::UNALLOCATED);
     let (mut off, mut len) = (off, len);
     if let Some((&prev, &plen)) = heap.free.range(..off).next_back() {
@@ -325,6 +340,22 @@ pub fn free_device(device: u32) {
 }
 
 /// Live bytes (rounded to the allocation alignment) on `device`.
+/// Allocations made so far (for `TRILEMMA_EMU_TAKEN_AFTER`).
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The bytes each GPU has now: `TRILEMMA_EMU_MEMORY`, less what `TRILEMMA_EMU_TAKEN_AFTER` says
+/// another process took once enough allocations were made.
+pub fn capacity() -> usize {
+    let cfg = config::get();
+    let taken = match cfg.taken_after {
+        Some((after, bytes)) if ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed) > after => {
+            bytes
+        }
+        _ => 0,
+    };
+    cfg.memory_bytes.saturating_sub(taken) as usize
+}
+
 pub fn used(device: u32) -> usize {
     let guard = HEAP.lock().unwrap_or_else(|p| p.into_inner());
     guard.as_ref().map_or(0, |h| h.live_bytes[device as usize])
