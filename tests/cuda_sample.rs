@@ -287,3 +287,60 @@ fn a_batch_out_of_memory_is_retried_in_halves_with_the_same_images() {
     }
     assert!(retried > 0, "no threshold exercised the retry");
 }
+
+/// From the emulator's counters: a DDGAN or SSCS run copies nothing back per step, only each batch's
+/// images and its finite watch (one word per watched tensor: DDGAN's x, SSCS's x and v), so the
+/// device-to-host copies are the same for any step count.
+#[test]
+fn fixed_step_runs_copy_back_once_per_batch() {
+    if gpu_or_skip("fixed_step_runs_copy_back_once_per_batch").is_none() {
+        return;
+    }
+    if !trilemma::device::is_emulated() {
+        eprintln!("SKIP fixed_step_runs_copy_back_once_per_batch: reads the emulator's counters");
+        return;
+    }
+    let tmp = TempDir::new("copies");
+    let dtoh = |model: &str, extra: &[&str], tag: &str| -> u64 {
+        let stats = tmp.path().join(format!("{tag}.json"));
+        let o = trilemma_command!()
+            .args(["sample", "--model", model, "--device", "cuda"])
+            .args(extra)
+            .arg("--out")
+            .arg(tmp.path().join(format!("{tag}.npz")))
+            .envs(common::cuda_env())
+            .env("TRILEMMA_EMU_STATS", &stats)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tag}: {}", output_text(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        let n = v["copies"]["dtoh"]["count"].as_u64().unwrap();
+        println!(
+            "{tag}: {n} device-to-host copies, {} host-to-device",
+            v["copies"]["htod"]["count"]
+        );
+        n
+    };
+    // 3 batches × (images + x's watch word).
+    assert_eq!(
+        dtoh("ddgan-digits", &["--num", "6", "--batch", "2"], "ddgan"),
+        6
+    );
+    // 2 batches × (images + x's and v's watch words), for 4 and for 8 steps.
+    let sscs = |steps: &str| {
+        let args = [
+            "--sampler",
+            "sscs",
+            "--steps",
+            steps,
+            "--num",
+            "2",
+            "--batch",
+            "1",
+        ];
+        dtoh("cld-digits", &args, &format!("sscs{steps}"))
+    };
+    assert_eq!(sscs("4"), 6);
+    assert_eq!(sscs("8"), 6);
+}

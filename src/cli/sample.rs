@@ -131,7 +131,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         None => (range, a.batch),
     };
     let total = range.len();
-    let batch = fit_batch(&plan, &model, batch, total, device)?;
+    let (batch, per_sample) = fit_batch(&plan, &model, batch, total, device)?;
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(total as u64),
         indicatif::ProgressDrawTarget::hidden(),
@@ -229,13 +229,17 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let n_batches = batches.len();
     println!(
-        "{total} images ({} {}, {} NFE per batch over {n_batches} batches of {batch} on {}) in {secs:.1} s, {:.2} images/s -> {}",
+        "{total} images ({} {}, {} NFE per batch over {n_batches} batches of {batch} on {}{}) in {secs:.1} s, {:.2} images/s -> {}",
         model.family.name(),
         plan.sampler().name(),
         nfe_total / n_batches.max(1),
         match devices.len() {
             1 => device.describe(),
             n => format!("{n} GPUs"),
+        },
+        match per_sample {
+            Some(b) => format!(", {:.2} MiB per sample", b as f64 / (1u64 << 20) as f64),
+            None => String::new(),
         },
         total as f64 / secs,
         a.out.display()
@@ -337,7 +341,7 @@ fn fit_batch(
     batch: BatchArg,
     images: usize,
     device: &trilemma::Device,
-) -> trilemma::Result<usize> {
+) -> trilemma::Result<(usize, Option<usize>)> {
     let estimate = probe_memory(plan, model, images, device)?;
     let batch = match (batch, estimate) {
         (BatchArg::Fixed(b), _) => b,
@@ -348,10 +352,10 @@ fn fit_batch(
         (BatchArg::Auto, None) => CPU_AUTO_BATCH,
     }
     .min(images);
-    if let Some((est, kept, available)) = estimate {
-        est.check(batch, kept, available, &device.describe())?;
+    if let Some((est, kept, available)) = &estimate {
+        est.check(batch, *kept, *available, &device.describe())?;
     }
-    Ok(batch)
+    Ok((batch, estimate.map(|(est, _, _)| est.per_sample)))
 }
 
 /// The run's memory model measured before it starts: two probes (batch 1 and 2) give the working
