@@ -130,3 +130,28 @@ step 150 "$BUNDLE/bin/trilemma" bench --device cuda --min-seconds 1 "${baseline_
   --json "$OUTDIR/engine-networks.json" > "$OUTDIR/engine-vs-pytorch.txt" 2>> "$LOG"
 record_rc bench trilemma_bench $? "see engine-vs-pytorch.txt"
 cat "$OUTDIR/engine-vs-pytorch.txt" >> "$LOG"
+
+echo "== sampling runs: memory per sample at batch 1/64/256, every GPU of the node" | tee -a "$LOG"
+# `sample` probes the working set per sample before it runs and prints it in its summary line.
+for b in 1 64 256; do
+  out=$(step 60 "$BUNDLE/bin/trilemma" sample --model ddgan-digits --device cuda --batch "$b" --num "$b" \
+    --out "$OUTDIR/ddgan-b$b.npz" 2>> "$LOG"); rc=$?
+  echo "$out" >> "$LOG"
+  record_rc sample "ddgan_b$b" $rc "$(echo "$out" | grep -o '[0-9.]* MiB per sample' | head -1); $(echo "$out" | grep -o '[0-9.]* images/s' | head -1)"
+done
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+if [ "${gpus:-0}" -gt 1 ]; then
+  for dev in cuda cuda:all; do
+    out=$(step 90 "$BUNDLE/bin/trilemma" sample --model ddgan-digits --device "$dev" --batch 64 --num 1024 \
+      --out "$OUTDIR/ddgan-${dev/:/-}.npz" 2>> "$LOG"); rc=$?
+    echo "$out" >> "$LOG"
+    record_rc sample "ddgan_1024_$dev" $rc "$(echo "$out" | grep -o '[0-9.]* images/s' | head -1)"
+  done
+  if cmp -s "$OUTDIR/ddgan-cuda.npz" "$OUTDIR/ddgan-cuda-all.npz"; then
+    record sample cuda_all_identity pass "$gpus GPUs: the one-GPU images"
+  else
+    record sample cuda_all_identity fail "cuda:all images differ from one GPU's"
+  fi
+else
+  record sample cuda_all skip "one GPU on this machine"
+fi

@@ -20,6 +20,9 @@ pub struct Timing {
     pub reps: usize,
     /// Matrix-op work of one call (2 FLOPs per multiply-add, as torch.utils.flop_counter counts).
     pub gflop: f64,
+    /// Peak device memory one call takes beyond what was held before it (the memory pool's measure;
+    /// None on the CPU).
+    pub peak_device_bytes: Option<usize>,
 }
 
 impl Timing {
@@ -41,9 +44,23 @@ pub fn time(
     run: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Timing> {
     ops::reset_flop_count();
+    let held = match device {
+        Device::Cuda(d) => {
+            device.synchronize()?;
+            d.reset_peak_memory();
+            Some(d.pool_stats().bytes_in_use)
+        }
+        Device::Cpu => None,
+    };
     run()?;
     device.synchronize()?;
     let gflop = ops::flops_counted() as f64 / 1e9;
+    let peak_device_bytes = match (device, held) {
+        (Device::Cuda(d), Some(held)) => {
+            Some(d.pool_stats().peak_bytes_in_use.saturating_sub(held))
+        }
+        _ => None,
+    };
     let start = Instant::now();
     let mut ms = Vec::new();
     while ms.len() < 3 || (start.elapsed().as_secs_f64() < min_seconds && ms.len() < 1000) {
@@ -58,6 +75,7 @@ pub fn time(
         median_ms: ms[ms.len() / 2],
         reps: ms.len(),
         gflop,
+        peak_device_bytes,
     })
 }
 
@@ -158,6 +176,7 @@ pub fn to_json(device: &str, timings: &[Timing]) -> String {
                 "reps": t.reps,
                 "gflop": t.gflop,
                 "gflop_per_s": t.gflop_per_s(),
+                "peak_device_bytes": t.peak_device_bytes,
             })
         })
         .collect();

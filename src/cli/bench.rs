@@ -188,7 +188,14 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
     let mut timings = Vec::new();
     for (id, run) in &mut cases {
         let t = trilemma::bench::time(id, &device, a.min_seconds, run.as_mut())?;
-        eprintln!("{id}: {:.3} ms ({} calls)", t.median_ms, t.reps);
+        let memory = t.peak_device_bytes.map_or_else(String::new, |p| {
+            let mib = p as f64 / (1u64 << 20) as f64;
+            format!(
+                ", peak {mib:.1} MiB = {:.2} MiB per sample",
+                mib / b.max(1) as f64
+            )
+        });
+        eprintln!("{id}: {:.3} ms ({} calls{memory})", t.median_ms, t.reps);
         timings.push(t);
     }
     let described = device.describe();

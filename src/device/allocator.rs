@@ -167,6 +167,12 @@ impl<A: RawAllocator> CachingAllocator<A> {
     }
 
     /// Hands every cached block back to the driver; returns how many bytes that was.
+    /// Starts a new peak: `peak_bytes_in_use` becomes the bytes in use now.
+    pub fn reset_peak(&self) {
+        let mut st = self.lock();
+        st.stats.peak_bytes_in_use = st.stats.bytes_in_use;
+    }
+
     pub fn release_cached(&self) -> usize {
         let free = {
             let mut st = self.lock();
@@ -273,6 +279,20 @@ mod tests {
             }),
             live,
         )
+    }
+
+    #[test]
+    fn reset_peak_starts_a_new_peak_from_the_bytes_in_use() {
+        let (p, _) = pool(1 << 30);
+        let held = p.alloc("test", 4 << 20).unwrap();
+        drop(p.alloc("test", 8 << 20).unwrap());
+        assert_eq!(p.stats().peak_bytes_in_use, 12 << 20);
+        p.reset_peak();
+        assert_eq!(p.stats().peak_bytes_in_use, 4 << 20);
+        let a = p.alloc("test", 1 << 20).unwrap();
+        assert_eq!(p.stats().peak_bytes_in_use, 5 << 20);
+        drop((a, held));
+        assert_eq!(p.stats().peak_bytes_in_use, 5 << 20);
     }
 
     #[test]

@@ -272,6 +272,12 @@ impl CudaDevice {
         Ok(self.pool.release_cached())
     }
 
+    /// Starts a new peak of the memory pool (`pool_stats().peak_bytes_in_use` = the bytes in use now),
+    /// so the next peak read measures what runs from here.
+    pub fn reset_peak_memory(&self) {
+        self.pool.reset_peak();
+    }
+
     /// Waits for the stream and reports any error a queued operation raised.
     pub fn synchronize(&self) -> Result<()> {
         self.stream
