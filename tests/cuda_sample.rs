@@ -344,3 +344,62 @@ fn fixed_step_runs_copy_back_once_per_batch() {
     assert_eq!(sscs("4"), 6);
     assert_eq!(sscs("8"), 6);
 }
+
+/// LSGM's latent ODE with RK4 on a GPU keeps its state there: the emulator's device-to-host copies are
+/// the same for 2 and 4 steps (none per evaluation), and the images agree with the CPU run, whose
+/// state is f64 where the GPU's is f32 (every pixel within 1 level, at most 1% of them different).
+#[test]
+fn lsgm_rk4_stays_on_the_device_and_matches_the_cpu() {
+    if gpu_or_skip("lsgm_rk4_stays_on_the_device_and_matches_the_cpu").is_none() {
+        return;
+    }
+    let tmp = TempDir::new("lsgm-rk4");
+    let run = |device: &str, steps: &str| {
+        let tag = format!("{device}-{steps}");
+        let (out, stats) = (
+            tmp.path().join(format!("{tag}.npz")),
+            tmp.path().join(format!("{tag}.json")),
+        );
+        let o = trilemma_command!()
+            .args([
+                "sample",
+                "--model",
+                "lsgm-digits",
+                "--sampler",
+                "rk4",
+                "--steps",
+                steps,
+            ])
+            .args(["--num", "2", "--batch", "2", "--device", device, "--out"])
+            .arg(&out)
+            .envs(common::cuda_env())
+            .env("TRILEMMA_EMU_STATS", &stats)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tag}: {}", output_text(&o));
+        let dtoh = std::fs::read_to_string(&stats).ok().map(|s| {
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+            v["copies"]["dtoh"]["count"].as_u64().unwrap()
+        });
+        (npz_pixels(&out), dtoh)
+    };
+    let (want, _) = run("cpu", "4");
+    let (got, copies4) = run("cuda", "4");
+    let diffs: Vec<u32> = got
+        .iter()
+        .zip(&want)
+        .map(|(&a, &b)| (a as i32 - b as i32).unsigned_abs())
+        .collect();
+    let max = diffs.iter().copied().max().unwrap_or(0);
+    let differing = diffs.iter().filter(|&&d| d > 0).count() as f64 / diffs.len() as f64;
+    println!(
+        "lsgm rk4: max {max} levels, {:.2}% differ",
+        100.0 * differing
+    );
+    assert!(max <= 1 && differing <= 0.01, "max {max}, {differing}");
+    if trilemma::device::is_emulated() {
+        let (_, copies2) = run("cuda", "2");
+        println!("device-to-host copies: {copies2:?} for 2 steps, {copies4:?} for 4");
+        assert!(copies4.is_some() && copies2 == copies4);
+    }
+}
