@@ -281,3 +281,50 @@ fn memory_estimate_scales_the_probes_and_names_a_batch_that_fits() {
     let err = e.check(100, 1000, mib, "cpu").unwrap_err().to_string();
     assert!(err.contains("not even batch 1 fits"), "{err}");
 }
+
+/// The PNG folder `sample` writes batch by batch: the images appear under the folder's name only when
+/// it is finished; a folder dropped unfinished (the run failed) leaves nothing behind.
+#[test]
+fn png_folders_appear_whole_or_not_at_all() {
+    use trilemma::io::images::{Images, PngFolder};
+    let tmp = common::TempDir::new("png-folder");
+    let data: Vec<f32> = (0..2 * 3 * 4 * 5).map(|i| (i % 7) as f32 / 7.0).collect();
+    let imgs = Images {
+        data: &data,
+        n: 2,
+        c: 3,
+        h: 4,
+        w: 5,
+    };
+    let listing = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let done = tmp.path().join("done");
+    let mut f = PngFolder::create(&done).unwrap();
+    f.write(&imgs, 10).unwrap();
+    assert!(!done.exists(), "visible before it is finished");
+    f.write(&imgs, 12).unwrap();
+    f.finish().unwrap();
+    assert_eq!(
+        listing(&done),
+        ["000010.png", "000011.png", "000012.png", "000013.png"]
+    );
+    let failed = tmp.path().join("failed");
+    let mut f = PngFolder::create(&failed).unwrap();
+    f.write(&imgs, 0).unwrap();
+    drop(f);
+    assert!(!failed.exists());
+    assert_eq!(
+        listing(tmp.path()),
+        ["done"],
+        "a temporary folder was left behind"
+    );
+    // An existing folder is refused before anything is written.
+    let e = PngFolder::create(&done).err().unwrap().to_string();
+    assert!(e.contains("already exists"), "{e}");
+}

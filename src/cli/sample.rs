@@ -150,7 +150,13 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         .map(|first| first..(first + batch).min(range.end))
         .collect();
     let per_device = batches.len().div_ceil(devices.len().max(1));
-    let run = |dev: &trilemma::Device, mine: &[std::ops::Range<usize>]| -> trilemma::Result<Run> {
+    // Finished batches go to a writer thread, which encodes them (a PNG folder: at once; a grid or an
+    // npz: in order at the end) while the devices sample the next ones.
+    let (to_writer, batches_done) = std::sync::mpsc::sync_channel::<Batch>(2);
+    let run = |dev: &trilemma::Device,
+               mine: &[std::ops::Range<usize>],
+               to_writer: std::sync::mpsc::SyncSender<Batch>|
+     -> trilemma::Result<Run> {
         let own;
         let (model, plan) = if std::ptr::eq(dev, device) {
             (&model, &plan)
@@ -172,8 +178,16 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
             };
             let (img, shape, nfe) = sample_halving_on_oom(plan, model, r.clone(), &noise_for, dev)?;
             out.shape = shape;
-            out.images.extend(img);
             out.nfe += nfe;
+            let batch = Batch {
+                first: r.start,
+                images: img,
+                shape,
+            };
+            if to_writer.send(batch).is_err() {
+                // The writer stopped on an error of its own, which the run reports.
+                break;
+            }
             bar.inc(r.len() as u64);
             if start.elapsed().as_secs_f64() > 1.0 && bar.is_hidden() {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -181,51 +195,39 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         }
         Ok(out)
     };
-    let runs: Vec<trilemma::Result<Run>> = if devices.len() == 1 {
-        vec![run(device, &batches)]
-    } else {
-        std::thread::scope(|scope| {
+    let (runs, written) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_output(kind, &a.out, range.clone(), batches_done));
+        let runs: Vec<trilemma::Result<Run>> = if devices.len() == 1 {
+            vec![run(device, &batches, to_writer)]
+        } else {
             let workers: Vec<_> = devices
                 .iter()
                 .zip(batches.chunks(per_device.max(1)))
-                .map(|(dev, mine)| scope.spawn(|| run(dev, mine)))
+                .map(|(dev, mine)| {
+                    let to_writer = to_writer.clone();
+                    scope.spawn(|| run(dev, mine, to_writer))
+                })
                 .collect();
+            drop(to_writer);
             workers
                 .into_iter()
                 .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err(trilemma::Error::InvalidParam {
-                            op: "sample",
-                            what: "worker",
-                            rule: "a device worker that returns",
-                            found: "a worker panicked".into(),
-                        })
-                    })
+                    w.join()
+                        .unwrap_or_else(|_| Err(panicked("a device worker")))
                 })
                 .collect()
-        })
-    };
+        };
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(panicked("the output writer")));
+        (runs, written)
+    });
     bar.finish_and_clear();
-    let mut images: Vec<f32> = Vec::with_capacity(total);
-    let (mut shape, mut nfe_total) = ([0usize; 3], 0usize);
+    let mut nfe_total = 0usize;
     for r in runs {
-        let r = r?;
-        shape = r.shape;
-        images.extend(r.images);
-        nfe_total += r.nfe;
+        nfe_total += r?.nfe;
     }
-    let imgs = trilemma::io::images::Images {
-        data: &images,
-        n: total,
-        c: shape[0],
-        h: shape[1],
-        w: shape[2],
-    };
-    match kind {
-        OutKind::Grid => trilemma::io::images::write_png_grid(&a.out, &imgs)?,
-        OutKind::Npz => trilemma::io::images::write_npz(&a.out, &imgs)?,
-        OutKind::Folder => trilemma::io::images::write_png_folder(&a.out, &imgs, range.start)?,
-    }
+    written?;
     let secs = start.elapsed().as_secs_f64();
     let n_batches = batches.len();
     println!(
@@ -247,6 +249,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
     Ok(())
 }
 
+#[derive(Clone, Copy)]
 enum OutKind {
     Grid,
     Npz,
@@ -285,12 +288,87 @@ fn check_out(out: &std::path::Path) -> trilemma::Result<OutKind> {
     Ok(kind)
 }
 
-/// What one device's share of a run produced: its images (NCHW, in order), their shape, its NFE.
+/// What one device's share of a run produced besides its images: their shape and its NFE.
 #[derive(Default)]
 struct Run {
-    images: Vec<f32>,
     shape: [usize; 3],
     nfe: usize,
+}
+
+/// One finished batch: the global index of its first sample, its images (NCHW values), their shape.
+struct Batch {
+    first: usize,
+    images: Vec<f32>,
+    shape: [usize; 3],
+}
+
+fn panicked(what: &str) -> trilemma::Error {
+    trilemma::Error::InvalidParam {
+        op: "sample",
+        what: "worker",
+        rule: "a thread that returns",
+        found: format!("{what} panicked"),
+    }
+}
+
+impl Batch {
+    fn images(&self) -> trilemma::io::images::Images<'_> {
+        trilemma::io::images::Images {
+            data: &self.images,
+            n: self.images.len() / self.shape.iter().product::<usize>().max(1),
+            c: self.shape[0],
+            h: self.shape[1],
+            w: self.shape[2],
+        }
+    }
+}
+
+/// Writes the batches of `range` as they arrive: a PNG folder image by image (renamed into place when
+/// the last batch came; removed if the run stopped short), a grid or an npz once all are in, in
+/// sample order. Returns without writing anything when the run stopped short.
+fn write_output(
+    kind: OutKind,
+    out: &std::path::Path,
+    range: std::ops::Range<usize>,
+    batches: std::sync::mpsc::Receiver<Batch>,
+) -> trilemma::Result<()> {
+    use trilemma::io::images::{write_npz, write_png_grid, Images, PngFolder};
+    let total = range.len();
+    let mut folder = match kind {
+        OutKind::Folder => Some(PngFolder::create(out)?),
+        _ => None,
+    };
+    let mut kept: std::collections::BTreeMap<usize, Batch> = std::collections::BTreeMap::new();
+    let mut received = 0;
+    for b in batches {
+        let imgs = b.images();
+        received += imgs.n;
+        match &mut folder {
+            Some(f) => f.write(&imgs, b.first)?,
+            None => {
+                kept.insert(b.first, b);
+            }
+        }
+    }
+    if received != total {
+        return Ok(());
+    }
+    if let Some(f) = folder {
+        return f.finish();
+    }
+    let shape = kept.values().next().map_or([0; 3], |b| b.shape);
+    let data: Vec<f32> = kept.into_values().flat_map(|b| b.images).collect();
+    let imgs = Images {
+        data: &data,
+        n: total,
+        c: shape[0],
+        h: shape[1],
+        w: shape[2],
+    };
+    match kind {
+        OutKind::Grid => write_png_grid(out, &imgs),
+        _ => write_npz(out, &imgs),
+    }
 }
 
 /// The samples `r` as one batch; a batch that runs out of GPU memory is retried as two halves

@@ -140,26 +140,77 @@ pub fn write_png_grid(path: &Path, imgs: &Images<'_>) -> Result<()> {
 /// One PNG per image, `{index:06}.png` with the global sample index, in a directory created whole
 /// (written under a temporary name, renamed at the end). The directory must not exist yet.
 pub fn write_png_folder(dir: &Path, imgs: &Images<'_>, first_index: usize) -> Result<()> {
-    imgs.check()?;
-    if dir.exists() {
-        return Err(Error::Io {
+    let mut folder = PngFolder::create(dir)?;
+    folder.write(imgs, first_index)?;
+    folder.finish()
+}
+
+/// A folder of PNGs written batch by batch (so encoding overlaps whatever produces the next batch):
+/// the images go into a temporary sibling of `dir`, which `finish` renames to `dir`; dropped
+/// unfinished (an error on the way), the temporary folder is removed, so `dir` appears complete or not
+/// at all.
+pub struct PngFolder {
+    dir: PathBuf,
+    tmp: PathBuf,
+    finished: bool,
+}
+
+impl PngFolder {
+    /// Starts the folder; `dir` must not exist yet.
+    pub fn create(dir: &Path) -> Result<PngFolder> {
+        let io = |e| Error::Io {
             path: dir.to_path_buf(),
-            source: std::io::Error::new(
+            source: e,
+        };
+        if dir.exists() {
+            return Err(io(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
                 "output folder already exists; choose a new one",
-            ),
-        });
+            )));
+        }
+        let tmp = temp_sibling(dir);
+        std::fs::create_dir_all(&tmp).map_err(io)?;
+        Ok(PngFolder {
+            dir: dir.to_path_buf(),
+            tmp,
+            finished: false,
+        })
     }
-    let write_tmp = |tmp: &Path| {
-        std::fs::create_dir_all(tmp)?;
+
+    /// Writes `imgs` as `{first_index + i:06}.png`.
+    pub fn write(&mut self, imgs: &Images<'_>, first_index: usize) -> Result<()> {
+        imgs.check()?;
         for i in 0..imgs.n {
-            let f = std::fs::File::create(tmp.join(format!("{:06}.png", first_index + i)))?;
-            let hwc = imgs.hwc(i);
-            encode_png(std::io::BufWriter::new(f), imgs.w, imgs.h, imgs.c, &hwc)?;
+            let path = self.tmp.join(format!("{:06}.png", first_index + i));
+            let written = std::fs::File::create(&path).and_then(|f| {
+                let hwc = imgs.hwc(i);
+                encode_png(std::io::BufWriter::new(f), imgs.w, imgs.h, imgs.c, &hwc)
+            });
+            written.map_err(|e| Error::Io {
+                path: self.dir.clone(),
+                source: e,
+            })?;
         }
         Ok(())
-    };
-    atomic_output(dir, write_tmp, |p| std::fs::remove_dir_all(p))
+    }
+
+    /// Renames the finished folder to its name.
+    pub fn finish(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.dir).map_err(|e| Error::Io {
+            path: self.dir.clone(),
+            source: e,
+        })?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for PngFolder {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
 }
 
 /// An .npz with `arr_0`: uint8 [N, H, W, C], the layout FID tools read.
