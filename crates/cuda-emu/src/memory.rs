@@ -197,6 +197,7 @@ fn extend_marked(bump: usize) {
 
 static MARKED_UP_TO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+#[derive(Debug)]
 pub enum AllocError {
     OutOfMemory,
 }
@@ -527,4 +528,42 @@ pub fn shared_arena() -> Option<*mut u8> {
 pub fn mark_shared(ptr: *mut u8, len: usize, valid: bool) {
     let off = ptr as usize - reserve().base;
     set_shadow(off, len, if valid { 0 } else { shadow::SHARED_REDZONE });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Making a quarantined range reusable must not touch its neighbours: an allocation's span (256-byte
+    /// aligned) shares its last page with the next allocation, and `madvise(MADV_DONTNEED)` over a
+    /// partly covered page would zero the neighbour's bytes under it.
+    #[test]
+    fn releasing_a_range_keeps_the_neighbours_bytes() {
+        init().unwrap();
+        let a = alloc(0, 1000).unwrap();
+        let b = alloc(0, 3000).unwrap();
+        let (oa, ob) = (heap_offset(a).unwrap(), heap_offset(b).unwrap());
+        assert_eq!(
+            ob,
+            oa + round_up(1000, ALIGN),
+            "the two allocations are neighbours"
+        );
+        // SAFETY: b is a live allocation of 3000 bytes inside the reserve.
+        let neighbour = unsafe { std::slice::from_raw_parts_mut(base_ptr(ob), 3000) };
+        neighbour.fill(0x5a);
+        free(a).unwrap();
+        {
+            let mut guard = HEAP.lock().unwrap_or_else(|p| p.into_inner());
+            let heap = guard.as_mut().expect("heap");
+            let (off, len) = heap.quarantine.pop_back().expect("a's span is quarantined");
+            assert_eq!(off, oa);
+            heap.quarantined -= len;
+            release_range(heap, off, len);
+        }
+        assert!(
+            neighbour.iter().all(|&v| v == 0x5a),
+            "the neighbour was zeroed"
+        );
+        free(b).unwrap();
+    }
 }
