@@ -31,6 +31,43 @@ fn npz_pixels(path: &std::path::Path) -> Vec<u8> {
     npy[10 + header_len..].to_vec()
 }
 
+/// Whether the GPU under test is the emulator; says why `test` skips otherwise (`why`: what it needs).
+fn on_the_emulator(test: &str, why: &str) -> bool {
+    if gpu_or_skip(test).is_none() {
+        return false;
+    }
+    let emulated = trilemma::device::is_emulated();
+    if !emulated {
+        eprintln!("SKIP {test}: {why}");
+    }
+    emulated
+}
+
+/// The emulator's device-to-host copy count in a `TRILEMMA_EMU_STATS` file (None where none was
+/// written: not on the emulator); the host-to-device count is printed beside it.
+fn dtoh_copies(stats: &std::path::Path, tag: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stats).ok()?).unwrap();
+    let n = v["copies"]["dtoh"]["count"].as_u64().unwrap();
+    println!(
+        "{tag}: {n} device-to-host copies, {} host-to-device",
+        v["copies"]["htod"]["count"]
+    );
+    Some(n)
+}
+
+/// `trilemma sample ARGS --out OUT` with the CUDA environment of this test process and `env` added.
+fn sample(args: &[&str], env: &[(&str, &str)], out: &std::path::Path) -> std::process::Output {
+    trilemma_command!()
+        .arg("sample")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .envs(common::cuda_env())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn default_models_sample_the_same_images_on_gpu_and_cpu() {
     if gpu_or_skip("default_models_sample_the_same_images_on_gpu_and_cpu").is_none() {
@@ -126,10 +163,11 @@ fn every_gpu_of_a_node_writes_the_one_gpu_images() {
         return;
     }
     let tmp = TempDir::new("cuda-all");
-    let mut env = common::cuda_env();
-    if trilemma::device::is_emulated() {
-        env.push(("TRILEMMA_EMU_DEVICES", "2"));
-    }
+    let env: &[(&str, &str)] = if trilemma::device::is_emulated() {
+        &[("TRILEMMA_EMU_DEVICES", "2")]
+    } else {
+        &[]
+    };
     for (name, extra) in [
         ("ddgan-digits", vec!["--num", "6", "--batch", "2"]),
         (
@@ -141,14 +179,12 @@ fn every_gpu_of_a_node_writes_the_one_gpu_images() {
             let out = tmp
                 .path()
                 .join(format!("{name}-{}.npz", device.replace(':', "-")));
-            let o = trilemma_command!()
-                .args(["sample", "--model", name, "--seed", "3"])
-                .args(&extra)
-                .args(["--device", device, "--out"])
-                .arg(&out)
-                .envs(env.iter().copied())
-                .output()
-                .unwrap();
+            let args = [
+                &["--model", name, "--seed", "3", "--device", device][..],
+                &extra,
+            ]
+            .concat();
+            let o = sample(&args, env, &out);
             assert!(
                 o.status.success(),
                 "{name} on {device}: {}",
@@ -172,33 +208,26 @@ fn every_gpu_of_a_node_writes_the_one_gpu_images() {
 /// fewer than the run's images) and writes the same images as an explicit smaller batch.
 #[test]
 fn batch_auto_fits_the_gpu_and_writes_the_same_images() {
-    if gpu_or_skip("batch_auto_fits_the_gpu_and_writes_the_same_images").is_none() {
-        return;
-    }
-    if !trilemma::device::is_emulated() {
-        eprintln!("SKIP batch_auto_fits_the_gpu_and_writes_the_same_images: needs the emulator's memory limit");
+    if !on_the_emulator(
+        "batch_auto_fits_the_gpu_and_writes_the_same_images",
+        "needs the emulator's memory limit",
+    ) {
         return;
     }
     let tmp = TempDir::new("batch-auto");
-    let mut env = common::cuda_env();
-    env.push(("TRILEMMA_EMU_MEMORY", "3145728"));
     let run = |batch: &str| {
         let out = tmp.path().join(format!("b{batch}.npz"));
-        let o = trilemma_command!()
-            .args([
-                "sample",
-                "--model",
-                "ddgan-digits",
-                "--num",
-                "16",
-                "--device",
-                "cuda",
-            ])
-            .args(["--batch", batch, "--out"])
-            .arg(&out)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
+        let args = [
+            "--model",
+            "ddgan-digits",
+            "--num",
+            "16",
+            "--device",
+            "cuda",
+            "--batch",
+            batch,
+        ];
+        let o = sample(&args, &[("TRILEMMA_EMU_MEMORY", "3145728")], &out);
         assert!(o.status.success(), "--batch {batch}: {}", output_text(&o));
         (
             npz_pixels(&out),
@@ -229,36 +258,28 @@ fn batch_auto_fits_the_gpu_and_writes_the_same_images() {
 /// at least one must land inside the run and exercise the retry.
 #[test]
 fn a_batch_out_of_memory_is_retried_in_halves_with_the_same_images() {
-    if gpu_or_skip("a_batch_out_of_memory_is_retried_in_halves_with_the_same_images").is_none() {
-        return;
-    }
-    if !trilemma::device::is_emulated() {
-        eprintln!("SKIP a_batch_out_of_memory_is_retried_in_halves_with_the_same_images: needs the emulator");
+    if !on_the_emulator(
+        "a_batch_out_of_memory_is_retried_in_halves_with_the_same_images",
+        "needs the emulator",
+    ) {
         return;
     }
     let tmp = TempDir::new("oom-retry");
     let run = |batch: &str, taken: Option<&str>, tag: &str| {
         let out = tmp.path().join(format!("{tag}.npz"));
-        let mut env = common::cuda_env();
-        env.push(("TRILEMMA_EMU_MEMORY", "4194304"));
-        if let Some(t) = taken {
-            env.push(("TRILEMMA_EMU_TAKEN_AFTER", t));
-        }
-        let o = trilemma_command!()
-            .args([
-                "sample",
-                "--model",
-                "ddgan-digits",
-                "--num",
-                "8",
-                "--device",
-                "cuda",
-            ])
-            .args(["--batch", batch, "--out"])
-            .arg(&out)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
+        let mut env = vec![("TRILEMMA_EMU_MEMORY", "4194304")];
+        env.extend(taken.map(|t| ("TRILEMMA_EMU_TAKEN_AFTER", t)));
+        let args = [
+            "--model",
+            "ddgan-digits",
+            "--num",
+            "8",
+            "--device",
+            "cuda",
+            "--batch",
+            batch,
+        ];
+        let o = sample(&args, &env, &out);
         let stderr = String::from_utf8_lossy(&o.stderr).to_string();
         (
             o.status.success().then(|| npz_pixels(&out)),
@@ -293,34 +314,20 @@ fn a_batch_out_of_memory_is_retried_in_halves_with_the_same_images() {
 /// device-to-host copies are the same for any step count.
 #[test]
 fn fixed_step_runs_copy_back_once_per_batch() {
-    if gpu_or_skip("fixed_step_runs_copy_back_once_per_batch").is_none() {
-        return;
-    }
-    if !trilemma::device::is_emulated() {
-        eprintln!("SKIP fixed_step_runs_copy_back_once_per_batch: reads the emulator's counters");
+    if !on_the_emulator(
+        "fixed_step_runs_copy_back_once_per_batch",
+        "reads the emulator's counters",
+    ) {
         return;
     }
     let tmp = TempDir::new("copies");
     let dtoh = |model: &str, extra: &[&str], tag: &str| -> u64 {
         let stats = tmp.path().join(format!("{tag}.json"));
-        let o = trilemma_command!()
-            .args(["sample", "--model", model, "--device", "cuda"])
-            .args(extra)
-            .arg("--out")
-            .arg(tmp.path().join(format!("{tag}.npz")))
-            .envs(common::cuda_env())
-            .env("TRILEMMA_EMU_STATS", &stats)
-            .output()
-            .unwrap();
+        let args = [&["--model", model, "--device", "cuda"][..], extra].concat();
+        let stats_env = [("TRILEMMA_EMU_STATS", stats.to_str().unwrap())];
+        let o = sample(&args, &stats_env, &tmp.path().join(format!("{tag}.npz")));
         assert!(o.status.success(), "{tag}: {}", output_text(&o));
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
-        let n = v["copies"]["dtoh"]["count"].as_u64().unwrap();
-        println!(
-            "{tag}: {n} device-to-host copies, {} host-to-device",
-            v["copies"]["htod"]["count"]
-        );
-        n
+        dtoh_copies(&stats, tag).expect("the emulator's counters")
     };
     // 3 batches × (images + x's watch word).
     assert_eq!(
@@ -360,27 +367,26 @@ fn lsgm_rk4_stays_on_the_device_and_matches_the_cpu() {
             tmp.path().join(format!("{tag}.npz")),
             tmp.path().join(format!("{tag}.json")),
         );
-        let o = trilemma_command!()
-            .args([
-                "sample",
-                "--model",
-                "lsgm-digits",
-                "--sampler",
-                "rk4",
-                "--steps",
-                steps,
-            ])
-            .args(["--num", "2", "--batch", "2", "--device", device, "--out"])
-            .arg(&out)
-            .envs(common::cuda_env())
-            .env("TRILEMMA_EMU_STATS", &stats)
-            .output()
-            .unwrap();
+        let args = [
+            "--model",
+            "lsgm-digits",
+            "--sampler",
+            "rk4",
+            "--steps",
+            steps,
+        ];
+        let args = [
+            &args[..],
+            &["--num", "2", "--batch", "2", "--device", device],
+        ]
+        .concat();
+        let o = sample(
+            &args,
+            &[("TRILEMMA_EMU_STATS", stats.to_str().unwrap())],
+            &out,
+        );
         assert!(o.status.success(), "{tag}: {}", output_text(&o));
-        let dtoh = std::fs::read_to_string(&stats).ok().map(|s| {
-            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-            v["copies"]["dtoh"]["count"].as_u64().unwrap()
-        });
+        let dtoh = dtoh_copies(&stats, &tag);
         (npz_pixels(&out), dtoh)
     };
     let (want, _) = run("cpu", "4");

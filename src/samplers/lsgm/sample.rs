@@ -211,13 +211,13 @@ fn rk4_on_device(
     let mut y = z1;
     let y_in = y.to_device(&device)?;
     ops::axpby(0.0, &y_in, cfg.temp, &mut y)?;
+    let alpha: Vec<f32> = logit.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect();
     let rhs = |tau: f64, z: &Tensor| -> Result<Tensor> {
         let t = -(tau as f32);
         let eps = score.eps(z, t)?;
         let (var, g2) = (sde.var(t), sde.g2(t));
         let (ft, half_g2, sd) = (-0.5 * g2, 0.5 * g2, var.sqrt());
         // −(ft z + ½g² e / sd) with e = α eps + (1 − α) sd z, α = sigmoid(logit) per channel.
-        let alpha: Vec<f32> = logit.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect();
         let a_z: Vec<f32> = alpha.iter().map(|&a| -(ft + half_g2 * (1.0 - a))).collect();
         let a_eps: Vec<f32> = alpha.iter().map(|&a| -(half_g2 * a / sd)).collect();
         let vec = |v: &[f32]| Tensor::from_f32(v, &[c], DType::F32, &device);
