@@ -15,26 +15,11 @@
 // One CTA per (sample, group) under-fills the GPU at batch 1 (32 groups); splitting the statistics
 // across CTAs is the performance issue's work.
 #include "common/activation.cuh"
+#include "common/block_sum.cuh"
 #include "common/params.h"
 #include "common/shared.cuh"
 
 #define GN_THREADS 256
-
-__device__ double block_sum(double v, double* scratch) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < GN_THREADS / 32 ? scratch[lane] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-        if (lane == 0) scratch[0] = v;
-    }
-    __syncthreads();
-    const double total = scratch[0];
-    __syncthreads();  // scratch is reused by the next reduction
-    return total;
-}
 
 extern "C" __global__ void __launch_bounds__(GN_THREADS)
 group_norm_f32(const float* __restrict__ x, const float* __restrict__ scale, const float* __restrict__ shift,
@@ -50,13 +35,13 @@ group_norm_f32(const float* __restrict__ x, const float* __restrict__ scale, con
 
     double s = 0.0;
     for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) s += (double)xs[at(k)];
-    const double mean = block_sum(s, scratch) / (double)count;
+    const double mean = tri_block_sum<GN_THREADS>(s, scratch) / (double)count;
     double q = 0.0;
     for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) {
         const double d = (double)xs[at(k)] - mean;
         q += d * d;
     }
-    const double var = block_sum(q, scratch) / (double)count;
+    const double var = tri_block_sum<GN_THREADS>(q, scratch) / (double)count;
     const float mean32 = (float)mean;
     const float rstd32 = (float)(1.0 / sqrt(var + (double)p.eps));
 

@@ -352,9 +352,9 @@ fn fixed_step_runs_copy_back_once_per_batch() {
     assert_eq!(sscs("8"), 6);
 }
 
-/// LSGM's latent ODE with RK4 on a GPU keeps its state there: the emulator's device-to-host copies are
-/// the same for 2 and 4 steps (none per evaluation), and the images agree with the CPU run, whose
-/// state is f64 where the GPU's is f32 (every pixel within 1 level, at most 1% of them different).
+/// LSGM's latent ODE with RK4 on a GPU keeps its f64 state there: the emulator's device-to-host copies
+/// are the same for 2 and 4 steps (none per evaluation), and the images agree with the CPU run (the
+/// networks' fp32 sum order differs: every pixel within 1 level, at most 1% of them different).
 #[test]
 fn lsgm_rk4_stays_on_the_device_and_matches_the_cpu() {
     if gpu_or_skip("lsgm_rk4_stays_on_the_device_and_matches_the_cpu").is_none() {

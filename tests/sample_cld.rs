@@ -120,100 +120,30 @@ fn bad_settings_are_errors() {
     }
 }
 
-/// The fixtures' stand-in score network: α = 0.5·x − 0.25·t (x the data half of u).
-struct LinearScore {
-    shape: [usize; 3],
-}
-
-impl trilemma::samplers::cld::CldScore for LinearScore {
-    fn alpha(&self, u: &trilemma::Tensor, t: f32) -> trilemma::Result<trilemma::Tensor> {
-        use trilemma::ops::{self, Activation, AffineArgs};
-        let c = self.shape[2];
-        let x = ops::slice_channels(u, 0, c)?;
-        let scale = trilemma::Tensor::full(0.5, &[c], trilemma::DType::F32, &Device::Cpu)?;
-        let shift = trilemma::Tensor::full(-0.25 * t, &[c], trilemma::DType::F32, &Device::Cpu)?;
-        ops::channel_affine(
-            &x,
-            &AffineArgs {
-                center: None,
-                scale: Some(&scale),
-                shift: Some(&shift),
-            },
-            Activation::Identity,
-        )
-    }
-
-    fn image_shape(&self) -> [usize; 3] {
-        self.shape
-    }
-}
-
 #[test]
 fn probability_flow_ode_matches_the_reference_solve_and_its_nfe() {
-    let st = common::open_fixture("sampler_cld_ode_linear_score");
-    let md = st.metadata();
-    let cfg = CldConfig {
-        beta0: md["beta0"].parse().unwrap(),
-        beta1: md["beta1"].parse().unwrap(),
-        m_inv: md["m_inv"].parse().unwrap(),
-        gamma: md["gamma"].parse().unwrap(),
-        numerical_eps: md["numerical_eps"].parse().unwrap(),
-        sampling_eps: md["sampling_eps"].parse().unwrap(),
-        sscs_num_stab: 0.0,
-        quadratic_striding: false,
-    };
-    // The fixture stores the prior sample u0 = [x; v]; replay it as standard normals.
-    let u0 = st.load_any_shape("in.u0", &Device::Cpu).unwrap();
-    let [b, c2, h, w] = *u0.shape() else { panic!() };
-    let c = c2 / 2;
-    let u = u0.to_vec_f32().unwrap();
-    let (mut px, mut pv) = (Vec::new(), Vec::new());
-    for s in 0..b {
-        let base = s * c2 * h * w;
-        px.extend_from_slice(&u[base..base + c * h * w]);
-        // prior.v is the standard normal; the sampler scales it by 1/sqrt(M^-1).
-        pv.extend(
-            u[base + c * h * w..base + c2 * h * w]
-                .iter()
-                .map(|v| v * cfg.m_inv.sqrt() as f32),
-        );
-    }
-    let tmp = common::TempDir::new("ode");
-    let path = tmp.path().join("draws.safetensors");
-    let tx =
-        trilemma::Tensor::from_f32(&px, &[b, c, h, w], trilemma::DType::F32, &Device::Cpu).unwrap();
-    let tv =
-        trilemma::Tensor::from_f32(&pv, &[b, c, h, w], trilemma::DType::F32, &Device::Cpu).unwrap();
-    trilemma::io::safetensors::save(
-        &path,
-        &[("prior.x", &tx), ("prior.v", &tv)],
-        &Default::default(),
-    )
-    .unwrap();
-    let draws = SafeTensors::open(&path).unwrap();
-    let rtol: f64 = md["rtol"].parse().unwrap();
-    let atol: f64 = md["atol"].parse().unwrap();
+    let fx = common::cld_ode_fixture::load();
     let out = sample(
-        &LinearScore { shape: [h, w, c] },
-        &cfg,
-        CldSampler::Ode { rtol, atol },
+        &fx.net,
+        &fx.cfg,
+        fx.sampler,
         0,
-        b,
-        &Noise::Replay(&draws),
+        fx.batch,
+        &Noise::Replay(&fx.draws),
         &Device::Cpu,
     )
     .unwrap();
-    let nfe: usize = md["nfe"].parse().unwrap();
-    assert_eq!(out.nfe, nfe, "NFE: engine {} vs reference {nfe}", out.nfe);
-    for (label, got) in [("x", &out.x), ("v", &out.v)] {
-        let want = st
-            .load_any_shape(&format!("out.{label}"), &Device::Cpu)
-            .unwrap();
-        let (g, w) = (got.to_vec_f32().unwrap(), want.to_vec_f32().unwrap());
-        let rel = rel_err(&g, &w);
+    assert_eq!(
+        out.nfe, fx.nfe,
+        "NFE: engine {} vs reference {}",
+        out.nfe, fx.nfe
+    );
+    for ((label, got), w) in [("x", &out.x), ("v", &out.v)].into_iter().zip(&fx.want) {
+        let g = got.to_vec_f32().unwrap();
+        let rel = rel_err(&g, w);
         println!(
             "ode {label}: rel {rel:.3e}, max abs {:.3e}, nfe {}",
-            max_abs_err(&g, &w),
+            max_abs_err(&g, w),
             out.nfe
         );
         assert!(rel <= 1e-5, "ode {label}: rel {rel:.3e}");

@@ -243,3 +243,55 @@ typedef struct TriCldEmParams {
     float a_xv, c_vx, c_vv, c_vs, diffusion;
     uint32_t pad;
 } TriCldEmParams;
+
+// The ODE solvers' f64 vector arithmetic (kernels/ode.cu), over vectors of n doubles. A combination
+// writes base + h · Σ_{j < terms} w_j k_j, summed in j order from −0 with separately rounded products
+// (no fma), rounded to float for the network and, with write_wide, kept in double as the next state.
+#define TRI_ODE_MAX_TERMS 7
+typedef struct TriOdeCombineParams {
+    uint64_t n;
+    double h;
+    double w[TRI_ODE_MAX_TERMS];
+    uint32_t terms;
+    uint32_t write_wide;
+} TriOdeCombineParams;
+
+// A step's scaled error, squared and summed over the n elements (kernels/ode.cu):
+//   Σ_i (h · Σ_j w_j k_j[i] / (atol + rtol · max(|a_i|, |b_i|)))²
+// in `blocks` partial sums of TRI_ODE_NORM_THREADS threads each, then one sum of the partials. The grid
+// is a function of n alone, so the sum is the same on every GPU.
+#define TRI_ODE_NORM_THREADS 256
+#define TRI_ODE_NORM_MAX_BLOCKS 256
+typedef struct TriOdeNormParams {
+    uint64_t n;
+    double h;
+    double w[TRI_ODE_MAX_TERMS];
+    double atol;
+    double rtol;
+    uint32_t terms;
+    uint32_t blocks;
+} TriOdeNormParams;
+
+// CLD's probability-flow drift in reverse time over the f32 NHWC state u = [x; v] ([B, H, W, 2C]) and
+// the network output alpha ([B, H, W, C]), into the solver's f64 derivative k ([B, H, W, 2C];
+// kernels/ode_drift.cu). With the host's f64 products a_xv = M⁻¹β, c_vv = ΓM⁻¹β, c_vs = 2Γβ:
+//   s    = (−v) / svv + alpha · neg_ell                  (f32, the official mixed score)
+//   k_x  = −(a_xv · v)
+//   k_v  = −(neg_b · x − c_vv · v) + (c_vs · s) · 0.5      (f64)
+typedef struct TriCldOdeDriftParams {
+    uint64_t pixels;  // B·H·W
+    uint32_t c;
+    uint32_t pad;
+    double a_xv, neg_b, c_vv, c_vs;
+    float svv, neg_ell;
+} TriCldOdeDriftParams;
+
+// LSGM's probability-flow drift over the f32 NHWC latent z and the network output eps ([B, H, W, C]
+// each), with the per-channel mixing weight a = sigmoid(logit) (kernels/ode_drift.cu), in f32, widened
+// into the solver's f64 derivative:
+//   e = (1 − a) · (sd · z) + a · eps,   k = −(ft · z + (half_g2 · e) / sd)
+typedef struct TriLsgmOdeDriftParams {
+    uint64_t n;  // B·H·W·C
+    uint32_t c;
+    float ft, half_g2, sd;
+} TriLsgmOdeDriftParams;

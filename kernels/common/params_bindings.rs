@@ -23,6 +23,9 @@ pub const TRI_ATTENTION_MAX_C: u32 = 1024;
 pub const TRI_CLD_NOISE_PHILOX: u32 = 0;
 pub const TRI_CLD_NOISE_TENSOR: u32 = 1;
 pub const TRI_CLD_NOISE_NONE: u32 = 2;
+pub const TRI_ODE_MAX_TERMS: u32 = 7;
+pub const TRI_ODE_NORM_THREADS: u32 = 256;
+pub const TRI_ODE_NORM_MAX_BLOCKS: u32 = 256;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct TriRandnParams {
@@ -589,4 +592,116 @@ const _: () = {
     ["Offset of field: TriCldEmParams::diffusion"]
         [::std::mem::offset_of!(TriCldEmParams, diffusion) - 72usize];
     ["Offset of field: TriCldEmParams::pad"][::std::mem::offset_of!(TriCldEmParams, pad) - 76usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriOdeCombineParams {
+    pub n: u64,
+    pub h: f64,
+    pub w: [f64; 7usize],
+    pub terms: u32,
+    pub write_wide: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriOdeCombineParams"][::std::mem::size_of::<TriOdeCombineParams>() - 80usize];
+    ["Alignment of TriOdeCombineParams"][::std::mem::align_of::<TriOdeCombineParams>() - 8usize];
+    ["Offset of field: TriOdeCombineParams::n"]
+        [::std::mem::offset_of!(TriOdeCombineParams, n) - 0usize];
+    ["Offset of field: TriOdeCombineParams::h"]
+        [::std::mem::offset_of!(TriOdeCombineParams, h) - 8usize];
+    ["Offset of field: TriOdeCombineParams::w"]
+        [::std::mem::offset_of!(TriOdeCombineParams, w) - 16usize];
+    ["Offset of field: TriOdeCombineParams::terms"]
+        [::std::mem::offset_of!(TriOdeCombineParams, terms) - 72usize];
+    ["Offset of field: TriOdeCombineParams::write_wide"]
+        [::std::mem::offset_of!(TriOdeCombineParams, write_wide) - 76usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriOdeNormParams {
+    pub n: u64,
+    pub h: f64,
+    pub w: [f64; 7usize],
+    pub atol: f64,
+    pub rtol: f64,
+    pub terms: u32,
+    pub blocks: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriOdeNormParams"][::std::mem::size_of::<TriOdeNormParams>() - 96usize];
+    ["Alignment of TriOdeNormParams"][::std::mem::align_of::<TriOdeNormParams>() - 8usize];
+    ["Offset of field: TriOdeNormParams::n"][::std::mem::offset_of!(TriOdeNormParams, n) - 0usize];
+    ["Offset of field: TriOdeNormParams::h"][::std::mem::offset_of!(TriOdeNormParams, h) - 8usize];
+    ["Offset of field: TriOdeNormParams::w"][::std::mem::offset_of!(TriOdeNormParams, w) - 16usize];
+    ["Offset of field: TriOdeNormParams::atol"]
+        [::std::mem::offset_of!(TriOdeNormParams, atol) - 72usize];
+    ["Offset of field: TriOdeNormParams::rtol"]
+        [::std::mem::offset_of!(TriOdeNormParams, rtol) - 80usize];
+    ["Offset of field: TriOdeNormParams::terms"]
+        [::std::mem::offset_of!(TriOdeNormParams, terms) - 88usize];
+    ["Offset of field: TriOdeNormParams::blocks"]
+        [::std::mem::offset_of!(TriOdeNormParams, blocks) - 92usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriCldOdeDriftParams {
+    pub pixels: u64,
+    pub c: u32,
+    pub pad: u32,
+    pub a_xv: f64,
+    pub neg_b: f64,
+    pub c_vv: f64,
+    pub c_vs: f64,
+    pub svv: f32,
+    pub neg_ell: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriCldOdeDriftParams"][::std::mem::size_of::<TriCldOdeDriftParams>() - 56usize];
+    ["Alignment of TriCldOdeDriftParams"][::std::mem::align_of::<TriCldOdeDriftParams>() - 8usize];
+    ["Offset of field: TriCldOdeDriftParams::pixels"]
+        [::std::mem::offset_of!(TriCldOdeDriftParams, pixels) - 0usize];
+    ["Offset of field: TriCldOdeDriftParams::c"]
+        [::std::mem::offset_of!(TriCldOdeDriftParams, c) - 8usize];
+    ["Offset of field: TriCldOdeDriftParams::pad"]
+        [::std::mem::offset_of!(TriCldOdeDriftParams, pad) - 12usize];
+    ["Offset of field: TriCldOdeDriftParams::a_xv"]
+        [::std::mem::offset_of!(TriCldOdeDriftParams, a_xv) - 16usize];
+    ["Offset of field: TriCldOdeDriftParams::neg_b"]
+        [::std::mem::offset_of!(TriCldOdeDriftParams, neg_b) - 24usize];
+    ["Offset of field: TriCldOdeDriftParams::c_vv"]
+        [::std::mem::offset_of!(TriCldOdeDriftParams, c_vv) - 32usize];
+    ["Offset of field: TriCldOdeDriftParams::c_vs"]
+        [::std::mem::offset_of!(TriCldOdeDriftParams, c_vs) - 40usize];
+    ["Offset of field: TriCldOdeDriftParams::svv"]
+        [::std::mem::offset_of!(TriCldOdeDriftParams, svv) - 48usize];
+    ["Offset of field: TriCldOdeDriftParams::neg_ell"]
+        [::std::mem::offset_of!(TriCldOdeDriftParams, neg_ell) - 52usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct TriLsgmOdeDriftParams {
+    pub n: u64,
+    pub c: u32,
+    pub ft: f32,
+    pub half_g2: f32,
+    pub sd: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of TriLsgmOdeDriftParams"][::std::mem::size_of::<TriLsgmOdeDriftParams>() - 24usize];
+    ["Alignment of TriLsgmOdeDriftParams"]
+        [::std::mem::align_of::<TriLsgmOdeDriftParams>() - 8usize];
+    ["Offset of field: TriLsgmOdeDriftParams::n"]
+        [::std::mem::offset_of!(TriLsgmOdeDriftParams, n) - 0usize];
+    ["Offset of field: TriLsgmOdeDriftParams::c"]
+        [::std::mem::offset_of!(TriLsgmOdeDriftParams, c) - 8usize];
+    ["Offset of field: TriLsgmOdeDriftParams::ft"]
+        [::std::mem::offset_of!(TriLsgmOdeDriftParams, ft) - 12usize];
+    ["Offset of field: TriLsgmOdeDriftParams::half_g2"]
+        [::std::mem::offset_of!(TriLsgmOdeDriftParams, half_g2) - 16usize];
+    ["Offset of field: TriLsgmOdeDriftParams::sd"]
+        [::std::mem::offset_of!(TriLsgmOdeDriftParams, sd) - 20usize];
 };

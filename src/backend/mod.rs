@@ -13,7 +13,8 @@ pub mod geometry;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::kernels::params::{
-    TriCldEmParams, TriDdganPosteriorParams, TriRandnParams, TriSscsStepParams,
+    TriCldEmParams, TriCldOdeDriftParams, TriDdganPosteriorParams, TriLsgmOdeDriftParams,
+    TriRandnParams, TriSscsStepParams,
 };
 use geometry::{
     Activation, BinaryOp, ChannelAffine, Conv2dGeometry, GroupNormGeometry, LinearGeometry, Nhwc,
@@ -115,6 +116,52 @@ pub trait LayoutOps: Sized {
     fn permute_nchw(x: &Self, s: &Nhwc, to_nhwc: bool) -> Result<Self>;
 }
 
+/// `base + h · Σ_j w_j k_j` over a solver's f64 vectors (one length), each product rounded before it is
+/// added, the sum in j order from −0: a Runge–Kutta stage or step.
+pub struct OdeCombination<'a, W> {
+    pub base: &'a W,
+    pub h: f64,
+    pub terms: &'a [(f64, &'a W)],
+}
+
+/// `Σ_i (h · Σ_j w_j k_j[i] / (atol + rtol · max(|a_i|, |b_i|)))²` with `[a, b] = scale_of`: an
+/// embedded error estimate's squared norm, scaled by the tolerances (SciPy's RK45), before the mean and
+/// the square root the host takes.
+pub struct OdeScaledNorm<'a, W> {
+    pub h: f64,
+    pub terms: &'a [(f64, &'a W)],
+    pub scale_of: [&'a W; 2],
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+/// `kernels/ode.cu`: the ODE solvers' f64 vector arithmetic. `Wide` is the backend's f64 vector.
+pub trait OdeOps: Sized {
+    type Wide;
+    /// An f32 storage widened to f64 (exact).
+    fn ode_widen(x: &Self) -> Result<Self::Wide>;
+    /// The combination rounded to f32 (what the network reads) and, with `keep_wide`, in f64 too.
+    fn ode_combine(
+        c: &OdeCombination<'_, Self::Wide>,
+        keep_wide: bool,
+    ) -> Result<(Self, Option<Self::Wide>)>;
+    fn ode_scaled_sq_sum(n: &OdeScaledNorm<'_, Self::Wide>) -> Result<f64>;
+}
+
+/// `kernels/ode_drift.cu`: the probability-flow drifts from a network's f32 output to an f64
+/// derivative.
+pub trait OdeDriftOps: OdeOps {
+    /// CLD: u `[pixels, 2c]`, alpha `[pixels, c]` (f32) → k `[pixels, 2c]`.
+    fn cld_ode_drift(u: &Self, alpha: &Self, p: &TriCldOdeDriftParams) -> Result<Self::Wide>;
+    /// LSGM: z and eps `[n / c, c]`, mix `[c]` (f32) → k `[n]`.
+    fn lsgm_ode_drift(
+        z: &Self,
+        eps: &Self,
+        mix: &Self,
+        p: &TriLsgmOdeDriftParams,
+    ) -> Result<Self::Wide>;
+}
+
 /// A storage type every op is implemented for: what the ops layer dispatches to (implemented in
 /// `cpu/mod.rs` and `cuda/mod.rs`, so a backend missing an op does not compile).
 /// The state tensors a CLD step reads: x and v (`[pixels, c]` f32 each) and, when the step draws from
@@ -156,5 +203,7 @@ pub trait BackendStorage:
     + AttentionOps
     + ResampleOps
     + LayoutOps
+    + OdeOps
+    + OdeDriftOps
 {
 }

@@ -57,6 +57,14 @@ pub mod params {
     unsafe impl cudarc::driver::DeviceRepr for TriSscsStepParams {}
     // SAFETY: as above.
     unsafe impl cudarc::driver::DeviceRepr for TriCldEmParams {}
+    // SAFETY: as above (the weights are a fixed-size double array inside the struct, passed by value).
+    unsafe impl cudarc::driver::DeviceRepr for TriOdeCombineParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriOdeNormParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriCldOdeDriftParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for TriLsgmOdeDriftParams {}
 }
 
 /// The host builds of the kernels for the CUDA driver emulator (`crates/cuda-emu`): [`emulated::modules`]

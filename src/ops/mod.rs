@@ -15,6 +15,8 @@ mod finite;
 mod flops;
 mod group_norm;
 mod layout;
+pub mod ode;
+mod ode_drift;
 mod philox_normal;
 mod pointwise;
 mod resample;
@@ -34,6 +36,7 @@ pub use group_norm::group_norm;
 pub use layout::{
     channel_mean, concat_channels, crop, nchw_to_nhwc, nhwc_to_nchw, pixel_norm, slice_channels,
 };
+pub use ode_drift::{cld_ode_drift, lsgm_ode_drift, CldOdeDrift, LsgmOdeDrift};
 pub use philox_normal::{randn, randn_into};
 pub use pointwise::{activation, add, binary, channel_affine, mul, AffineArgs};
 pub use resample::{

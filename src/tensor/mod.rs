@@ -3,6 +3,9 @@
 
 use crate::dtype::DType;
 
+mod wide;
+pub use wide::{WideStorage, WideVec};
+
 use crate::backend::cpu::CpuStorage;
 use crate::backend::cuda::CudaStorage;
 use std::sync::Arc;

@@ -170,4 +170,5 @@ pub fn output_text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+pub mod cld_ode_fixture;
 pub mod devices;

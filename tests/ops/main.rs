@@ -22,6 +22,8 @@ mod elementwise;
 mod finite;
 mod group_norm;
 mod layout;
+mod ode;
+mod ode_drift;
 mod philox_normal;
 mod pointwise;
 mod resample;

@@ -13,6 +13,8 @@ mod finite;
 mod gemm;
 mod group_norm;
 mod layout;
+pub(crate) mod ode;
+mod ode_drift;
 mod philox_normal;
 mod pointwise;
 mod resample;

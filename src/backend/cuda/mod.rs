@@ -11,11 +11,15 @@ mod finite;
 mod group_norm;
 mod launch;
 mod layout;
+mod ode;
+mod ode_drift;
 mod philox_normal;
 mod pointwise;
 mod resample;
 mod storage;
+mod wide;
 
 pub use storage::CudaStorage;
+pub use wide::CudaWide;
 
 impl crate::backend::BackendStorage for CudaStorage {}

@@ -16,11 +16,12 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::models::{Config, Ncsnpp};
 use crate::ops;
+use crate::ops::FiniteWatch;
 use crate::ops::UDraw;
-use crate::ops::{check_finite, FiniteWatch};
 use crate::rng::{NoiseKey, NoiseStream};
 use crate::samplers::noise::Noise;
-use crate::tensor::Tensor;
+use crate::samplers::ode::{rk45, TensorSpace, Tolerances};
+use crate::tensor::{Tensor, WideVec};
 
 /// The SDE and sampler settings of a CLD model (official config names).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -355,7 +356,7 @@ pub fn sample(
     let mut v = lin2((1.0 / cfg.m_inv.sqrt()) as f32, &zv, 0.0, &zv)?;
     let mut x = x0;
     if let CldSampler::Ode { rtol, atol } = sampler {
-        return ode(&chain, x, v, rtol, atol, device);
+        return ode(&chain, x, v, rtol, atol);
     }
     let n = n_discrete_steps - 1;
     let tau = cfg.time_grid(n);
@@ -396,57 +397,43 @@ pub fn sample(
     })
 }
 
-/// The probability-flow ODE from τ = 0 to 1 − ε (RK45 over the flattened f64 state; every right-hand
-/// side sees the state and τ rounded to f32, as through the official torchdiffeq SciPy wrapper), then
-/// the state rounded to f32 and denoised.
-fn ode(
-    chain: &Chain<'_>,
-    x: Tensor,
-    v: Tensor,
-    rtol: f64,
-    atol: f64,
-    device: &Device,
-) -> Result<CldSample> {
+/// The probability-flow ODE from τ = 0 to 1 − ε: RK45 over the f64 state on the network's device
+/// (every right-hand side sees the state and τ rounded to f32, as through the official torchdiffeq
+/// SciPy wrapper; the drift is one fused pass into the f64 derivative), then the state rounded to f32
+/// and denoised. The host reads one error norm per step.
+fn ode(chain: &Chain<'_>, x: Tensor, v: Tensor, rtol: f64, atol: f64) -> Result<CldSample> {
     let cfg = chain.cfg;
-    let c = chain.c;
     let u0 = ops::concat_channels(&x, &v)?;
-    let shape = u0.shape().to_vec();
-    let y0: Vec<f64> = u0.to_vec_f32()?.iter().map(|&v| v as f64).collect();
+    let space = TensorSpace {
+        shape: u0.shape().to_vec(),
+    };
     let (f, m_inv) = (cfg.f(), cfg.m_inv);
-    let rhs = |tau: f64, y: &[f64]| -> Result<Vec<f64>> {
-        let tau32 = tau as f32 as f64;
-        let t = 1.0 - tau32;
-        let u32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-        let u = Tensor::from_f32(&u32, &shape, crate::dtype::DType::F32, device)?;
-        // The mixed score in the official f32 operation order, −v/Σ_vv + α·(−ℓ_t): near t = ε both terms
-        // are large and nearly cancel, so the order of roundings shows in the solver's error estimates.
-        let alpha = chain.net.alpha(&u, t as f32)?.to_vec_f32()?;
+    let rhs = |tau: f64, u: &Tensor| -> Result<WideVec> {
+        let t = 1.0 - tau as f32 as f64;
+        let alpha = chain.net.alpha(u, t as f32)?;
         let (svv, neg_ell) = cfg.score_scalars(t)?;
         let b = cfg.beta(t);
-        let mut d = vec![0.0f64; y.len()];
-        for (p, (dp, up)) in d
-            .chunks_exact_mut(2 * c)
-            .zip(u32.chunks_exact(2 * c))
-            .enumerate()
-        {
-            for ch in 0..c {
-                let (xv, vv) = (up[ch] as f64, up[c + ch] as f64);
-                let s = ((-up[c + ch]) / svv + alpha[p * c + ch] * neg_ell) as f64;
-                // Reverse probability-flow drift: -f_x, and -f_v + (2Γβ) s / 2.
-                dp[ch] = -(m_inv * b * vv);
-                dp[c + ch] = -(-b * xv - f * m_inv * b * vv) + (2.0 * f * b) * s * 0.5;
-            }
-        }
-        Ok(d)
+        // Reverse probability-flow drift: −f_x, and −f_v + (2Γβ) s / 2, s the mixed score.
+        let k = ops::CldOdeDrift {
+            svv,
+            neg_ell,
+            a_xv: m_inv * b,
+            neg_b: -b,
+            c_vv: f * m_inv * b,
+            c_vs: 2.0 * f * b,
+        };
+        ops::cld_ode_drift(u, &alpha, &k)
     };
-    let (y, stats) =
-        crate::samplers::ode::rk45::solve(rhs, 0.0, 1.0 - cfg.sampling_eps, &y0, rtol, atol)?;
-    let u32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-    let u = Tensor::from_f32(&u32, &shape, crate::dtype::DType::F32, device)?;
-    check_finite(&u, "u", stats.accepted)?;
+    let tol = Tolerances { atol, rtol };
+    let y0 = ops::ode::widen(&u0)?;
+    let (u, stats) = rk45::solve_in(&space, rhs, 0.0, 1.0 - cfg.sampling_eps, y0, tol)?;
+    // One word read back per watched tensor (a GPU's state is not copied back to be checked).
+    let mut watch = FiniteWatch::new(&["u", "x"]);
+    watch.check(&u, "u", stats.accepted)?;
     let (x, v) = chain.halves(&u)?;
     let (x, v) = chain.em_step(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps, None)?;
-    check_finite(&x, "x", stats.accepted)?;
+    watch.check(&x, "x", stats.accepted)?;
+    watch.finish()?;
     Ok(CldSample {
         x: ops::nhwc_to_nchw(&x)?,
         v: ops::nhwc_to_nchw(&v)?,

@@ -8,17 +8,17 @@
 //! models with lower latent scales (CelebA-HQ), `noise.{k}` for the k-th group the score model does
 //! not produce (Latent, k), multiplied by `vae_temp`.
 
-use super::sde::{mixed_eps, LsgmSde};
+use super::sde::LsgmSde;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::models::nvae::output::{image_from_logits, DecoderDist};
 use crate::models::{Config, Ncsnpp, Nvae};
 use crate::ops;
-use crate::ops::check_finite;
 use crate::rng::NoiseStream;
 use crate::samplers::noise::Noise;
-use crate::tensor::Tensor;
+use crate::samplers::ode::{rk4, rk45, TensorSpace, Tolerances};
+use crate::tensor::{Tensor, WideVec};
 
 /// LSGM's sampling settings (official args and evaluation settings).
 #[derive(Clone, Copy, Debug)]
@@ -137,122 +137,50 @@ pub fn sample_latent(
         // Without mixed prediction the network's ε′ is used as is: a = 1.
         None => vec![f32::INFINITY; c],
     };
-    let shape = vec![batch, h, w, c];
     let z1 = noise.image("prior.z", NoiseStream::Prior, 0, [batch, h, w, c], device)?;
-    if let (LsgmSolver::Rk4 { steps }, true) = (solver, device.is_cuda()) {
-        return rk4_on_device(score, cfg, &logit, z1, steps);
-    }
-    let y0: Vec<f64> = z1
-        .to_vec_f32()?
-        .iter()
-        .map(|&v| (cfg.temp * v) as f64)
-        .collect();
+    // z(1) = temp · noise in f32, then the solver's f64 state.
+    let mut z = z1.to_device(device)?;
+    ops::axpby(0.0, &z1, cfg.temp, &mut z)?;
+    let y0 = ops::ode::widen(&z)?;
+    // The mixing weight per channel, as `mixed_eps` computes it.
+    let mix: Vec<f32> = logit.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect();
+    let mix = Tensor::from_f32(&mix, &[c], DType::F32, device)?;
     let sde = cfg.sde;
     // The solver's variable is τ = −t (torchdiffeq flips the decreasing grid): dy/dτ = −drift(−τ).
-    let rhs = |tau: f64, y: &[f64]| -> Result<Vec<f64>> {
-        let t = -(tau as f32);
-        let z32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-        let z = Tensor::from_f32(&z32, &shape, DType::F32, device)?;
-        let eps = score.eps(&z, t)?.to_vec_f32()?;
-        let var = sde.var(t);
-        let g2 = sde.g2(t);
-        let (ft, half_g2, sd) = (-0.5 * g2, 0.5 * g2, var.sqrt());
-        Ok(z32
-            .iter()
-            .zip(&eps)
-            .enumerate()
-            .map(|(i, (&zv, &ev))| {
-                let e = mixed_eps(ev, zv, logit[i % c], var);
-                (-(ft * zv + half_g2 * e / sd)) as f64
-            })
-            .collect())
-    };
-    let t1 = -((cfg.ode_eps as f32) as f64);
-    let (y, nfe, steps) = match solver {
-        LsgmSolver::Rk45 => {
-            let (y, st) = crate::samplers::ode::rk45::solve(
-                rhs,
-                -1.0,
-                t1,
-                &y0,
-                cfg.ode_solver_tol,
-                cfg.ode_solver_tol,
-            )?;
-            (y, st.nfev, st.accepted)
-        }
-        LsgmSolver::Rk4 { steps } => {
-            let (y, nfe) = crate::samplers::ode::rk4::solve(rhs, -1.0, t1, &y0, steps)?;
-            (y, nfe, steps)
-        }
-    };
-    let z32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-    let z = Tensor::from_f32(&z32, &[batch, h, w, c], DType::F32, device)?;
-    check_finite(&z, "z", steps)?;
-    Ok((z, nfe))
-}
-
-/// The latent ODE with RK4 on a GPU, the state never leaving it: per evaluation the network call and
-/// the drift as two per-channel affine maps and a sum, per step the RK4 combinations as axpby passes; the
-/// host uploads only the c-value drift coefficients of each evaluation (nothing is read back until the
-/// end). The state is f32 where the host solver's is f64: the CPU run is the reference, and a
-/// step's rounding differs by fp32 ulps (`tests/cuda_sample.rs` compares the two).
-fn rk4_on_device(
-    score: &dyn LatentScore,
-    cfg: &LsgmConfig,
-    logit: &[f32],
-    z1: Tensor,
-    steps: usize,
-) -> Result<(Tensor, usize)> {
-    let device = z1.device();
-    let c = logit.len();
-    let sde = cfg.sde;
-    // y(τ) with τ = −t from −1 to −ode_eps (the host solver's variable); dy/dτ = −drift(−τ).
-    let (t0, t1) = (-1.0f64, -((cfg.ode_eps as f32) as f64));
-    let mut y = z1;
-    let y_in = y.to_device(&device)?;
-    ops::axpby(0.0, &y_in, cfg.temp, &mut y)?;
-    let alpha: Vec<f32> = logit.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect();
-    let rhs = |tau: f64, z: &Tensor| -> Result<Tensor> {
+    let rhs = |tau: f64, z: &Tensor| -> Result<WideVec> {
         let t = -(tau as f32);
         let eps = score.eps(z, t)?;
         let (var, g2) = (sde.var(t), sde.g2(t));
-        let (ft, half_g2, sd) = (-0.5 * g2, 0.5 * g2, var.sqrt());
-        // −(ft z + ½g² e / sd) with e = α eps + (1 − α) sd z, α = sigmoid(logit) per channel.
-        let a_z: Vec<f32> = alpha.iter().map(|&a| -(ft + half_g2 * (1.0 - a))).collect();
-        let a_eps: Vec<f32> = alpha.iter().map(|&a| -(half_g2 * a / sd)).collect();
-        let vec = |v: &[f32]| Tensor::from_f32(v, &[c], DType::F32, &device);
-        let (sz, se) = (vec(&a_z)?, vec(&a_eps)?);
-        let scaled = |x: &Tensor, s: &Tensor| {
-            let args = ops::AffineArgs {
-                center: None,
-                scale: Some(s),
-                shift: None,
-            };
-            ops::channel_affine(x, &args, ops::Activation::Identity)
+        let k = ops::LsgmOdeDrift {
+            ft: -0.5 * g2,
+            half_g2: 0.5 * g2,
+            sd: var.sqrt(),
         };
-        ops::add(&scaled(z, &sz)?, &scaled(&eps, &se)?)
+        ops::lsgm_ode_drift(z, &eps, &mix, &k)
     };
-    let mut watch = ops::FiniteWatch::new(&["dz"]);
-    let h = (t1 - t0) / steps as f64;
-    let shifted = |y: &Tensor, k: &Tensor, a: f64| -> Result<Tensor> {
-        let mut out = y.to_device(&y.device())?;
-        ops::axpby(a as f32, k, 1.0, &mut out)?;
-        Ok(out)
+    let space = TensorSpace {
+        shape: vec![batch, h, w, c],
     };
-    for s in 0..steps {
-        let t = t0 + (t1 - t0) * s as f64 / steps as f64;
-        let k1 = rhs(t, &y)?;
-        let k2 = rhs(t + 0.5 * h, &shifted(&y, &k1, 0.5 * h)?)?;
-        let k3 = rhs(t + 0.5 * h, &shifted(&y, &k2, 0.5 * h)?)?;
-        let k4 = rhs(t + h, &shifted(&y, &k3, h)?)?;
-        for (k, w) in [(&k1, 1.0), (&k2, 2.0), (&k3, 2.0), (&k4, 1.0)] {
-            watch.check(k, "dz", s)?;
-            ops::axpby((h / 6.0 * w) as f32, k, 1.0, &mut y)?;
+    let t1 = -((cfg.ode_eps as f32) as f64);
+    let (z, nfe, steps) = match solver {
+        LsgmSolver::Rk45 => {
+            let tol = Tolerances {
+                atol: cfg.ode_solver_tol,
+                rtol: cfg.ode_solver_tol,
+            };
+            let (z, st) = rk45::solve_in(&space, rhs, -1.0, t1, y0, tol)?;
+            (z, st.nfev, st.accepted)
         }
-    }
+        LsgmSolver::Rk4 { steps } => {
+            let (z, nfe) = rk4::solve_in(&space, rhs, -1.0, t1, y0, steps)?;
+            (z, nfe, steps)
+        }
+    };
+    // One word read back (the latent is not copied back to be checked).
+    let mut watch = ops::FiniteWatch::new(&["z"]);
+    watch.check(&z, "z", steps)?;
     watch.finish()?;
-    check_finite(&y, "z", steps)?;
-    Ok((y, 4 * steps))
+    Ok((z, nfe))
 }
 
 /// Samples a batch: latent ODE, then decoder.

@@ -1,8 +1,11 @@
 //! Dormand–Prince RK45 with SciPy's `RK45` step-size controller, initial-step heuristic and end-point
 //! dense output: the solver behind the official probability-flow ODE samplers (CLD through
 //! torchdiffeq's SciPy wrapper, LSGM through `solve_ivp`), reproduced so that the number of function
-//! evaluations (NFE) matches theirs. State in f64, on the host, as there.
+//! evaluations (NFE) matches theirs. State in f64, as there, wherever the [`OdeSpace`] keeps it: per
+//! step the host reads one number, the error norm its step-size controller needs (three more before
+//! the first step, for the initial step size).
 
+use super::space::{HostSpace, OdeSpace, Tolerances};
 use crate::error::{Error, Result};
 
 const C: [f64; 6] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0];
@@ -96,10 +99,6 @@ pub struct Rk45Stats {
     pub rejected: usize,
 }
 
-fn rms(a: impl Iterator<Item = f64>, n: usize) -> f64 {
-    (a.map(|v| v * v).sum::<f64>() / n.max(1) as f64).sqrt()
-}
-
 /// Integrates dy/dt = f(t, y) from `t0` to `t1` (either direction) and returns y(t1) as SciPy's RK45
 /// does for `t_eval = [t0, t1]` (the last step's dense output at t1), with the evaluation count.
 pub fn solve(
@@ -110,6 +109,20 @@ pub fn solve(
     rtol: f64,
     atol: f64,
 ) -> Result<(Vec<f64>, Rk45Stats)> {
+    let tol = Tolerances { atol, rtol };
+    solve_in(&HostSpace, |t, y| f(t, y), t0, t1, y0.to_vec(), tol)
+}
+
+/// [`solve`] in `space`: `f` maps a point (the state as the model reads it) to the derivative.
+pub fn solve_in<S: OdeSpace>(
+    space: &S,
+    mut f: impl FnMut(f64, &S::Point) -> Result<S::Vector>,
+    t0: f64,
+    t1: f64,
+    y0: S::Vector,
+    tol: Tolerances,
+) -> Result<(S::Point, Rk45Stats)> {
+    let Tolerances { atol, rtol } = tol;
     if !(rtol > 0.0 && atol > 0.0 && t0.is_finite() && t1.is_finite()) {
         return Err(Error::InvalidParam {
             op: "rk45",
@@ -118,55 +131,39 @@ pub fn solve(
             found: format!("{rtol}, {atol}, {t0}, {t1}"),
         });
     }
-    let n = y0.len();
+    let n = space.len(&y0);
     let mut stats = Rk45Stats::default();
-    let mut eval = |t: f64, y: &[f64], stats: &mut Rk45Stats| -> Result<Vec<f64>> {
+    let mut eval = |t: f64, y: &S::Point, stats: &mut Rk45Stats| -> Result<S::Vector> {
         stats.nfev += 1;
         let d = f(t, y)?;
-        if d.len() != n {
+        if space.len(&d) != n {
             return Err(Error::InvalidParam {
                 op: "rk45",
                 what: "right-hand side",
                 rule: "the state's length",
-                found: format!("{} values for a state of {n}", d.len()),
+                found: format!("{} values for a state of {n}", space.len(&d)),
             });
         }
         Ok(d)
     };
-    let direction = if t1 > t0 {
-        1.0
-    } else if t1 < t0 {
-        -1.0
-    } else {
-        1.0
-    };
-    let mut y = y0.to_vec();
-    let mut fy = eval(t0, &y, &mut stats)?;
+    let rms = |sq_sum: f64| (sq_sum / n.max(1) as f64).sqrt();
+    let direction = if t1 >= t0 { 1.0 } else { -1.0 };
+    let mut y = y0;
+    let mut fy = eval(t0, &space.point(&y, 0.0, &[])?, &mut stats)?;
 
-    // Initial step (Hairer's heuristic, one extra evaluation).
+    // Initial step (Hairer's heuristic, one extra evaluation), scaled by atol + rtol·|y0|.
     let span = (t1 - t0).abs();
-    let scale: Vec<f64> = y.iter().map(|v| atol + v.abs() * rtol).collect();
-    let d0 = rms(y.iter().zip(&scale).map(|(a, s)| a / s), n);
-    let d1 = rms(fy.iter().zip(&scale).map(|(a, s)| a / s), n);
+    let d0 = rms(space.scaled_sq_sum(1.0, &[(1.0, &y)], [&y, &y], tol)?);
+    let d1 = rms(space.scaled_sq_sum(1.0, &[(1.0, &fy)], [&y, &y], tol)?);
     let h0 = if d0 < 1e-5 || d1 < 1e-5 {
         1e-6
     } else {
         0.01 * d0 / d1
     }
     .min(span);
-    let y1: Vec<f64> = y
-        .iter()
-        .zip(&fy)
-        .map(|(a, d)| a + h0 * direction * d)
-        .collect();
+    let y1 = space.point(&y, h0 * direction, &[(1.0, &fy)])?;
     let f1 = eval(t0 + h0 * direction, &y1, &mut stats)?;
-    let d2 = rms(
-        f1.iter()
-            .zip(&fy)
-            .zip(&scale)
-            .map(|((a, b), s)| (a - b) / s),
-        n,
-    ) / h0;
+    let d2 = rms(space.scaled_sq_sum(1.0, &[(1.0, &f1), (-1.0, &fy)], [&y, &y], tol)?) / h0;
     let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
         (h0 * 1e-3).max(1e-6)
     } else {
@@ -174,9 +171,10 @@ pub fn solve(
     };
     let mut h_abs = (100.0 * h0).min(h1).min(span);
 
-    let mut k: Vec<Vec<f64>> = vec![vec![0.0; n]; 7];
     let mut t = t0;
-    let mut last: Option<(f64, Vec<f64>)> = None;
+    let mut point = None;
+    // The step that reached t1: (t, y, its seven stage derivatives), for the dense output.
+    let mut last: Option<(f64, S::Vector, [S::Vector; 6])> = None;
     while direction * (t - t1) < 0.0 {
         let next_up = if direction > 0.0 {
             f64_next_up(t)
@@ -186,7 +184,7 @@ pub fn solve(
         let min_step = 10.0 * (next_up - t).abs();
         h_abs = h_abs.max(min_step);
         let mut rejected = false;
-        let (t_new, y_new, f_new) = loop {
+        let (t_new, y_new, p_new, f_new, stages) = loop {
             if h_abs < min_step {
                 return Err(Error::InvalidParam {
                     op: "rk45",
@@ -201,25 +199,31 @@ pub fn solve(
             }
             let h = t_new - t;
             h_abs = h.abs();
-            k[0].copy_from_slice(&fy);
+            // k_0 = f(y) (first same as last), k_1..k_5 the stages.
+            let mut ks: Vec<S::Vector> = Vec::with_capacity(5);
             for s in 1..6 {
-                let ys: Vec<f64> = (0..n)
-                    .map(|i| y[i] + h * (0..s).map(|j| k[j][i] * A[s][j]).sum::<f64>())
+                let terms: Vec<(f64, &S::Vector)> = std::iter::once(&fy)
+                    .chain(&ks)
+                    .enumerate()
+                    .map(|(j, k)| (A[s][j], k))
                     .collect();
-                k[s] = eval(t + C[s] * h, &ys, &mut stats)?;
+                let stage = space.point(&y, h, &terms)?;
+                ks.push(eval(t + C[s] * h, &stage, &mut stats)?);
             }
-            let y_new: Vec<f64> = (0..n)
-                .map(|i| y[i] + h * (0..6).map(|j| k[j][i] * B[j]).sum::<f64>())
+            let terms: Vec<(f64, &S::Vector)> = std::iter::once(&fy)
+                .chain(&ks)
+                .enumerate()
+                .map(|(j, k)| (B[j], k))
                 .collect();
-            let f_new = eval(t + h, &y_new, &mut stats)?;
-            k[6].copy_from_slice(&f_new);
-            let err = rms(
-                (0..n).map(|i| {
-                    let e = (0..7).map(|j| k[j][i] * E[j]).sum::<f64>() * h;
-                    e / (atol + y[i].abs().max(y_new[i].abs()) * rtol)
-                }),
-                n,
-            );
+            let (y_new, p_new) = space.step(&y, h, &terms)?;
+            let f_new = eval(t + h, &p_new, &mut stats)?;
+            let terms: Vec<(f64, &S::Vector)> = std::iter::once(&fy)
+                .chain(&ks)
+                .chain(std::iter::once(&f_new))
+                .enumerate()
+                .map(|(j, k)| (E[j], k))
+                .collect();
+            let err = rms(space.scaled_sq_sum(h, &terms, [&y, &y_new], tol)?);
             if !err.is_finite() {
                 return Err(Error::NonFinite {
                     tensor: "ODE state".into(),
@@ -237,34 +241,49 @@ pub fn solve(
                 }
                 h_abs *= factor;
                 stats.accepted += 1;
-                break (t_new, y_new, f_new);
+                break (t_new, y_new, p_new, f_new, ks);
             }
             h_abs *= MIN_FACTOR.max(SAFETY * err.powf(ERR_EXP));
             rejected = true;
             stats.rejected += 1;
         };
-        last = Some((t, std::mem::replace(&mut y, y_new)));
+        let y_old = std::mem::replace(&mut y, y_new);
+        let f_old = std::mem::replace(&mut fy, f_new);
+        // Only the step that ends at t1 is interpolated; the others' stages are dropped at once.
+        if direction * (t_new - t1) >= 0.0 {
+            let Ok([k1, k2, k3, k4, k5]) = <[S::Vector; 5]>::try_from(stages) else {
+                return Err(Error::InvalidParam {
+                    op: "rk45",
+                    what: "stages",
+                    rule: "five per step",
+                    found: "another count".into(),
+                });
+            };
+            last = Some((t, y_old, [f_old, k1, k2, k3, k4, k5]));
+        }
         t = t_new;
-        fy = f_new;
+        point = Some(p_new);
     }
-    let Some((t_old, y_old)) = last else {
-        return Ok((y, stats));
+    let Some((t_old, y_old, k)) = last else {
+        // t0 == t1: no step; the initial state.
+        return Ok((point.map_or_else(|| space.point(&y, 0.0, &[]), Ok)?, stats));
     };
-    // Dense output of the last step at t1: y_old + hd · Σ_j Q_j x^(j+1), Q = Kᵀ P.
+    // Dense output of the last step at t1: y_old + hd · Σ_s k_s Σ_j P[s][j] x^(j+1) (Shampine's
+    // interpolant over the seven stages, k_6 = f(y_new) = fy).
     let hd = t - t_old;
     let x = (t1 - t_old) / hd;
     let powers = [x, x * x, x * x * x, x * x * x * x];
-    let y_end = (0..n)
-        .map(|i| {
-            let mut acc = 0.0;
-            for (j, pw) in powers.iter().enumerate() {
-                let q: f64 = (0..7).map(|s| k[s][i] * P[s][j]).sum();
-                acc += q * pw;
-            }
-            y_old[i] + hd * acc
-        })
+    let w: Vec<f64> = P
+        .iter()
+        .map(|row| row.iter().zip(&powers).map(|(p, pw)| p * pw).sum())
         .collect();
-    Ok((y_end, stats))
+    let terms: Vec<(f64, &S::Vector)> = k
+        .iter()
+        .chain(std::iter::once(&fy))
+        .zip(&w)
+        .map(|(k, &w)| (w, k))
+        .collect();
+    Ok((space.point(&y_old, hd, &terms)?, stats))
 }
 
 fn f64_next_up(x: f64) -> f64 {
