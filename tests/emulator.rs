@@ -896,3 +896,126 @@ fn synccheck_catches_a_mask_naming_lanes_the_block_does_not_have() {
         ],
     );
 }
+
+/// Stream capture records instead of running, in order; a graph replays its nodes on current memory
+/// (pointers and arguments fixed at capture), each replay counted as one graph launch and none of its
+/// kernels as host launches.
+#[test]
+fn a_captured_stream_records_in_order_and_its_graph_replays() {
+    let Some(e) = emu("a_captured_stream_records_in_order_and_its_graph_replays") else {
+        return;
+    };
+    let x = e.upload(&[2.0; 256]);
+    let mut y = e.upload(&[7.0; 256]);
+    let mut w = e.zeros::<f32>(256);
+    let f = e.f("copy_f32");
+    let n = 256u32;
+    let before = trilemma_cuda_emu::stats();
+    e.stream
+        .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+        .unwrap();
+    assert_eq!(
+        e.stream.capture_status().unwrap(),
+        sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_ACTIVE
+    );
+    // memset y, copy x into y, then y into w: each node sees the one before it.
+    e.stream.memset_zeros(&mut y).unwrap();
+    // SAFETY: (const float*, float*, unsigned).
+    unsafe {
+        e.stream
+            .launch_builder(&f)
+            .arg(&x)
+            .arg(&mut y)
+            .arg(&n)
+            .launch(cfg(1, 256))
+    }
+    .unwrap();
+    e.stream.memcpy_dtod(&y, &mut w).unwrap();
+    let graph = e
+        .stream
+        .end_capture(sys::CUgraphInstantiate_flags(0))
+        .unwrap()
+        .expect("a graph");
+    assert_eq!(
+        e.stream.capture_status().unwrap(),
+        sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE
+    );
+    // Nothing ran during the capture.
+    assert_eq!(e.stream.clone_dtoh(&y).unwrap(), vec![7.0; 256]);
+    assert_eq!(e.stream.clone_dtoh(&w).unwrap(), vec![0.0; 256]);
+    let captured = trilemma_cuda_emu::stats().since(&before);
+    assert_eq!(captured.launches.get("copy_f32"), None, "{captured:?}");
+    assert_eq!(captured.graph_launches, 0);
+    // The replay reads memory as it is at replay time.
+    e.stream.memcpy_htod(&[5.0f32; 256], &mut y).unwrap();
+    let x5 = e.upload(&[5.0; 256]);
+    e.stream.memcpy_dtod(&x5, &mut w).unwrap();
+    let mut x = x;
+    e.stream.memcpy_htod(&[3.0f32; 256], &mut x).unwrap();
+    let mark = trilemma_cuda_emu::stats();
+    graph.launch().unwrap();
+    graph.launch().unwrap();
+    e.sync().unwrap();
+    let replayed = trilemma_cuda_emu::stats().since(&mark);
+    assert_eq!(replayed.graph_launches, 2, "{replayed:?}");
+    assert_eq!(replayed.launches.get("copy_f32"), None, "{replayed:?}");
+    assert_eq!(e.stream.clone_dtoh(&y).unwrap(), vec![3.0; 256]);
+    assert_eq!(e.stream.clone_dtoh(&w).unwrap(), vec![3.0; 256]);
+}
+
+/// What a capture cannot hold fails with the driver's code and invalidates the capture, whose end
+/// then reports CUDA_ERROR_STREAM_CAPTURE_INVALIDATED; the context stays usable.
+#[test]
+fn what_a_capture_cannot_hold_invalidates_it_with_the_drivers_codes() {
+    let Some(e) = emu("what_a_capture_cannot_hold_invalidates_it_with_the_drivers_codes") else {
+        return;
+    };
+    use sys::cudaError_enum as C;
+    let x = e.upload(&[1.0; 64]);
+    let begin = |mode| e.stream.begin_capture(mode).unwrap();
+    let end = || e.stream.end_capture(sys::CUgraphInstantiate_flags(0));
+    let invalidated = |what: &str| {
+        assert_eq!(
+            e.stream.capture_status().unwrap(),
+            sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_INVALIDATED,
+            "{what}"
+        );
+        let err = end().map(|_| ()).unwrap_err();
+        assert_eq!(
+            code(&err),
+            C::CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
+            "{what}"
+        );
+    };
+    let global = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_GLOBAL;
+    // A device-to-host copy into pageable memory.
+    begin(global);
+    let err = e.stream.clone_dtoh(&x).unwrap_err();
+    assert_eq!(code(&err), C::CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+    invalidated("copy to the host");
+    // A host-to-device copy from pageable memory.
+    let mut y = e.zeros::<f32>(64);
+    begin(global);
+    let err = e.stream.memcpy_htod(&[2.0f32; 64], &mut y).unwrap_err();
+    assert_eq!(code(&err), C::CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+    invalidated("copy from the host");
+    // A synchronize of the capturing stream.
+    begin(global);
+    let err = e.sync().unwrap_err();
+    assert_eq!(code(&err), C::CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+    invalidated("synchronize");
+    // An allocation.
+    begin(global);
+    assert!(e.stream.alloc_zeros::<f32>(1 << 20).is_err());
+    invalidated("allocation");
+    // Begin twice, end without a capture.
+    begin(global);
+    let err = e.stream.begin_capture(global).unwrap_err();
+    assert_eq!(code(&err), C::CUDA_ERROR_ILLEGAL_STATE);
+    assert!(end().unwrap().is_some());
+    let err = end().map(|_| ()).unwrap_err();
+    assert_eq!(code(&err), C::CUDA_ERROR_ILLEGAL_STATE);
+    // Nothing was sticky: the context still copies and synchronizes.
+    assert_eq!(e.stream.clone_dtoh(&x).unwrap(), vec![1.0; 64]);
+    e.sync().unwrap();
+}

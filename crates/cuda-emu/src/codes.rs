@@ -17,6 +17,11 @@ pub const ILLEGAL_INSTRUCTION: i32 = 715;
 pub const MISALIGNED_ADDRESS: i32 = 716;
 pub const LAUNCH_FAILED: i32 = 719;
 pub const NOT_SUPPORTED: i32 = 801;
+pub const ILLEGAL_STATE: i32 = 401;
+pub const STREAM_CAPTURE_UNSUPPORTED: i32 = 900;
+pub const STREAM_CAPTURE_INVALIDATED: i32 = 901;
+pub const STREAM_CAPTURE_IMPLICIT: i32 = 906;
+pub const STREAM_CAPTURE_WRONG_THREAD: i32 = 908;
 
 /// The name of a code this emulator returns (`CUDA_ERROR_ILLEGAL_ADDRESS`), or None.
 pub fn error_name(code: i32) -> Option<&'static str> {
@@ -93,6 +98,31 @@ pub fn c_strings(code: i32) -> Option<(&'static [u8], &'static [u8])> {
             LAUNCH_FAILED,
             b"CUDA_ERROR_LAUNCH_FAILED\0",
             b"unspecified launch failure\0",
+        ),
+        (
+            ILLEGAL_STATE,
+            b"CUDA_ERROR_ILLEGAL_STATE\0",
+            b"the operation cannot be performed in the present state\0",
+        ),
+        (
+            STREAM_CAPTURE_UNSUPPORTED,
+            b"CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED\0",
+            b"operation not permitted when stream is capturing\0",
+        ),
+        (
+            STREAM_CAPTURE_INVALIDATED,
+            b"CUDA_ERROR_STREAM_CAPTURE_INVALIDATED\0",
+            b"operation failed due to a previous error during capture\0",
+        ),
+        (
+            STREAM_CAPTURE_IMPLICIT,
+            b"CUDA_ERROR_STREAM_CAPTURE_IMPLICIT\0",
+            b"operation would make the legacy stream depend on a capturing blocking stream\0",
+        ),
+        (
+            STREAM_CAPTURE_WRONG_THREAD,
+            b"CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD\0",
+            b"attempt to terminate a thread-local capture sequence from another thread\0",
         ),
         (
             NOT_SUPPORTED,

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::codes::*;
 use crate::config;
 use crate::exec::{self, Fault, FaultKind, Launch};
+use crate::graph::{self, Capture, ExecHandle, GraphHandle, Node};
 use crate::memory;
 use crate::registry::{self, KernelInfo, Module};
 use crate::stats::{self, Dir};
@@ -33,6 +34,8 @@ struct Context {
 
 struct Stream {
     ctx: *const Context,
+    /// The capture in progress on this stream (graph.rs).
+    capture: Mutex<Option<Capture>>,
 }
 
 struct ModuleHandle {
@@ -131,6 +134,52 @@ fn stream_ctx(stream: *mut c_void) -> Result<&'static Context, i32> {
     match ctx.sticky.load(Ordering::Acquire) {
         SUCCESS => Ok(ctx),
         e => Err(e),
+    }
+}
+
+/// The live stream behind a non-null handle (None: the legacy stream, or not a stream).
+fn stream_of(s: *mut c_void) -> Option<&'static Stream> {
+    if s.is_null() || !live(&STREAMS, s as usize) {
+        return None;
+    }
+    // SAFETY: a live stream handle is a Box<Stream> we created and have not freed.
+    Some(unsafe { &*(s as *const Stream) })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Invalidates the captures of `streams` (a call on this thread broke them) and returns `code`.
+fn break_captures(streams: &[usize], code: i32, why: &str) -> i32 {
+    for &h in streams {
+        if let Some(st) = stream_of(h as *mut c_void) {
+            if let Some(c) = lock(&st.capture).as_mut() {
+                graph::broken(c, code, why.to_string());
+            }
+        }
+    }
+    code
+}
+
+/// A call the driver forbids while a capture it collides with is active (an allocation, a context
+/// synchronize): the capture's code, after invalidating it; None: allowed.
+fn unsafe_during_capture(what: &str) -> Option<i32> {
+    let hit = graph::colliding_captures();
+    (!hit.is_empty()).then(|| break_captures(&hit, STREAM_CAPTURE_UNSUPPORTED, what))
+}
+
+/// How work queued on stream `s` proceeds: `Some(code)` when it was recorded into, refused by or
+/// breaks a capture (`record` decides for a capturing stream; the legacy stream may not join a
+/// capture that forbids it); None: run it now.
+fn captured(s: *mut c_void, what: &str, record: impl FnOnce(&mut Capture) -> i32) -> Option<i32> {
+    match stream_of(s) {
+        Some(st) => lock(&st.capture).as_mut().map(record),
+        None if s.is_null() => {
+            let hit = graph::colliding_captures();
+            (!hit.is_empty()).then(|| break_captures(&hit, STREAM_CAPTURE_IMPLICIT, what))
+        }
+        None => None,
     }
 }
 
@@ -372,6 +421,9 @@ unsafe extern "C" fn cuCtxGetDevice(d: *mut i32) -> i32 {
 
 unsafe extern "C" fn cuCtxSynchronize() -> i32 {
     check!(current());
+    if let Some(code) = unsafe_during_capture("cuCtxSynchronize") {
+        return code;
+    }
     stats::synchronization();
     SUCCESS
 }
@@ -390,7 +442,10 @@ unsafe extern "C" fn cuStreamCreate(s: *mut *mut c_void, flags: u32) -> i32 {
     if flags > 1 {
         return INVALID_VALUE;
     }
-    let h = Box::into_raw(Box::new(Stream { ctx })) as usize;
+    let h = Box::into_raw(Box::new(Stream {
+        ctx,
+        capture: Mutex::new(None),
+    })) as usize;
     insert(&STREAMS, h);
     *s = h as *mut c_void;
     SUCCESS
@@ -398,12 +453,26 @@ unsafe extern "C" fn cuStreamCreate(s: *mut *mut c_void, flags: u32) -> i32 {
 
 unsafe extern "C" fn cuStreamSynchronize(s: *mut c_void) -> i32 {
     check!(stream_ctx(s));
+    let refuse = |c: &mut Capture| {
+        let why = "cuStreamSynchronize of the capturing stream".to_string();
+        graph::broken(c, STREAM_CAPTURE_UNSUPPORTED, why)
+    };
+    if let Some(code) = captured(s, "cuStreamSynchronize of the legacy stream", refuse) {
+        return code;
+    }
     stats::synchronization();
     SUCCESS
 }
 
 unsafe extern "C" fn cuStreamQuery(s: *mut c_void) -> i32 {
     check!(stream_ctx(s));
+    let refuse = |c: &mut Capture| {
+        let why = "cuStreamQuery of the capturing stream".to_string();
+        graph::broken(c, STREAM_CAPTURE_UNSUPPORTED, why)
+    };
+    if let Some(code) = captured(s, "cuStreamQuery of the legacy stream", refuse) {
+        return code;
+    }
     SUCCESS
 }
 
@@ -411,6 +480,7 @@ unsafe extern "C" fn cuStreamDestroy_v2(s: *mut c_void) -> i32 {
     if s.is_null() || !remove(&STREAMS, s as usize) {
         return INVALID_HANDLE;
     }
+    graph::deactivate(s as usize);
     // SAFETY: the handle was live (just removed from the set), so it is our Box, freed once.
     drop(Box::from_raw(s as *mut Stream));
     SUCCESS
@@ -424,6 +494,9 @@ fn alloc_on(ctx: &Context, bytes: usize) -> Result<u64, i32> {
 unsafe extern "C" fn cuMemAlloc_v2(p: *mut u64, bytes: usize) -> i32 {
     let p = out!(p);
     let ctx = check!(current());
+    if let Some(code) = unsafe_during_capture("cuMemAlloc") {
+        return code;
+    }
     if bytes == 0 {
         return INVALID_VALUE;
     }
@@ -434,6 +507,9 @@ unsafe extern "C" fn cuMemAlloc_v2(p: *mut u64, bytes: usize) -> i32 {
 unsafe extern "C" fn cuMemAllocAsync(p: *mut u64, bytes: usize, s: *mut c_void) -> i32 {
     let p = out!(p);
     let ctx = check!(stream_ctx(s));
+    if let Some(code) = captured(s, "cuMemAllocAsync on the legacy stream", no_memory_nodes) {
+        return code;
+    }
     *p = check!(alloc_on(ctx, bytes));
     SUCCESS
 }
@@ -450,11 +526,24 @@ fn free_ptr(p: u64) -> i32 {
 
 unsafe extern "C" fn cuMemFree_v2(p: u64) -> i32 {
     check!(current());
+    if let Some(code) = unsafe_during_capture("cuMemFree") {
+        return code;
+    }
     free_ptr(p)
+}
+
+/// A stream-ordered allocation or free on a capturing stream (the driver makes a memory node; the
+/// emulator does not emulate those).
+fn no_memory_nodes(c: &mut Capture) -> i32 {
+    let why = "a stream-ordered allocation or free (memory nodes are not emulated)".to_string();
+    graph::broken(c, NOT_SUPPORTED, why)
 }
 
 unsafe extern "C" fn cuMemFreeAsync(p: u64, s: *mut c_void) -> i32 {
     check!(stream_ctx(s));
+    if let Some(code) = captured(s, "cuMemFreeAsync on the legacy stream", no_memory_nodes) {
+        return code;
+    }
     free_ptr(p)
 }
 
@@ -476,6 +565,18 @@ fn device_range(what: &str, p: u64, n: usize) -> Result<(), i32> {
 unsafe fn memset(p: u64, value: u8, n: usize, s: *mut c_void) -> i32 {
     check!(stream_ctx(s));
     check!(device_range("memset", p, n));
+    let record = |c: &mut Capture| {
+        c.nodes.push(Node::Memset {
+            ptr: p,
+            value: value as u32,
+            elem: 1,
+            count: n,
+        });
+        SUCCESS
+    };
+    if let Some(code) = captured(s, "a memset on the legacy stream", record) {
+        return code;
+    }
     // SAFETY: device_range checked that [p, p + n) is addressable device memory in the reserve.
     std::ptr::write_bytes(p as *mut u8, value, n);
     SUCCESS
@@ -495,6 +596,18 @@ unsafe extern "C" fn cuMemsetD32Async(p: u64, v: u32, n: usize, s: *mut c_void) 
         return INVALID_VALUE;
     };
     check!(device_range("memset", p, bytes));
+    let record = |c: &mut Capture| {
+        c.nodes.push(Node::Memset {
+            ptr: p,
+            value: v,
+            elem: 4,
+            count: n,
+        });
+        SUCCESS
+    };
+    if let Some(code) = captured(s, "a memset on the legacy stream", record) {
+        return code;
+    }
     // SAFETY: [p, p + 4n) is addressable device memory (checked above) and p is 4-byte aligned.
     std::slice::from_raw_parts_mut(p as *mut u32, n).fill(v);
     SUCCESS
@@ -512,6 +625,22 @@ unsafe fn copy(dir: Dir, dst: u64, src: u64, n: usize, s: *mut c_void) -> i32 {
     }
     if n > 0 && (dst == 0 || src == 0) {
         return INVALID_VALUE;
+    }
+    let record = |c: &mut Capture| match dir {
+        Dir::DtoD => {
+            c.nodes.push(Node::CopyDtoD { dst, src, bytes: n });
+            SUCCESS
+        }
+        // No host memory here is page-locked (cuMemHostAlloc is not emulated): a capture cannot
+        // hold a copy from or to pageable memory.
+        _ => graph::broken(
+            c,
+            STREAM_CAPTURE_UNSUPPORTED,
+            "a copy to or from pageable host memory".to_string(),
+        ),
+    };
+    if let Some(code) = captured(s, "a copy on the legacy stream", record) {
+        return code;
     }
     stats::copy(dir, n);
     if n > 0 {
@@ -819,32 +948,250 @@ unsafe extern "C" fn cuLaunchKernel(
         eprintln!("cuda-emu: {why}");
         return code;
     }
+    if let Err(fault) = check_pointer_params(k, params) {
+        fail(ctx, &k.name, fault);
+        return SUCCESS;
+    }
+    let record = |c: &mut Capture| {
+        c.nodes.push(Node::Kernel {
+            function: f as usize,
+            grid,
+            block,
+            shared,
+            params: graph::copy_params(params, &k.param_sizes),
+        });
+        SUCCESS
+    };
+    if let Some(code) = captured(s, "a launch on the legacy stream", record) {
+        return code;
+    }
     stats::launch(&k.name);
+    execute(ctx, k, grid, block, shared, params);
+    SUCCESS
+}
+
+/// A kernel fault, asynchronous as on a GPU: the launch was queued; the fault is the context's from
+/// now on.
+fn fail(ctx: &Context, kernel: &str, fault: Fault) {
+    let report = fault.report(kernel);
+    eprintln!("{report}");
+    *LAST_FAULT.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+    let _ = ctx
+        .sticky
+        .compare_exchange(SUCCESS, fault.code(), Ordering::AcqRel, Ordering::Acquire);
+}
+
+/// Runs kernel `k` now (a launch, or a graph's kernel node), its pointer parameters already checked.
+///
+/// # Safety
+/// `params` holds one readable pointer per parameter, to that parameter's bytes.
+unsafe fn execute(
+    ctx: &Context,
+    k: &KernelInfo,
+    grid: [u32; 3],
+    block: [u32; 3],
+    shared: u32,
+    params: *mut *mut c_void,
+) {
     let cfg = config::get();
-    let result = check_pointer_params(k, params).and_then(|()| {
-        exec::run(
-            &Launch {
-                kernel: k,
+    let result = exec::run(
+        &Launch {
+            kernel: k,
+            grid,
+            block,
+            dynamic_shared: shared,
+            params,
+            checked: cfg.memcheck,
+            schedule: cfg.schedule(),
+            salt: LAUNCH_COUNT.fetch_add(1, Ordering::Relaxed),
+        },
+        cfg.initcheck,
+    );
+    if let Err(fault) = result {
+        fail(ctx, &k.name, fault);
+    }
+}
+
+unsafe extern "C" fn cuStreamBeginCapture_v2(s: *mut c_void, mode: u32) -> i32 {
+    check!(stream_ctx(s));
+    if mode > graph::MODE_RELAXED {
+        return INVALID_VALUE;
+    }
+    // The legacy stream cannot be captured.
+    let Some(st) = stream_of(s) else {
+        return STREAM_CAPTURE_UNSUPPORTED;
+    };
+    let mut c = lock(&st.capture);
+    if c.is_some() {
+        return ILLEGAL_STATE;
+    }
+    *c = Some(Capture {
+        mode,
+        thread: std::thread::current().id(),
+        nodes: Vec::new(),
+        invalidated: None,
+    });
+    graph::activate(s as usize, mode);
+    SUCCESS
+}
+
+unsafe extern "C" fn cuStreamEndCapture(s: *mut c_void, g: *mut *mut c_void) -> i32 {
+    let g = out!(g);
+    check!(stream_ctx(s));
+    let Some(st) = stream_of(s) else {
+        return ILLEGAL_STATE;
+    };
+    let mut guard = lock(&st.capture);
+    let Some(c) = guard.as_ref() else {
+        return ILLEGAL_STATE;
+    };
+    // A capture that is not RELAXED ends on the thread that began it.
+    if c.mode != graph::MODE_RELAXED && c.thread != std::thread::current().id() {
+        return STREAM_CAPTURE_WRONG_THREAD;
+    }
+    let Some(c) = guard.take() else {
+        return ILLEGAL_STATE;
+    };
+    drop(guard);
+    graph::deactivate(s as usize);
+    *g = std::ptr::null_mut();
+    if c.invalidated.is_some() {
+        return STREAM_CAPTURE_INVALIDATED;
+    }
+    let h = Box::into_raw(Box::new(GraphHandle { nodes: c.nodes })) as usize;
+    graph::insert(&graph::GRAPHS, h);
+    *g = h as *mut c_void;
+    SUCCESS
+}
+
+unsafe extern "C" fn cuStreamIsCapturing(s: *mut c_void, status: *mut u32) -> i32 {
+    let status = out!(status);
+    check!(stream_ctx(s));
+    *status =
+        match stream_of(s).map(|st| lock(&st.capture).as_ref().map(|c| c.invalidated.is_some())) {
+            Some(Some(false)) => 1,
+            Some(Some(true)) => 2,
+            _ => 0,
+        };
+    SUCCESS
+}
+
+unsafe extern "C" fn cuGraphInstantiateWithFlags(
+    e: *mut *mut c_void,
+    g: *mut c_void,
+    _flags: u64,
+) -> i32 {
+    let e = out!(e);
+    check!(current());
+    if !graph::live(&graph::GRAPHS, g as usize) {
+        return INVALID_HANDLE;
+    }
+    // SAFETY: a live graph handle is a Box<GraphHandle> we created and have not freed.
+    let nodes = (*(g as *const GraphHandle)).nodes.clone();
+    let h = Box::into_raw(Box::new(ExecHandle { nodes })) as usize;
+    graph::insert(&graph::EXECS, h);
+    *e = h as *mut c_void;
+    SUCCESS
+}
+
+unsafe extern "C" fn cuGraphUpload(e: *mut c_void, s: *mut c_void) -> i32 {
+    check!(stream_ctx(s));
+    if !graph::live(&graph::EXECS, e as usize) {
+        return INVALID_HANDLE;
+    }
+    SUCCESS
+}
+
+/// Replays the graph's nodes in capture order, each with the checks of its direct call.
+unsafe extern "C" fn cuGraphLaunch(e: *mut c_void, s: *mut c_void) -> i32 {
+    let ctx = check!(stream_ctx(s));
+    if !graph::live(&graph::EXECS, e as usize) {
+        return INVALID_HANDLE;
+    }
+    let refuse = |c: &mut Capture| {
+        let why = "a graph launch into a capture (child graphs are not emulated)".to_string();
+        graph::broken(c, NOT_SUPPORTED, why)
+    };
+    if let Some(code) = captured(s, "a graph launch on the legacy stream", refuse) {
+        return code;
+    }
+    stats::graph_launch();
+    // SAFETY: a live exec handle is a Box<ExecHandle> we created and have not freed; graph objects
+    // are not thread-safe in the driver either (the caller serialises their use).
+    let nodes = &(*(e as *const ExecHandle)).nodes;
+    for node in nodes {
+        match node {
+            Node::Kernel {
+                function: f,
                 grid,
                 block,
-                dynamic_shared: shared,
+                shared,
                 params,
-                checked: cfg.memcheck,
-                schedule: cfg.schedule(),
-                salt: LAUNCH_COUNT.fetch_add(1, Ordering::Relaxed),
-            },
-            cfg.initcheck,
-        )
-    });
-    if let Err(fault) = result {
-        // Asynchronous, as on a GPU: the launch was queued; the fault is the context's from now on.
-        let report = fault.report(&k.name);
-        eprintln!("{report}");
-        *LAST_FAULT.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
-        let _ =
-            ctx.sticky
-                .compare_exchange(SUCCESS, fault.code(), Ordering::AcqRel, Ordering::Acquire);
+            } => {
+                let fh = check!(function(*f as *mut c_void));
+                let mut ptrs: Vec<*mut c_void> =
+                    params.iter().map(|p| p.as_ptr() as *mut c_void).collect();
+                if let Err(fault) = check_pointer_params(&fh.kernel, ptrs.as_mut_ptr()) {
+                    fail(ctx, &fh.kernel.name, fault);
+                    return SUCCESS;
+                }
+                execute(ctx, &fh.kernel, *grid, *block, *shared, ptrs.as_mut_ptr());
+            }
+            Node::Memset {
+                ptr,
+                value,
+                elem,
+                count,
+            } => {
+                let bytes = count * elem;
+                check!(device_range("memset (graph node)", *ptr, bytes));
+                // SAFETY: [ptr, ptr + bytes) is addressable device memory (checked above); a 4-byte
+                // memset was checked to be aligned when it was recorded.
+                if *elem == 4 {
+                    std::slice::from_raw_parts_mut(*ptr as *mut u32, *count).fill(*value);
+                } else {
+                    std::ptr::write_bytes(*ptr as *mut u8, *value as u8, bytes);
+                }
+            }
+            Node::CopyDtoD { dst, src, bytes } => {
+                check!(device_range(
+                    "device-to-device copy (graph node, source)",
+                    *src,
+                    *bytes
+                ));
+                check!(device_range(
+                    "device-to-device copy (graph node, destination)",
+                    *dst,
+                    *bytes
+                ));
+                stats::copy(Dir::DtoD, *bytes);
+                // SAFETY: both ranges are addressable device memory (checked above); overlap allowed.
+                std::ptr::copy(*src as *const u8, *dst as *mut u8, *bytes);
+            }
+        }
+        if ctx.sticky.load(Ordering::Acquire) != SUCCESS {
+            // A node faulted: the rest of the graph does not run, as on a GPU after a fault.
+            break;
+        }
     }
+    SUCCESS
+}
+
+unsafe extern "C" fn cuGraphDestroy(g: *mut c_void) -> i32 {
+    if g.is_null() || !graph::remove(&graph::GRAPHS, g as usize) {
+        return INVALID_HANDLE;
+    }
+    // SAFETY: the handle was live (just removed from the set), so it is our Box, freed once.
+    drop(Box::from_raw(g as *mut GraphHandle));
+    SUCCESS
+}
+
+unsafe extern "C" fn cuGraphExecDestroy(e: *mut c_void) -> i32 {
+    if e.is_null() || !graph::remove(&graph::EXECS, e as usize) {
+        return INVALID_HANDLE;
+    }
+    // SAFETY: as in cuGraphDestroy.
+    drop(Box::from_raw(e as *mut ExecHandle));
     SUCCESS
 }
 
@@ -905,5 +1252,13 @@ pub extern "C" fn resolve(name: *const c_char) -> *const c_void {
         cuFuncGetAttribute,
         cuFuncSetAttribute,
         cuLaunchKernel,
+        cuStreamBeginCapture_v2,
+        cuStreamEndCapture,
+        cuStreamIsCapturing,
+        cuGraphInstantiateWithFlags,
+        cuGraphUpload,
+        cuGraphLaunch,
+        cuGraphDestroy,
+        cuGraphExecDestroy,
     )
 }

@@ -11,9 +11,10 @@
 //! - `src/exec.rs` runs a launch: the driver's checks, blocks in parallel over the cores, the threads
 //!   of a block as fibers (corosensei) so barriers and warp collectives are exact, or as a plain loop
 //!   for kernels whose PTX has neither.
+//! - `src/graph.rs` is stream capture and CUDA graphs, with the driver's capture rules.
 //! - `src/memory.rs` is device memory: one reserved range with a byte-exact shadow that the checked
 //!   kernel build consults on every access (memcheck), NaN-pattern fills (initcheck).
-//! - `src/stats.rs` counts launches, copies, allocations and synchronisations.
+//! - `src/stats.rs` counts launches, copies, allocations, synchronisations and graph replays.
 //!
 //! What it checks and what it cannot is in `docs/emulator.md`.
 
@@ -21,6 +22,7 @@ mod codes;
 mod config;
 mod driver;
 mod exec;
+mod graph;
 mod memory;
 mod registry;
 mod stats;
