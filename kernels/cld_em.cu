@@ -32,7 +32,7 @@ extern "C" __global__ void cld_em_step_f32(const float* __restrict__ x, const fl
                 const uint32_t sample = (uint32_t)(px / pixels_per_sample);
                 const uint64_t e = zi - (uint64_t)sample * p.noise.elems_per_sample;
                 float z[4];
-                tri_randn_block(&p.noise, p.noise.first_sample + sample, (uint32_t)(e / 4), z);
+                tri_randn_block(&p.noise, tri_global_sample(&p.noise, sample), (uint32_t)(e / 4), z);
                 const uint32_t k = (uint32_t)(e % 4);
                 zv = k == 0 ? z[0] : k == 1 ? z[1] : k == 2 ? z[2] : z[3];
             }

@@ -12,7 +12,7 @@
 
 __device__ __forceinline__ float sscs_normal(const TriRandnParams& r, uint32_t sample, uint64_t e) {
     float z[4];
-    tri_randn_block(&r, r.first_sample + sample, (uint32_t)(e / 4), z);
+    tri_randn_block(&r, tri_global_sample(&r, sample), (uint32_t)(e / 4), z);
     // Selected without a dynamic index, which would put z in local memory.
     const uint32_t k = (uint32_t)(e % 4);
     return k == 0 ? z[0] : k == 1 ? z[1] : k == 2 ? z[2] : z[3];

@@ -45,7 +45,7 @@ __device__ __forceinline__ void posterior_philox_body(const T* __restrict__ x0, 
         const uint64_t sample = t / blocks_per_sample;
         const uint32_t block = (uint32_t)(t - sample * blocks_per_sample);
         float z[4];
-        tri_randn_block(&r, r.first_sample + (uint32_t)sample, block, z);
+        tri_randn_block(&r, tri_global_sample(&r, (uint32_t)sample), block, z);
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
             const uint64_t e = (uint64_t)block * 4 + k;

@@ -18,7 +18,7 @@ __device__ __forceinline__ void randn_body(T* __restrict__ out, const TriRandnPa
         const uint64_t sample = t / blocks_per_sample;
         const uint32_t block = (uint32_t)(t - sample * blocks_per_sample);
         float z[4];
-        tri_randn_block(&p, p.first_sample + (uint32_t)sample, block, z);
+        tri_randn_block(&p, tri_global_sample(&p, (uint32_t)sample), block, z);
         const uint64_t first = (uint64_t)block * 4;
         T* row = out + sample * p.elems_per_sample;
         // Full 16-byte fp32 blocks with an aligned row go out as one vector store.

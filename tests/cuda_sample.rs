@@ -409,3 +409,90 @@ fn lsgm_rk4_stays_on_the_device_and_matches_the_cpu() {
         assert!(copies4.is_some() && copies2 == copies4);
     }
 }
+
+/// One emulator counter of a `TRILEMMA_EMU_STATS` file: the total kernel launches from the host, the
+/// graph launches and the device-to-host copies.
+fn launch_counts(stats: &std::path::Path) -> (u64, u64, u64) {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stats).unwrap()).unwrap();
+    let launches = v["launches"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    (
+        launches,
+        v["graph_launches"].as_u64().unwrap(),
+        v["copies"]["dtoh"]["count"].as_u64().unwrap(),
+    )
+}
+
+/// `--graph on` (the default) against `--graph off` for DDGAN, SSCS and Euler–Maruyama: the same
+/// images bit for bit, and from the emulator's counters: each batch after the first is one graph
+/// launch (the second is captured, then replayed), so a run of one more batch makes one more graph
+/// launch, no further kernel launch from the host, and the copies back of an uncaptured batch (its
+/// images and one word per watched tensor: DDGAN's x, CLD's x and v).
+#[test]
+fn graph_runs_replay_each_later_batch_with_one_launch_and_the_same_bits() {
+    if !on_the_emulator(
+        "graph_runs_replay_each_later_batch_with_one_launch_and_the_same_bits",
+        "reads the emulator's counters",
+    ) {
+        return;
+    }
+    let tmp = TempDir::new("graphs");
+    let sscs = ["--sampler", "sscs", "--steps", "4"];
+    let em = ["--sampler", "em", "--steps", "4"];
+    for (tag, model, extra, copies) in [
+        ("ddgan", "ddgan-digits", &[][..], 2),
+        ("sscs", "cld-digits", &sscs[..], 3),
+        ("em", "cld-digits", &em[..], 3),
+    ] {
+        let run = |graph: &str, num: &str| {
+            let name = format!("{tag}-{graph}-{num}");
+            let (out, stats) = (
+                tmp.path().join(format!("{name}.npz")),
+                tmp.path().join(format!("{name}.json")),
+            );
+            let args = [
+                &["--model", model, "--device", "cuda", "--batch", "1"][..],
+                &["--num", num, "--graph", graph],
+                extra,
+            ]
+            .concat();
+            let o = sample(
+                &args,
+                &[("TRILEMMA_EMU_STATS", stats.to_str().unwrap())],
+                &out,
+            );
+            let text = output_text(&o);
+            assert!(o.status.success(), "{name}: {text}");
+            (npz_pixels(&out), launch_counts(&stats), text)
+        };
+        let (px_off, (_, graphs_off, _), _) = run("off", "4");
+        let (px_on, (launches4, graphs4, dtoh4), text) = run("on", "4");
+        let (_, (launches3, graphs3, dtoh3), _) = run("on", "3");
+        println!("{tag}: {launches3}/{launches4} host launches, {graphs3}/{graphs4} graph launches for 3/4 batches");
+        assert!(px_on == px_off, "{tag}: graph and non-graph images differ");
+        assert!(
+            text.contains("1 CUDA graph(s) captured, 3 replays"),
+            "{tag}: {text}"
+        );
+        assert_eq!(graphs_off, 0, "{tag}");
+        assert_eq!(
+            (graphs3, graphs4),
+            (2, 3),
+            "{tag}: one graph launch per batch after the first"
+        );
+        assert_eq!(
+            launches4, launches3,
+            "{tag}: a replayed batch launches no kernel from the host"
+        );
+        assert_eq!(
+            dtoh4 - dtoh3,
+            copies,
+            "{tag}: a replayed batch copies back its images and watch words"
+        );
+    }
+}

@@ -21,6 +21,9 @@ typedef struct TriRandnParams {
     uint32_t first_sample;      // global index of this tensor's first sample
     uint32_t step;              // sampler step (counter word 3)
     uint32_t stream;            // noise purpose, e.g. sampler noise vs. DDGAN latent z (counter word 1)
+    // Device address of a uint32 added to first_sample, or 0. A CUDA graph's arguments are fixed at
+    // capture; its per-batch sample base lives in this device word, written before each replay.
+    uint64_t first_sample_at;
 } TriRandnParams;
 
 // y[i] = a * x[i] + b * y[i], computed in fp32 whatever the storage type.

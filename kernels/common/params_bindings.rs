@@ -35,10 +35,11 @@ pub struct TriRandnParams {
     pub first_sample: u32,
     pub step: u32,
     pub stream: u32,
+    pub first_sample_at: u64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of TriRandnParams"][::std::mem::size_of::<TriRandnParams>() - 32usize];
+    ["Size of TriRandnParams"][::std::mem::size_of::<TriRandnParams>() - 40usize];
     ["Alignment of TriRandnParams"][::std::mem::align_of::<TriRandnParams>() - 8usize];
     ["Offset of field: TriRandnParams::seed"]
         [::std::mem::offset_of!(TriRandnParams, seed) - 0usize];
@@ -52,6 +53,8 @@ const _: () = {
         [::std::mem::offset_of!(TriRandnParams, step) - 24usize];
     ["Offset of field: TriRandnParams::stream"]
         [::std::mem::offset_of!(TriRandnParams, stream) - 28usize];
+    ["Offset of field: TriRandnParams::first_sample_at"]
+        [::std::mem::offset_of!(TriRandnParams, first_sample_at) - 32usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
@@ -523,32 +526,32 @@ pub struct TriSscsStepParams {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of TriSscsStepParams"][::std::mem::size_of::<TriSscsStepParams>() - 80usize];
+    ["Size of TriSscsStepParams"][::std::mem::size_of::<TriSscsStepParams>() - 88usize];
     ["Alignment of TriSscsStepParams"][::std::mem::align_of::<TriSscsStepParams>() - 8usize];
     ["Offset of field: TriSscsStepParams::noise"]
         [::std::mem::offset_of!(TriSscsStepParams, noise) - 0usize];
     ["Offset of field: TriSscsStepParams::pixels"]
-        [::std::mem::offset_of!(TriSscsStepParams, pixels) - 32usize];
+        [::std::mem::offset_of!(TriSscsStepParams, pixels) - 40usize];
     ["Offset of field: TriSscsStepParams::c"]
-        [::std::mem::offset_of!(TriSscsStepParams, c) - 40usize];
+        [::std::mem::offset_of!(TriSscsStepParams, c) - 48usize];
     ["Offset of field: TriSscsStepParams::has_noise"]
-        [::std::mem::offset_of!(TriSscsStepParams, has_noise) - 44usize];
+        [::std::mem::offset_of!(TriSscsStepParams, has_noise) - 52usize];
     ["Offset of field: TriSscsStepParams::a_xx"]
-        [::std::mem::offset_of!(TriSscsStepParams, a_xx) - 48usize];
+        [::std::mem::offset_of!(TriSscsStepParams, a_xx) - 56usize];
     ["Offset of field: TriSscsStepParams::a_xv"]
-        [::std::mem::offset_of!(TriSscsStepParams, a_xv) - 52usize];
+        [::std::mem::offset_of!(TriSscsStepParams, a_xv) - 60usize];
     ["Offset of field: TriSscsStepParams::a_vx"]
-        [::std::mem::offset_of!(TriSscsStepParams, a_vx) - 56usize];
+        [::std::mem::offset_of!(TriSscsStepParams, a_vx) - 64usize];
     ["Offset of field: TriSscsStepParams::a_vv"]
-        [::std::mem::offset_of!(TriSscsStepParams, a_vv) - 60usize];
+        [::std::mem::offset_of!(TriSscsStepParams, a_vv) - 68usize];
     ["Offset of field: TriSscsStepParams::l11"]
-        [::std::mem::offset_of!(TriSscsStepParams, l11) - 64usize];
+        [::std::mem::offset_of!(TriSscsStepParams, l11) - 72usize];
     ["Offset of field: TriSscsStepParams::l21"]
-        [::std::mem::offset_of!(TriSscsStepParams, l21) - 68usize];
+        [::std::mem::offset_of!(TriSscsStepParams, l21) - 76usize];
     ["Offset of field: TriSscsStepParams::l22"]
-        [::std::mem::offset_of!(TriSscsStepParams, l22) - 72usize];
+        [::std::mem::offset_of!(TriSscsStepParams, l22) - 80usize];
     ["Offset of field: TriSscsStepParams::pad"]
-        [::std::mem::offset_of!(TriSscsStepParams, pad) - 76usize];
+        [::std::mem::offset_of!(TriSscsStepParams, pad) - 84usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
@@ -568,30 +571,30 @@ pub struct TriCldEmParams {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of TriCldEmParams"][::std::mem::size_of::<TriCldEmParams>() - 80usize];
+    ["Size of TriCldEmParams"][::std::mem::size_of::<TriCldEmParams>() - 88usize];
     ["Alignment of TriCldEmParams"][::std::mem::align_of::<TriCldEmParams>() - 8usize];
     ["Offset of field: TriCldEmParams::noise"]
         [::std::mem::offset_of!(TriCldEmParams, noise) - 0usize];
     ["Offset of field: TriCldEmParams::pixels"]
-        [::std::mem::offset_of!(TriCldEmParams, pixels) - 32usize];
-    ["Offset of field: TriCldEmParams::c"][::std::mem::offset_of!(TriCldEmParams, c) - 40usize];
+        [::std::mem::offset_of!(TriCldEmParams, pixels) - 40usize];
+    ["Offset of field: TriCldEmParams::c"][::std::mem::offset_of!(TriCldEmParams, c) - 48usize];
     ["Offset of field: TriCldEmParams::noise_mode"]
-        [::std::mem::offset_of!(TriCldEmParams, noise_mode) - 44usize];
+        [::std::mem::offset_of!(TriCldEmParams, noise_mode) - 52usize];
     ["Offset of field: TriCldEmParams::neg_ell"]
-        [::std::mem::offset_of!(TriCldEmParams, neg_ell) - 48usize];
+        [::std::mem::offset_of!(TriCldEmParams, neg_ell) - 56usize];
     ["Offset of field: TriCldEmParams::neg_inv_svv"]
-        [::std::mem::offset_of!(TriCldEmParams, neg_inv_svv) - 52usize];
+        [::std::mem::offset_of!(TriCldEmParams, neg_inv_svv) - 60usize];
     ["Offset of field: TriCldEmParams::a_xv"]
-        [::std::mem::offset_of!(TriCldEmParams, a_xv) - 56usize];
+        [::std::mem::offset_of!(TriCldEmParams, a_xv) - 64usize];
     ["Offset of field: TriCldEmParams::c_vx"]
-        [::std::mem::offset_of!(TriCldEmParams, c_vx) - 60usize];
+        [::std::mem::offset_of!(TriCldEmParams, c_vx) - 68usize];
     ["Offset of field: TriCldEmParams::c_vv"]
-        [::std::mem::offset_of!(TriCldEmParams, c_vv) - 64usize];
+        [::std::mem::offset_of!(TriCldEmParams, c_vv) - 72usize];
     ["Offset of field: TriCldEmParams::c_vs"]
-        [::std::mem::offset_of!(TriCldEmParams, c_vs) - 68usize];
+        [::std::mem::offset_of!(TriCldEmParams, c_vs) - 76usize];
     ["Offset of field: TriCldEmParams::diffusion"]
-        [::std::mem::offset_of!(TriCldEmParams, diffusion) - 72usize];
-    ["Offset of field: TriCldEmParams::pad"][::std::mem::offset_of!(TriCldEmParams, pad) - 76usize];
+        [::std::mem::offset_of!(TriCldEmParams, diffusion) - 80usize];
+    ["Offset of field: TriCldEmParams::pad"][::std::mem::offset_of!(TriCldEmParams, pad) - 84usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]

@@ -93,6 +93,17 @@ TRI_HD void tri_box_muller(uint32_t a, uint32_t b, float* z0, float* z1) {
     *z1 = r * s;
 }
 
+// The global index of local sample `sample`: first_sample, plus the device word at first_sample_at
+// on the GPU (a graph's per-batch base; the host reference never has one).
+TRI_HD uint32_t tri_global_sample(const TriRandnParams* p, uint32_t sample) {
+#if defined(__CUDACC__) || defined(TRI_EMU)
+    const uint32_t base = p->first_sample_at ? *(const uint32_t*)(uintptr_t)p->first_sample_at : 0u;
+#else
+    const uint32_t base = 0u;
+#endif
+    return base + p->first_sample + sample;
+}
+
 // The four normals of Philox block `block` (elements 4*block .. 4*block+3) of one sample.
 // Counter = (block, stream, global sample index, step); key = the 64-bit seed.
 TRI_HD void tri_randn_block(const TriRandnParams* p, uint32_t global_sample, uint32_t block,

@@ -40,6 +40,18 @@ pub struct SampleArgs {
     /// NAME.png (a grid), NAME.npz (uint8 NHWC `arr_0`) or a new folder (one PNG per image).
     #[arg(long)]
     pub out: PathBuf,
+    /// CUDA graphs for the fixed-step samplers (DDGAN, SSCS, EM) on a GPU: `on` captures a batch
+    /// size's whole loop once (at its second batch) and replays it for every later batch with one
+    /// launch; `off` launches every kernel from the host. The images are the same bits either way.
+    #[arg(long, value_enum, default_value_t = GraphArg::On)]
+    pub graph: GraphArg,
+}
+
+/// `--graph`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphArg {
+    On,
+    Off,
 }
 
 /// `--batch`: a number, or `auto`.
@@ -168,6 +180,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
             (&own.0, &own.1)
         };
         let mut out = Run::default();
+        let mut graphs = trilemma::samplers::graph::GraphRuns::new(a.graph == GraphArg::On);
         for r in mine {
             let noise_for = |first: usize| match &replay {
                 Some(st) => Noise::Replay(st),
@@ -176,7 +189,8 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
                     first_sample: first as u32,
                 },
             };
-            let (img, shape, nfe) = sample_halving_on_oom(plan, model, r.clone(), &noise_for, dev)?;
+            let (img, shape, nfe) =
+                sample_halving_on_oom(plan, model, r.clone(), &noise_for, dev, &mut graphs)?;
             out.shape = shape;
             out.nfe += nfe;
             let batch = Batch {
@@ -193,6 +207,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             }
         }
+        out.graphs = graphs.stats();
         Ok(out)
     };
     let (runs, written) = std::thread::scope(|scope| {
@@ -224,14 +239,19 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
     });
     bar.finish_and_clear();
     let mut nfe_total = 0usize;
+    let mut graphs = trilemma::samplers::graph::GraphStats::default();
     for r in runs {
-        nfe_total += r?.nfe;
+        let r = r?;
+        nfe_total += r.nfe;
+        graphs.captured += r.graphs.captured;
+        graphs.replays += r.graphs.replays;
+        graphs.failed_captures += r.graphs.failed_captures;
     }
     written?;
     let secs = start.elapsed().as_secs_f64();
     let n_batches = batches.len();
     println!(
-        "{total} images ({} {}, {} NFE per batch over {n_batches} batches of {batch} on {}{}) in {secs:.1} s, {:.2} images/s -> {}",
+        "{total} images ({} {}, {} NFE per batch over {n_batches} batches of {batch} on {}{}{}) in {secs:.1} s, {:.2} images/s -> {}",
         model.family.name(),
         plan.sampler().name(),
         nfe_total / n_batches.max(1),
@@ -242,6 +262,10 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         match per_sample {
             Some(b) => format!(", {:.2} MiB per sample", b as f64 / (1u64 << 20) as f64),
             None => String::new(),
+        },
+        match graphs.captured {
+            0 => String::new(),
+            n => format!(", {n} CUDA graph(s) captured, {} replays", graphs.replays),
         },
         total as f64 / secs,
         a.out.display()
@@ -293,6 +317,7 @@ fn check_out(out: &std::path::Path) -> trilemma::Result<OutKind> {
 struct Run {
     shape: [usize; 3],
     nfe: usize,
+    graphs: trilemma::samplers::graph::GraphStats,
 }
 
 /// One finished batch: the global index of its first sample, its images (NCHW values), their shape.
@@ -383,8 +408,9 @@ fn sample_halving_on_oom<'n>(
     r: std::ops::Range<usize>,
     noise_for: &dyn Fn(usize) -> trilemma::samplers::Noise<'n>,
     device: &trilemma::Device,
+    graphs: &mut trilemma::samplers::graph::GraphRuns,
 ) -> trilemma::Result<(Vec<f32>, [usize; 3], usize)> {
-    match plan.sample(model, r.len(), &noise_for(r.start), device) {
+    match plan.sample_with(model, r.len(), &noise_for(r.start), device, graphs) {
         Ok((img, nfe)) => {
             let [_, c, h, w] = img.dims("sample", "images", "NCHW")?;
             Ok((img.to_vec_f32()?, [c, h, w], nfe))
@@ -402,8 +428,9 @@ fn sample_halving_on_oom<'n>(
                 r.end - mid
             );
             let (mut a, shape, n1) =
-                sample_halving_on_oom(plan, model, r.start..mid, noise_for, device)?;
-            let (b, _, n2) = sample_halving_on_oom(plan, model, mid..r.end, noise_for, device)?;
+                sample_halving_on_oom(plan, model, r.start..mid, noise_for, device, graphs)?;
+            let (b, _, n2) =
+                sample_halving_on_oom(plan, model, mid..r.end, noise_for, device, graphs)?;
             a.extend(b);
             Ok((a, shape, n1.max(n2)))
         }

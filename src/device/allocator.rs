@@ -61,7 +61,28 @@ pub struct AllocStats {
 struct PoolState<B> {
     /// Free blocks by rounded size.
     free: BTreeMap<usize, Vec<B>>,
+    /// While a CUDA graph is captured: the blocks freed during the capture, by rounded size. They serve
+    /// the capture's later requests (stream order holds inside a graph as on a stream) and then belong
+    /// to the graph, whose nodes address them on every replay, so no one outside it may get them.
+    capture: Option<BTreeMap<usize, Vec<B>>>,
     stats: AllocStats,
+}
+
+/// Pops the smallest block of `size..=max` bytes from `free`: (its size, the block).
+fn take_fitting<B>(
+    free: &mut BTreeMap<usize, Vec<B>>,
+    size: usize,
+    max: usize,
+) -> Option<(usize, B)> {
+    let hit = free
+        .range_mut(size..=max)
+        .find_map(|(&k, v)| v.pop().map(|b| (k, b)));
+    if let Some((k, _)) = &hit {
+        if free.get(k).is_some_and(Vec::is_empty) {
+            free.remove(k);
+        }
+    }
+    hit
 }
 
 pub struct CachingAllocator<A: RawAllocator> {
@@ -85,6 +106,7 @@ impl<A: RawAllocator> CachingAllocator<A> {
             raw,
             state: Mutex::new(PoolState {
                 free: BTreeMap::new(),
+                capture: None,
                 stats: AllocStats::default(),
             }),
         })
@@ -104,27 +126,51 @@ impl<A: RawAllocator> CachingAllocator<A> {
         self.lock().stats
     }
 
-    /// A block of at least `bytes` bytes, from the cache when one of a close size is free.
+    /// A block of at least `bytes` bytes, from the cache when one of a close size is free. During a
+    /// graph capture only cached blocks are handed out (a driver allocation would break the capture):
+    /// the capture's own freed blocks first, then the cache; none fitting is an error.
     pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: usize) -> Result<PooledBlock<A>> {
         let size = rounded_size(bytes);
         {
             let mut st = self.lock();
-            let hit = st
-                .free
-                .range_mut(size..=size.saturating_mul(MAX_REUSE_RATIO))
-                .find_map(|(&k, v)| v.pop().map(|b| (k, b)));
-            if let Some((k, block)) = hit {
-                if st.free.get(&k).is_some_and(Vec::is_empty) {
-                    st.free.remove(&k);
+            let capturing = st.capture.is_some();
+            // A capture cannot fall back on the driver, so it takes any cached block that is large
+            // enough (the memory is allocated already; the blocks go back to the cache with the graph).
+            let max = if capturing {
+                usize::MAX
+            } else {
+                size.saturating_mul(MAX_REUSE_RATIO)
+            };
+            let from_capture = st.capture.as_mut().and_then(|c| take_fitting(c, size, max));
+            let from_cache = match from_capture {
+                Some(hit) => Some(hit),
+                None => {
+                    let hit = take_fitting(&mut st.free, size, max);
+                    if let Some((k, _)) = &hit {
+                        st.stats.bytes_cached -= k;
+                    }
+                    hit
                 }
+            };
+            if let Some((k, block)) = from_cache {
                 st.stats.cache_hits += 1;
-                st.stats.bytes_cached -= k;
                 Self::note_in_use(&mut st.stats, k);
-                self.raw.on_handout(&block, bytes, k);
+                // A captured block is addressed whole by the graph's nodes, whatever request it
+                // serves at a given node.
+                self.raw
+                    .on_handout(&block, if capturing { k } else { bytes }, k);
                 return Ok(PooledBlock {
                     block: ManuallyDrop::new(block),
                     bytes: k,
                     pool: Arc::clone(self),
+                });
+            }
+            if capturing {
+                return Err(Error::InvalidParam {
+                    op,
+                    what: "memory during a CUDA graph capture",
+                    rule: "a block the pool has cached (a driver allocation cannot be captured)",
+                    found: format!("a request of {bytes} bytes with no cached block of that size"),
                 });
             }
         }
@@ -185,11 +231,51 @@ impl<A: RawAllocator> CachingAllocator<A> {
     }
 
     fn give_back(&self, bytes: usize, block: A::Block) {
-        self.raw.on_return(&block, bytes);
         let mut st = self.lock();
         st.stats.bytes_in_use -= bytes;
+        if let Some(c) = st.capture.as_mut() {
+            // Kept for the capture (and then its graph): still addressable, not cached.
+            c.entry(bytes).or_default().push(block);
+            return;
+        }
+        drop(st);
+        self.raw.on_return(&block, bytes);
+        let mut st = self.lock();
         st.stats.bytes_cached += bytes;
         st.free.entry(bytes).or_default().push(block);
+    }
+
+    /// Starts keeping the blocks freed from now on for a graph capture ([`Self::end_capture`]).
+    pub fn begin_capture(&self) -> Result<()> {
+        let mut st = self.lock();
+        if st.capture.is_some() {
+            return Err(Error::InvalidParam {
+                op: "graph capture",
+                what: "pool",
+                rule: "one capture at a time",
+                found: "a capture already in progress".into(),
+            });
+        }
+        st.capture = Some(BTreeMap::new());
+        Ok(())
+    }
+
+    /// Ends the capture: the blocks it freed, as live blocks for the graph to hold (back to the cache
+    /// when the graph drops them).
+    pub fn end_capture(self: &Arc<Self>) -> Vec<PooledBlock<A>> {
+        let kept = self.lock().capture.take().unwrap_or_default();
+        let mut st = self.lock();
+        kept.into_iter()
+            .flat_map(|(k, v)| v.into_iter().map(move |b| (k, b)))
+            .map(|(k, block)| {
+                Self::note_in_use(&mut st.stats, k);
+                PooledBlock {
+                    block: ManuallyDrop::new(block),
+                    bytes: k,
+                    pool: Arc::clone(self),
+                }
+            })
+            .collect()
     }
 }
 
@@ -293,6 +379,42 @@ mod tests {
         assert_eq!(p.stats().peak_bytes_in_use, 5 << 20);
         drop((a, held));
         assert_eq!(p.stats().peak_bytes_in_use, 5 << 20);
+    }
+
+    #[test]
+    fn a_capture_reuses_its_own_blocks_and_keeps_them_for_its_graph() {
+        let (p, _) = pool(1 << 30);
+        // Warm the cache with two blocks of one size class.
+        drop((
+            p.alloc("test", 4096).unwrap(),
+            p.alloc("test", 4096).unwrap(),
+        ));
+        let drivers = p.stats().driver_allocs;
+        p.begin_capture().unwrap();
+        assert!(p.begin_capture().is_err(), "one capture at a time");
+        let a = p.alloc("test", 4096).unwrap();
+        drop(a);
+        // The capture's freed block serves its next request of that class (b), the cache the one
+        // after (c); then no cached block is left: an error, not a driver allocation (which would
+        // break the capture).
+        let b = p.alloc("test", 4000).unwrap();
+        let c = p.alloc("test", 4096).unwrap();
+        let err = p.alloc("test", 4096).unwrap_err();
+        assert!(err.to_string().contains("graph capture"), "{err}");
+        assert_eq!(p.stats().driver_allocs, drivers);
+        drop(b);
+        let kept = p.end_capture();
+        assert_eq!(
+            kept.len(),
+            1,
+            "the block freed during the capture belongs to the graph"
+        );
+        // Outside the capture, b's block is not handed out while the graph holds it.
+        let d = p.alloc("test", 4096).unwrap();
+        assert_eq!(p.stats().driver_allocs, drivers + 1);
+        drop((c, d, kept));
+        assert_eq!(p.stats().bytes_in_use, 0);
+        assert_eq!(p.stats().bytes_cached, 3 * rounded_size(4096));
     }
 
     #[test]

@@ -159,7 +159,10 @@ pub struct CudaDevice {
     stream: Arc<CudaStream>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<Kernel, CudaFunction>>,
-    pool: Arc<CachingAllocator<CudaRaw>>,
+    pub(super) pool: Arc<CachingAllocator<CudaRaw>>,
+    /// During a graph capture: (the captured batch's first sample, the device address of the graph's
+    /// sample-base word); see graph.rs.
+    pub(super) capture_base: Mutex<Option<(u32, u64)>>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -235,6 +238,7 @@ impl CudaDevice {
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
             pool,
+            capture_base: Mutex::new(None),
         }))
     }
 

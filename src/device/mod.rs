@@ -3,12 +3,14 @@
 pub mod allocator;
 mod cuda;
 mod driver_choice;
+mod graph;
 mod spec;
 
 use std::sync::Arc;
 
 pub use cuda::{cuda_devices, driver_version, CudaDevice, CudaDeviceInfo, CudaRaw};
 pub use driver_choice::{allow_emulator_fallback, is_emulated};
+pub use graph::DeviceGraph;
 pub use spec::{DeviceSpec, OpenedDevices};
 
 use crate::error::Result;

@@ -51,6 +51,19 @@ fn read_slot(slot: &Tensor) -> Result<u32> {
     }
 }
 
+/// A slot holding NONE: on a GPU set by a memset on the device (no host copy, so a CUDA graph can
+/// capture it and every replay starts from NONE).
+fn new_slot(device: &crate::device::Device) -> Result<Tensor> {
+    let mut slot = Tensor::uninit(&[1], DType::F32, device)?;
+    match slot.storage_mut() {
+        Storage::Cuda(s) => s.fill_bytes(0xFF)?,
+        Storage::Cpu(_) => {
+            slot = Tensor::from_f32(&[f32::from_bits(NONE)], &[1], DType::F32, device)?;
+        }
+    }
+    Ok(slot)
+}
+
 impl FiniteWatch {
     pub fn new(names: &[&'static str]) -> FiniteWatch {
         FiniteWatch {
@@ -75,12 +88,7 @@ impl FiniteWatch {
         }
         let slot = match &mut self.slots[k] {
             Some(slot) => slot,
-            empty => empty.insert(Tensor::from_f32(
-                &[f32::from_bits(NONE)],
-                &[1],
-                DType::F32,
-                &t.device(),
-            )?),
+            empty => empty.insert(new_slot(&t.device())?),
         };
         let step32 = u32::try_from(step).unwrap_or(NONE - 1);
         match (t.storage(), slot.storage_mut()) {
@@ -99,8 +107,9 @@ impl FiniteWatch {
         }
     }
 
-    /// The first non-finite state the checks recorded, as an error naming it; Ok if none.
-    pub fn finish(self) -> Result<()> {
+    /// The first non-finite state the checks recorded, as an error naming it; Ok if none. (A graph's
+    /// watch is read after every replay.)
+    pub fn finish(&self) -> Result<()> {
         let mut first: Option<(u32, &str)> = None;
         for (name, slot) in self.names.iter().zip(&self.slots) {
             if let Some(slot) = slot {

@@ -75,6 +75,7 @@ impl NoiseKey {
             first_sample,
             step: self.step,
             stream: self.stream as u32,
+            first_sample_at: 0,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod cld;
 pub mod ddgan;
+pub mod graph;
 pub mod lsgm;
 pub mod noise;
 pub mod ode;

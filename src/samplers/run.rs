@@ -3,6 +3,7 @@
 
 use super::cld::{self, CldConfig, CldSampler};
 use super::ddgan::PosteriorCoefficients;
+use super::graph::GraphRuns;
 use super::lsgm::{self, LsgmConfig, LsgmSolver};
 use super::noise::Noise;
 use crate::device::Device;
@@ -219,10 +220,51 @@ impl Plan {
         noise: &Noise<'_>,
         device: &Device,
     ) -> Result<(Tensor, usize)> {
+        self.sample_with(model, batch, noise, device, &mut GraphRuns::new(false))
+    }
+
+    /// [`Plan::sample`] with the run's CUDA graphs: the fixed-step samplers' batches with Philox
+    /// noise on a GPU are captured and replayed through `graphs` (samplers/graph.rs).
+    pub fn sample_with(
+        &self,
+        model: &Model,
+        batch: usize,
+        noise: &Noise<'_>,
+        device: &Device,
+        graphs: &mut GraphRuns,
+    ) -> Result<(Tensor, usize)> {
+        let first = match noise {
+            Noise::Philox { first_sample, .. } => Some(*first_sample),
+            Noise::Replay(_) => None,
+        };
+        let mut run = |body: &dyn Fn() -> Result<super::graph::Watched>| match first {
+            Some(first) => graphs.run(device, batch, first, body),
+            None => {
+                let (out, watch) = body()?;
+                watch.finish()?;
+                Ok(out)
+            }
+        };
         match (&model.network, &self.method) {
             (Network::Ddgan(g), Method::Ddgan(coefs)) => {
-                let x = super::ddgan::sample(g, coefs, batch, noise, device)?;
+                let x = run(&|| super::ddgan::sample_watched(g, coefs, batch, noise, device))?;
                 Ok((to_unit_range(&x, true)?, coefs.steps()))
+            }
+            (
+                Network::Cld(net),
+                Method::Cld {
+                    config,
+                    sampler,
+                    steps,
+                    center,
+                },
+            ) if !matches!(sampler, CldSampler::Ode { .. }) => {
+                let x = run(&|| {
+                    let (out, watch) =
+                        cld::sample_watched(net, config, *sampler, *steps, batch, noise, device)?;
+                    Ok((out.x, watch))
+                })?;
+                Ok((to_unit_range(&x, *center)?, *steps))
             }
             (
                 Network::Cld(net),

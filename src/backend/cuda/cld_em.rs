@@ -28,13 +28,17 @@ impl CldEmOps for CudaStorage {
                 found: format!("mode {} with a tensor: {}", p.noise_mode, s.noise.is_some()),
             });
         }
+        let p = TriCldEmParams {
+            noise: s.x.device().philox_params(&p.noise),
+            ..*p
+        };
         launch_step(
             OP,
             names::cld_em::CLD_EM_STEP_F32,
             &[s.x, s.v, alpha],
             s.noise,
             n,
-            p,
+            &p,
         )
     }
 }

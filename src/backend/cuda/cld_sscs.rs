@@ -95,13 +95,17 @@ impl CldSscsOps for CudaStorage {
                 found: format!("{} × {}", p.noise.num_samples, p.noise.elems_per_sample),
             });
         }
+        let p = TriSscsStepParams {
+            noise: s.x.device().philox_params(&p.noise),
+            ..*p
+        };
         launch_step(
             OP,
             names::cld_sscs::CLD_SSCS_HALF_STEP_F32,
             &[s.x, s.v],
             s.noise,
             n,
-            p,
+            &p,
         )
     }
 }

@@ -84,8 +84,9 @@ impl DdganPosteriorOps for CudaStorage {
                     DType::F16 => K::DDGAN_POSTERIOR_PHILOX_F16,
                 })?;
                 let cfg = dev.launch_1d(r.elems_per_sample.div_ceil(4) * r.num_samples as u64);
+                let r = dev.philox_params(r);
                 let mut l = dev.stream().launch_builder(&f);
-                l.arg(&x0v).arg(&xtv).arg(&mut yv).arg(&p).arg(r);
+                l.arg(&x0v).arg(&xtv).arg(&mut yv).arg(&p).arg(&r);
                 // SAFETY: see the shared argument in `launch.rs`.
                 // `ddgan_posterior_philox_<dtype>(const T* x0, const T* xt, T* out, posterior params,
                 // randn params)`, T is x_t's dtype, shared by x0 (checked). Bounds: the kernel touches

@@ -24,8 +24,10 @@ impl PhiloxNormalOps for CudaStorage {
         let blocks = p.elems_per_sample.div_ceil(4) * p.num_samples as u64;
         let cfg = dev.launch_1d(blocks);
         let mut y = out.view_mut();
+        // During a graph capture the sample index is read from the graph's per-batch word.
+        let p = dev.philox_params(p);
         let mut launch = dev.stream().launch_builder(&f);
-        launch.arg(&mut y).arg(p);
+        launch.arg(&mut y).arg(&p);
         // SAFETY: `randn_philox_<dtype>(T* out, TriRandnParams p)`: argument order and types are fixed here,
         // the kernel named after out's dtype so T matches the storage. Bounds: the kernel writes exactly
         // p.num_samples * p.elems_per_sample elements, which ops::randn_into checked equals out.len(), and

@@ -90,6 +90,24 @@ impl CudaStorage {
         Ok(s)
     }
 
+    /// Every byte set to `value` (a memset queued on the stream; inside a graph capture, a memset node
+    /// that runs on every replay).
+    pub(crate) fn fill_bytes(&mut self, value: u8) -> Result<()> {
+        use cudarc::driver::DevicePtrMut;
+        let n = self.num_bytes();
+        if n == 0 {
+            return Ok(());
+        }
+        let stream = Arc::clone(self.device.stream());
+        let mut view = self.view_mut();
+        let (ptr, _sync) = view.device_ptr_mut(&stream);
+        // SAFETY: `ptr` is the start of this storage's n live bytes on this device (the view above),
+        // allocated on `stream`; any byte pattern is a valid value of the storage's element types (f32
+        // and 16-bit floats are plain bits to the engine).
+        unsafe { cudarc::driver::result::memset_d8_async(ptr, value, n, stream.cu_stream()) }
+            .map_err(Error::driver("fill", "cuMemsetD8Async"))
+    }
+
     /// Host to device. Waits for the copy: CUDA documents pageable-memory copies only as "might be
     /// synchronous", and `src` may be freed as soon as this returns. Uploads happen at load time, not
     /// in sampling loops, so the wait costs nothing that matters.

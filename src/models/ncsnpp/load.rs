@@ -174,6 +174,7 @@ impl Ncsnpp {
             head,
             z_transform,
             mixing_logit,
+            inputs: Default::default(),
         })
     }
 }

@@ -12,8 +12,10 @@
 //! progressive="residual") are rejected with an error naming the key, as are unknown values.
 
 mod arch;
+mod input_cache;
 mod load;
 
+use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::nn::blocks::{AttnBlock, Combine, PyramidDown, ResBlock, ZMapping};
@@ -21,6 +23,7 @@ use crate::nn::embedding;
 use crate::nn::layers::{Conv2d, Dense, GroupNorm};
 use crate::ops::{self, Activation};
 use crate::tensor::Tensor;
+use input_cache::InputKey;
 
 pub use arch::{Arch, ProgressiveInput, TimeEmbedding};
 
@@ -53,9 +56,21 @@ pub struct Ncsnpp {
     head: Option<(GroupNorm, Conv2d)>,
     z_transform: Option<ZMapping>,
     mixing_logit: Option<Vec<f32>>,
+    inputs: input_cache::InputCache,
 }
 
 impl Ncsnpp {
+    /// A vector of `len` values `value` on `device`, uploaded once.
+    fn constant(&self, value: f32, len: usize, device: &Device) -> Result<std::sync::Arc<Tensor>> {
+        let key = InputKey::Constant {
+            value: value.to_bits(),
+            len,
+        };
+        self.inputs.get(device, key, || {
+            Tensor::full(value, &[len], DType::F32, device)
+        })
+    }
+
     pub fn arch(&self) -> &Arch {
         &self.arch
     }
@@ -85,7 +100,10 @@ impl Ncsnpp {
         let Some((d0, d1)) = &self.temb else {
             return Ok(None);
         };
-        let emb = Tensor::from_f32(&emb, &[t.len(), a.embed_dim], DType::F32, &x.device())?;
+        let key = InputKey::TimeEmbedding(t.iter().map(|v| v.to_bits()).collect());
+        let emb = self.inputs.get(&x.device(), key, || {
+            Tensor::from_f32(&emb, &[t.len(), a.embed_dim], DType::F32, &x.device())
+        })?;
         let h = d0.forward(&emb)?;
         Ok(Some(d1.forward(&ops::activation(&h, a.act)?)?))
     }
@@ -167,8 +185,8 @@ impl Ncsnpp {
             centered = ops::channel_affine(
                 x,
                 &ops::AffineArgs {
-                    scale: Some(&Tensor::full(2.0, &[c], DType::F32, &x.device())?),
-                    shift: Some(&Tensor::full(-1.0, &[c], DType::F32, &x.device())?),
+                    scale: Some(&*self.constant(2.0, c, &x.device())?),
+                    shift: Some(&*self.constant(-1.0, c, &x.device())?),
                     center: None,
                 },
                 Activation::Identity,

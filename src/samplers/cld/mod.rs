@@ -5,5 +5,5 @@
 pub mod sample;
 pub mod sde;
 
-pub use sample::{sample, CldConfig, CldSample, CldSampler, CldScore};
+pub use sample::{sample, sample_watched, CldConfig, CldSample, CldSampler, CldScore};
 pub use sde::{CldSde, SscsHalfStep};

@@ -338,6 +338,25 @@ pub fn sample(
     noise: &Noise<'_>,
     device: &Device,
 ) -> Result<CldSample> {
+    let (out, watch) = sample_watched(net, cfg, sampler, n_discrete_steps, batch, noise, device)?;
+    watch.finish()?;
+    Ok(out)
+}
+
+/// [`sample`]'s device work alone: the result and the unread watch of x and v, whose slots the
+/// caller reads after the work ran. For SSCS and Euler–Maruyama with Philox noise on a GPU nothing
+/// here copies to or from the host, so a CUDA graph can capture it; the ODE reads its error norms
+/// and returns a watch already read.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_watched(
+    net: &dyn CldScore,
+    cfg: &CldConfig,
+    sampler: CldSampler,
+    n_discrete_steps: usize,
+    batch: usize,
+    noise: &Noise<'_>,
+    device: &Device,
+) -> Result<(CldSample, FiniteWatch)> {
     let [h, w, c] = net.image_shape();
     let is_ode = matches!(sampler, CldSampler::Ode { .. });
     if (!is_ode && n_discrete_steps < 2) || batch == 0 {
@@ -356,7 +375,7 @@ pub fn sample(
     let mut v = lin2((1.0 / cfg.m_inv.sqrt()) as f32, &zv, 0.0, &zv)?;
     let mut x = x0;
     if let CldSampler::Ode { rtol, atol } = sampler {
-        return ode(&chain, x, v, rtol, atol);
+        return Ok((ode(&chain, x, v, rtol, atol)?, FiniteWatch::new(&[])));
     }
     let n = n_discrete_steps - 1;
     let tau = cfg.time_grid(n);
@@ -389,12 +408,12 @@ pub fn sample(
     }
     let (x, v) = chain.em_step(&x, &v, 1.0 - cfg.sampling_eps, cfg.sampling_eps, None)?;
     watch.check(&x, "x", n)?;
-    watch.finish()?;
-    Ok(CldSample {
+    let out = CldSample {
         x: ops::nhwc_to_nchw(&x)?,
         v: ops::nhwc_to_nchw(&v)?,
         nfe: n_discrete_steps,
-    })
+    };
+    Ok((out, watch))
 }
 
 /// The probability-flow ODE from τ = 0 to 1 − ε: RK45 over the f64 state on the network's device

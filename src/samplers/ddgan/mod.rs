@@ -4,4 +4,4 @@
 pub mod sample;
 
 pub use crate::ops::{PosteriorCoefficients, MAX_STEPS};
-pub use sample::{sample, Generator};
+pub use sample::{sample, sample_watched, Generator};

@@ -56,6 +56,21 @@ pub fn sample(
     noise: &Noise<'_>,
     device: &Device,
 ) -> Result<Tensor> {
+    let (x, watch) = sample_watched(generator, coefs, batch, noise, device)?;
+    watch.finish()?;
+    Ok(x)
+}
+
+/// [`sample`]'s device work alone: x_0 (NCHW) and the unread watch of x, whose slots the caller
+/// reads after the work ran (nothing here copies to or from the host for a Philox run on a GPU, so
+/// a CUDA graph can capture it).
+pub fn sample_watched(
+    generator: &dyn Generator,
+    coefs: &PosteriorCoefficients,
+    batch: usize,
+    noise: &Noise<'_>,
+    device: &Device,
+) -> Result<(Tensor, FiniteWatch)> {
     let nz = generator.nz()?;
     if batch == 0 {
         return Err(Error::InvalidParam {
@@ -107,6 +122,5 @@ pub fn sample(
         };
         watch.check(&x, "x", j)?;
     }
-    watch.finish()?;
-    ops::nhwc_to_nchw(&x)
+    Ok((ops::nhwc_to_nchw(&x)?, watch))
 }
