@@ -155,3 +155,22 @@ if [ "${gpus:-0}" -gt 1 ]; then
 else
   record sample cuda_all skip "one GPU on this machine"
 fi
+
+echo "== CUDA graphs on vs off: batch-1 DDGAN and SSCS (launch-bound), the same images either way" | tee -a "$LOG"
+# 64 batches of 1: the first runs uncaptured, the second is captured, the rest are replays, so the
+# images/s ratio is the launch overhead the graph removes.
+for run in "ddgan ddgan-digits" "sscs cld-digits --sampler sscs --steps 50"; do
+  set -- $run
+  tag=$1; shift
+  for g in off on; do
+    out=$(step 120 "$BUNDLE/bin/trilemma" sample --model "$@" --device cuda --batch 1 --num 64 --graph "$g" \
+      --out "$OUTDIR/graph-$tag-$g.npz" 2>> "$LOG"); rc=$?
+    echo "$out" >> "$LOG"
+    record_rc sample "graph_${tag}_$g" $rc "$(echo "$out" | grep -o '[0-9.]* images/s' | head -1)"
+  done
+  if cmp -s "$OUTDIR/graph-$tag-off.npz" "$OUTDIR/graph-$tag-on.npz"; then
+    record sample "graph_${tag}_identity" pass "graph and non-graph images identical"
+  else
+    record sample "graph_${tag}_identity" fail "graph and non-graph images differ"
+  fi
+done

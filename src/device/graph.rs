@@ -23,8 +23,6 @@ use cudarc::driver::{sys, CudaGraph};
 
 use super::allocator::PooledBlock;
 use super::{CudaDevice, CudaRaw};
-use crate::backend::cuda::CudaStorage;
-use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::params::TriRandnParams;
 
@@ -43,7 +41,7 @@ pub struct DeviceGraph {
     /// The blocks freed during the capture, which the nodes use on every replay.
     _arena: Vec<PooledBlock<CudaRaw>>,
     /// One u32: the batch's first global sample index, read by every rebased Philox launch.
-    base: CudaStorage,
+    base: PooledBlock<CudaRaw>,
     device: Arc<CudaDevice>,
 }
 
@@ -82,11 +80,11 @@ impl CudaDevice {
         first_sample: u32,
         body: impl FnOnce() -> Result<T>,
     ) -> Result<(DeviceGraph, T)> {
-        let base = upload_word(self, first_sample)?;
+        let mut base = self.alloc("graph capture", 4)?;
+        write_word(self, &mut base, first_sample)?;
         let at = {
             use cudarc::driver::DevicePtr;
-            let view = base.view();
-            let (ptr, _sync) = view.device_ptr(self.stream());
+            let (ptr, _sync) = base.block().device_ptr(self.stream());
             ptr
         };
         self.stream()
@@ -120,26 +118,19 @@ impl CudaDevice {
     }
 }
 
-/// A fresh one-word device block holding `v`.
-fn upload_word(dev: &Arc<CudaDevice>, v: u32) -> Result<CudaStorage> {
-    let mut s = CudaStorage::alloc(dev, 1, DType::F32)?;
+/// Writes `v` into the first four bytes of `block`; waits for the copy (its source is on the stack).
+fn write_word(dev: &CudaDevice, block: &mut PooledBlock<CudaRaw>, v: u32) -> Result<()> {
     dev.stream()
-        .memcpy_htod(&v.to_le_bytes(), &mut s.view_mut())
+        .memcpy_htod(&v.to_le_bytes(), &mut block.block_mut().slice_mut(0..4))
         .map_err(Error::driver("graph replay", "cuMemcpyHtoDAsync"))?;
-    Ok(s)
+    dev.synchronize()
 }
 
 impl DeviceGraph {
     /// Runs the captured work once more, for the batch starting at global sample `first_sample`: one
     /// 4-byte copy (the sample base) and one graph launch, queued on the device's stream.
     pub fn replay(&mut self, first_sample: u32) -> Result<()> {
-        let word = first_sample.to_le_bytes();
-        self.device
-            .stream()
-            .memcpy_htod(&word, &mut self.base.view_mut())
-            .map_err(Error::driver("graph replay", "cuMemcpyHtoDAsync"))?;
-        // The source is a stack array; the copy from pageable memory may return before it completes.
-        self.device.synchronize()?;
+        write_word(&self.device, &mut self.base, first_sample)?;
         self.graph
             .0
             .launch()

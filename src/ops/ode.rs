@@ -114,33 +114,14 @@ pub fn combine(
     }
     let mut all = vec![base];
     all.extend(terms.iter().map(|t| t.1));
+    let weights: Vec<f64> = terms.iter().map(|t| t.0).collect();
     let (narrow, wide) = match wides(OP, &all)? {
         Wides::Cpu(v) => {
-            let terms: Vec<_> = terms
-                .iter()
-                .map(|t| t.0)
-                .zip(v[1..].iter().copied())
-                .collect();
-            let c = OdeCombination {
-                base: v[0],
-                h,
-                terms: &terms,
-            };
-            let (n, w) = CpuStorage::ode_combine(&c, keep_wide)?;
+            let (n, w) = combine_in::<CpuStorage>(&v, &weights, h, keep_wide)?;
             (Storage::Cpu(n), w.map(WideStorage::Cpu))
         }
         Wides::Cuda(v) => {
-            let terms: Vec<_> = terms
-                .iter()
-                .map(|t| t.0)
-                .zip(v[1..].iter().copied())
-                .collect();
-            let c = OdeCombination {
-                base: v[0],
-                h,
-                terms: &terms,
-            };
-            let (n, w) = CudaStorage::ode_combine(&c, keep_wide)?;
+            let (n, w) = combine_in::<CudaStorage>(&v, &weights, h, keep_wide)?;
             (Storage::Cuda(n), w.map(WideStorage::Cuda))
         }
     };
@@ -176,36 +157,54 @@ pub fn scaled_sq_sum(
     }
     let mut all = vec![a, b];
     all.extend(terms.iter().map(|t| t.1));
+    let weights: Vec<f64> = terms.iter().map(|t| t.0).collect();
+    let tol = (h, atol, rtol);
     match wides(OP, &all)? {
-        Wides::Cpu(v) => {
-            let terms: Vec<_> = terms
-                .iter()
-                .map(|t| t.0)
-                .zip(v[2..].iter().copied())
-                .collect();
-            CpuStorage::ode_scaled_sq_sum(&OdeScaledNorm {
-                h,
-                terms: &terms,
-                scale_of: [v[0], v[1]],
-                atol,
-                rtol,
-            })
-        }
-        Wides::Cuda(v) => {
-            let terms: Vec<_> = terms
-                .iter()
-                .map(|t| t.0)
-                .zip(v[2..].iter().copied())
-                .collect();
-            CudaStorage::ode_scaled_sq_sum(&OdeScaledNorm {
-                h,
-                terms: &terms,
-                scale_of: [v[0], v[1]],
-                atol,
-                rtol,
-            })
-        }
+        Wides::Cpu(v) => norm_in::<CpuStorage>(&v, &weights, tol),
+        Wides::Cuda(v) => norm_in::<CudaStorage>(&v, &weights, tol),
     }
+}
+
+/// One backend's combination: `v` = [base, k_0, ...], `weights` the k's.
+fn combine_in<S: OdeOps>(
+    v: &[&S::Wide],
+    weights: &[f64],
+    h: f64,
+    keep_wide: bool,
+) -> Result<(S, Option<S::Wide>)> {
+    let terms: Vec<(f64, &S::Wide)> = weights
+        .iter()
+        .copied()
+        .zip(v[1..].iter().copied())
+        .collect();
+    S::ode_combine(
+        &OdeCombination {
+            base: v[0],
+            h,
+            terms: &terms,
+        },
+        keep_wide,
+    )
+}
+
+/// One backend's norm: `v` = [a, b, k_0, ...], `weights` the k's, `(h, atol, rtol)`.
+fn norm_in<S: OdeOps>(
+    v: &[&S::Wide],
+    weights: &[f64],
+    (h, atol, rtol): (f64, f64, f64),
+) -> Result<f64> {
+    let terms: Vec<(f64, &S::Wide)> = weights
+        .iter()
+        .copied()
+        .zip(v[2..].iter().copied())
+        .collect();
+    S::ode_scaled_sq_sum(&OdeScaledNorm {
+        h,
+        terms: &terms,
+        scale_of: [v[0], v[1]],
+        atol,
+        rtol,
+    })
 }
 
 /// `base + h · Σ_j w_j k_j` over host slices: the CPU backend's arithmetic for a solver on plain

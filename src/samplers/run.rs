@@ -258,25 +258,24 @@ impl Plan {
                     steps,
                     center,
                 },
-            ) if !matches!(sampler, CldSampler::Ode { .. }) => {
-                let x = run(&|| {
-                    let (out, watch) =
-                        cld::sample_watched(net, config, *sampler, *steps, batch, noise, device)?;
-                    Ok((out.x, watch))
-                })?;
-                Ok((to_unit_range(&x, *center)?, *steps))
-            }
-            (
-                Network::Cld(net),
-                Method::Cld {
-                    config,
-                    sampler,
-                    steps,
-                    center,
-                },
             ) => {
-                let out = cld::sample(net, config, *sampler, *steps, batch, noise, device)?;
-                Ok((to_unit_range(&out.x, *center)?, out.nfe))
+                // The ODE reads its error norms from the host: never a graph.
+                let (x, nfe) = match sampler {
+                    CldSampler::Ode { .. } => {
+                        let out = cld::sample(net, config, *sampler, *steps, batch, noise, device)?;
+                        (out.x, out.nfe)
+                    }
+                    _ => {
+                        let body = || {
+                            let (out, watch) = cld::sample_watched(
+                                net, config, *sampler, *steps, batch, noise, device,
+                            )?;
+                            Ok((out.x, watch))
+                        };
+                        (run(&body)?, *steps)
+                    }
+                };
+                Ok((to_unit_range(&x, *center)?, nfe))
             }
             (Network::Lsgm { vae, score }, Method::Lsgm { config, solver }) => {
                 let out = lsgm::sample(vae, score, config, *solver, batch, noise, device)?;

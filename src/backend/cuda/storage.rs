@@ -9,6 +9,16 @@ use crate::device::{allocator::PooledBlock, CudaDevice};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
+/// `len` elements of `size` bytes, in bytes, or the error for a count too large.
+pub(super) fn byte_len(len: usize, size: usize) -> Result<usize> {
+    len.checked_mul(size).ok_or_else(|| Error::InvalidParam {
+        op: "alloc",
+        what: "element count",
+        rule: "small enough that its size in bytes fits in usize",
+        found: len.to_string(),
+    })
+}
+
 pub struct CudaStorage {
     block: PooledBlock<crate::device::CudaRaw>,
     len: usize,
@@ -31,15 +41,7 @@ impl std::fmt::Debug for CudaStorage {
 impl CudaStorage {
     /// Uninitialised storage; crate-private callers write every element before it is read.
     pub(crate) fn alloc(device: &Arc<CudaDevice>, len: usize, dtype: DType) -> Result<CudaStorage> {
-        let bytes = len
-            .checked_mul(dtype.size_in_bytes())
-            .ok_or_else(|| Error::InvalidParam {
-                op: "alloc",
-                what: "element count",
-                rule: "small enough that its size in bytes fits in usize",
-                found: len.to_string(),
-            })?;
-        let block = device.alloc("alloc", bytes)?;
+        let block = device.alloc("alloc", byte_len(len, dtype.size_in_bytes())?)?;
         Ok(CudaStorage {
             block,
             len,

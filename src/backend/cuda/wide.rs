@@ -28,14 +28,8 @@ impl std::fmt::Debug for CudaWide {
 impl CudaWide {
     /// Uninitialised; crate-private callers write every element before it is read.
     pub(crate) fn alloc(device: &Arc<CudaDevice>, len: usize) -> Result<CudaWide> {
-        let bytes = len.checked_mul(8).ok_or_else(|| Error::InvalidParam {
-            op: "alloc",
-            what: "element count",
-            rule: "small enough that its size in bytes fits in usize",
-            found: len.to_string(),
-        })?;
         Ok(CudaWide {
-            block: device.alloc("ode state", bytes)?,
+            block: device.alloc("ode state", super::storage::byte_len(len, 8)?)?,
             len,
             device: Arc::clone(device),
         })

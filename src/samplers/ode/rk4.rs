@@ -4,7 +4,7 @@
 //! rest of the batch. State in f64, as in the adaptive solver, in any [`OdeSpace`]; nothing is read
 //! back during the solve.
 
-use super::space::{HostSpace, OdeSpace};
+use super::space::{checked_eval, HostSpace, OdeSpace};
 use crate::error::{Error, Result};
 
 /// Integrates dy/dt = f(t, y) from `t0` to `t1` (either direction) in `steps` equal steps and returns
@@ -38,15 +38,7 @@ pub fn solve_in<S: OdeSpace>(
     }
     let n = space.len(&y0);
     let mut eval = |t: f64, y: &S::Point| -> Result<S::Vector> {
-        let d = f(t, y)?;
-        if space.len(&d) != n {
-            return Err(Error::InvalidParam {
-                op: "rk4",
-                what: "right-hand side",
-                rule: "the state's length",
-                found: space.len(&d).to_string(),
-            });
-        }
+        let d = checked_eval("rk4", space, n, &mut f, t, y)?;
         space.check_derivative(&d, t)?;
         Ok(d)
     };

@@ -5,7 +5,7 @@
 //! step the host reads one number, the error norm its step-size controller needs (three more before
 //! the first step, for the initial step size).
 
-use super::space::{HostSpace, OdeSpace, Tolerances};
+use super::space::{checked_eval, HostSpace, OdeSpace, Tolerances};
 use crate::error::{Error, Result};
 
 const C: [f64; 6] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0];
@@ -135,16 +135,7 @@ pub fn solve_in<S: OdeSpace>(
     let mut stats = Rk45Stats::default();
     let mut eval = |t: f64, y: &S::Point, stats: &mut Rk45Stats| -> Result<S::Vector> {
         stats.nfev += 1;
-        let d = f(t, y)?;
-        if space.len(&d) != n {
-            return Err(Error::InvalidParam {
-                op: "rk45",
-                what: "right-hand side",
-                rule: "the state's length",
-                found: format!("{} values for a state of {n}", space.len(&d)),
-            });
-        }
-        Ok(d)
+        checked_eval("rk45", space, n, &mut f, t, y)
     };
     let rms = |sq_sum: f64| (sq_sum / n.max(1) as f64).sqrt();
     let direction = if t1 >= t0 { 1.0 } else { -1.0 };

@@ -43,6 +43,27 @@ pub trait OdeSpace {
     }
 }
 
+/// `f(t, y)`, an error naming solver `op` unless it has the state's `n` values.
+pub(super) fn checked_eval<S: OdeSpace>(
+    op: &'static str,
+    space: &S,
+    n: usize,
+    f: &mut impl FnMut(f64, &S::Point) -> Result<S::Vector>,
+    t: f64,
+    y: &S::Point,
+) -> Result<S::Vector> {
+    let d = f(t, y)?;
+    if space.len(&d) != n {
+        return Err(Error::InvalidParam {
+            op,
+            what: "right-hand side",
+            rule: "the state's length",
+            found: format!("{} values for a state of {n}", space.len(&d)),
+        });
+    }
+    Ok(d)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tolerances {
     pub atol: f64,
