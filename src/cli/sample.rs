@@ -416,6 +416,9 @@ fn sample_halving_on_oom<'n>(
             Ok((img.to_vec_f32()?, [c, h, w], nfe))
         }
         Err(e @ trilemma::Error::OutOfMemory { .. }) if r.len() > 1 && device.is_cuda() => {
+            // The graphs' memory first (they are captured again at the new batch sizes), then the
+            // pool's cache.
+            graphs.clear();
             if let trilemma::Device::Cuda(d) = device {
                 d.release_cached_memory()?;
             }

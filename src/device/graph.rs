@@ -118,17 +118,22 @@ impl CudaDevice {
     }
 }
 
-/// Writes `v` into the first four bytes of `block`; waits for the copy (its source is on the stack).
+/// Sets the first four bytes of `block` to `v`: a memset queued on the stream (no host buffer, so
+/// nothing to wait for; stream order puts it between the replays that read the word).
 fn write_word(dev: &CudaDevice, block: &mut PooledBlock<CudaRaw>, v: u32) -> Result<()> {
-    dev.stream()
-        .memcpy_htod(&v.to_le_bytes(), &mut block.block_mut().slice_mut(0..4))
-        .map_err(Error::driver("graph replay", "cuMemcpyHtoDAsync"))?;
-    dev.synchronize()
+    use cudarc::driver::DevicePtrMut;
+    let stream = dev.stream();
+    let (ptr, _sync) = block.block_mut().device_ptr_mut(stream);
+    // SAFETY: `ptr` is the start of a live pool block of at least 4 bytes (allocated for this word)
+    // on this device, allocated on `stream`; one 4-byte element is written.
+    unsafe { sys::cuMemsetD32Async(ptr, v, 1, stream.cu_stream()) }
+        .result()
+        .map_err(Error::driver("graph replay", "cuMemsetD32Async"))
 }
 
 impl DeviceGraph {
     /// Runs the captured work once more, for the batch starting at global sample `first_sample`: one
-    /// 4-byte copy (the sample base) and one graph launch, queued on the device's stream.
+    /// 4-byte memset (the sample base) and one graph launch, queued on the device's stream.
     pub fn replay(&mut self, first_sample: u32) -> Result<()> {
         write_word(&self.device, &mut self.base, first_sample)?;
         self.graph

@@ -70,6 +70,12 @@ impl GraphRuns {
         self.stats
     }
 
+    /// Drops every graph with the memory it holds (before an out-of-memory retry); later batches
+    /// warm up and capture again.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// The batch of `batch` samples starting at global sample `first_sample`: `body` (the batch's
     /// device work, which may run once uncaptured and once under capture) run, captured or replayed
     /// as above; its watch checked; its output returned (a copy of a graph's output buffer).
