@@ -1019,3 +1019,113 @@ fn what_a_capture_cannot_hold_invalidates_it_with_the_drivers_codes() {
     assert_eq!(e.stream.clone_dtoh(&x).unwrap(), vec![1.0; 64]);
     e.sync().unwrap();
 }
+
+/// A device-to-host copy into page-locked memory is queued: it reads the device at the call (stream
+/// order) but lands only when the host waits for it (an event after it, a synchronize, a blocking
+/// copy); before that the buffer reads as 0xff. Events and page-locked blocks check their arguments,
+/// and a capture refuses what the emulator does not record.
+#[test]
+fn a_copy_into_page_locked_memory_lands_when_the_host_waits_for_it() {
+    let Some(e) = emu("a_copy_into_page_locked_memory_lands_when_the_host_waits_for_it") else {
+        return;
+    };
+    use cudarc::driver::{result, DevicePtr};
+    use sys::cudaError_enum as C;
+    let n = 256usize;
+    let mut x = e.upload(&[2.0; 256]);
+    let y = e.zeros::<f32>(n);
+    let f = e.f("copy_f32");
+    let xp = x.device_ptr(&e.stream).0;
+    let s = e.stream.cu_stream();
+    let before = trilemma_cuda_emu::stats();
+    trilemma_cuda_emu::set_trace(true);
+    // SAFETY (this block): the page-locked block holds n f32, read only through `read`; every handle
+    // passed is live (created above, destroyed at the end); the copies stay inside x and the block.
+    unsafe {
+        let host = result::malloc_host(n * 4, 0).unwrap() as *mut f32;
+        let read = || std::slice::from_raw_parts(host, n).to_vec();
+        let mut ev = std::ptr::null_mut();
+        sys::cuEventCreate(&mut ev, 0x3).result().unwrap();
+        // Queued: the buffer is 0xff until the event after the copy is waited for.
+        result::memcpy_dtoh_async(std::slice::from_raw_parts_mut(host, n), xp, s).unwrap();
+        assert!(
+            read().iter().all(|v| v.to_bits() == u32::MAX),
+            "lands early"
+        );
+        // Later work on the stream does not change what the copy read.
+        e.stream
+            .launch_builder(&f)
+            .arg(&y)
+            .arg(&mut x)
+            .arg(&(n as u32))
+            .launch(cfg(1, 256))
+            .unwrap();
+        sys::cuEventRecord(ev, s).result().unwrap();
+        sys::cuEventSynchronize(ev).result().unwrap();
+        assert_eq!(read(), vec![2.0; n]);
+        // A stream synchronize lands a copy too (x is 0 now: y was copied into it).
+        result::memcpy_dtoh_async(std::slice::from_raw_parts_mut(host, n), xp, s).unwrap();
+        assert!(read().iter().all(|v| v.to_bits() == u32::MAX));
+        e.sync().unwrap();
+        assert_eq!(read(), vec![0.0; n]);
+        // So does a blocking copy to pageable memory on the stream.
+        result::memcpy_dtoh_async(std::slice::from_raw_parts_mut(host, n), xp, s).unwrap();
+        let _ = e.stream.clone_dtoh(&y).unwrap();
+        assert_eq!(read(), vec![0.0; n]);
+        let d = trilemma_cuda_emu::stats().since(&before);
+        assert_eq!(d.dtoh_pinned.count, 3, "{d:?}");
+        assert_eq!(d.dtoh.count, 4, "{d:?}");
+        assert_eq!(d.event_synchronizations, 1, "{d:?}");
+        let trace = trilemma_cuda_emu::take_trace();
+        use trilemma_cuda_emu::TraceOp as T;
+        let pinned = T::DtoH {
+            bytes: n * 4,
+            pinned: true,
+        };
+        assert_eq!(
+            trace[..4],
+            [
+                pinned.clone(),
+                T::Launch("copy_f32".into()),
+                T::EventRecord(ev as usize),
+                T::EventSync(ev as usize)
+            ],
+            "{trace:?}"
+        );
+        // Bad arguments get the driver's codes.
+        let mut bad = std::ptr::null_mut();
+        assert_eq!(
+            sys::cuEventCreate(&mut bad, 0x4),
+            C::CUDA_ERROR_INVALID_VALUE
+        );
+        assert_eq!(
+            sys::cuMemFreeHost(y.device_ptr(&e.stream).0 as *mut std::ffi::c_void),
+            C::CUDA_ERROR_INVALID_VALUE
+        );
+        // A capture refuses an event record and a page-locked copy (not emulated), and is
+        // invalidated.
+        let global = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_GLOBAL;
+        for what in ["event record", "page-locked copy"] {
+            e.stream.begin_capture(global).unwrap();
+            let refused = match what {
+                "event record" => sys::cuEventRecord(ev, s),
+                _ => sys::cuMemcpyDtoHAsync_v2(host as *mut std::ffi::c_void, xp, n * 4, s),
+            };
+            assert_eq!(refused, C::CUDA_ERROR_NOT_SUPPORTED, "{what}");
+            let err = e
+                .stream
+                .end_capture(sys::CUgraphInstantiate_flags(0))
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(code(&err), C::CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+        }
+        sys::cuEventDestroy_v2(ev).result().unwrap();
+        assert_eq!(sys::cuEventSynchronize(ev), C::CUDA_ERROR_INVALID_HANDLE);
+        result::free_host(host as *mut std::ffi::c_void).unwrap();
+        assert_eq!(
+            sys::cuMemFreeHost(host as *mut std::ffi::c_void),
+            C::CUDA_ERROR_INVALID_VALUE
+        );
+    }
+    trilemma_cuda_emu::set_trace(false);
+}

@@ -181,32 +181,41 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         };
         let mut out = Run::default();
         let mut graphs = trilemma::samplers::graph::GraphRuns::new(a.graph == GraphArg::On);
-        for r in mine {
-            let noise_for = |first: usize| match &replay {
-                Some(st) => Noise::Replay(st),
-                None => Noise::Philox {
-                    seed: a.seed,
-                    first_sample: first as u32,
-                },
-            };
-            let (img, shape, nfe) =
-                sample_halving_on_oom(plan, model, r.clone(), &noise_for, dev, &mut graphs)?;
-            out.shape = shape;
-            out.nfe += nfe;
+        let noise_for = |first: usize| match &replay {
+            Some(st) => Noise::Replay(st),
+            None => Noise::Philox {
+                seed: a.seed,
+                first_sample: first as u32,
+            },
+        };
+        let mut deliver = |first: usize, b: trilemma::samplers::run::SampledBatch| {
+            let [n, c, h, w] = b.shape;
+            out.shape = [c, h, w];
             let batch = Batch {
-                first: r.start,
-                images: img,
-                shape,
+                first,
+                images: b.values,
+                shape: [c, h, w],
             };
             if to_writer.send(batch).is_err() {
                 // The writer stopped on an error of its own, which the run reports.
-                break;
+                return Ok(false);
             }
-            bar.inc(r.len() as u64);
+            bar.inc(n as u64);
             if start.elapsed().as_secs_f64() > 1.0 && bar.is_hidden() {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             }
-        }
+            Ok(true)
+        };
+        let done = trilemma::samplers::batches::run_batches(
+            plan,
+            model,
+            mine,
+            &noise_for,
+            dev,
+            &mut graphs,
+            &mut deliver,
+        )?;
+        out.nfe = done.nfe;
         out.graphs = graphs.stats();
         Ok(out)
     };
@@ -393,51 +402,6 @@ fn write_output(
     match kind {
         OutKind::Grid => write_png_grid(out, &imgs),
         _ => write_npz(out, &imgs),
-    }
-}
-
-/// The samples `r` as one batch; a batch that runs out of GPU memory is retried as two halves
-/// (recursively, down to one image), after returning the pool's cached blocks to the driver. The
-/// images are the same as a run with the smaller batches from the start: every sample's noise is
-/// keyed by its index, and the fixed-step samplers treat samples independently (the adaptive ODE
-/// samplers solve a batch as one system, so their step sizes follow the batch, as in the official
-/// code).
-fn sample_halving_on_oom<'n>(
-    plan: &trilemma::samplers::run::Plan,
-    model: &trilemma::models::Model,
-    r: std::ops::Range<usize>,
-    noise_for: &dyn Fn(usize) -> trilemma::samplers::Noise<'n>,
-    device: &trilemma::Device,
-    graphs: &mut trilemma::samplers::graph::GraphRuns,
-) -> trilemma::Result<(Vec<f32>, [usize; 3], usize)> {
-    match plan.sample_with(model, r.len(), &noise_for(r.start), device, graphs) {
-        Ok((img, nfe)) => {
-            let [_, c, h, w] = img.dims("sample", "images", "NCHW")?;
-            Ok((img.to_vec_f32()?, [c, h, w], nfe))
-        }
-        Err(e @ trilemma::Error::OutOfMemory { .. }) if r.len() > 1 && device.is_cuda() => {
-            // The graphs' memory first (they are captured again at the new batch sizes), then the
-            // pool's cache.
-            graphs.clear();
-            if let trilemma::Device::Cuda(d) = device {
-                d.release_cached_memory()?;
-            }
-            let mid = r.start + r.len() / 2;
-            eprintln!(
-                "sample: batch of {} at sample {}: {e}; retrying as {} + {}",
-                r.len(),
-                r.start,
-                mid - r.start,
-                r.end - mid
-            );
-            let (mut a, shape, n1) =
-                sample_halving_on_oom(plan, model, r.start..mid, noise_for, device, graphs)?;
-            let (b, _, n2) =
-                sample_halving_on_oom(plan, model, mid..r.end, noise_for, device, graphs)?;
-            a.extend(b);
-            Ok((a, shape, n1.max(n2)))
-        }
-        Err(e) => Err(e),
     }
 }
 

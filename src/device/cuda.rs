@@ -155,7 +155,7 @@ pub type DeviceBlock = PooledBlock<CudaRaw>;
 
 pub struct CudaDevice {
     info: CudaDeviceInfo,
-    ctx: Arc<CudaContext>,
+    pub(super) ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<Kernel, CudaFunction>>,
@@ -163,6 +163,8 @@ pub struct CudaDevice {
     /// During a graph capture: (the captured batch's first sample, the device address of the graph's
     /// sample-base word); see graph.rs.
     pub(super) capture_base: Mutex<Option<(u32, u64)>>,
+    /// Page-locked buffers for copies the host collects later (staging.rs).
+    pub(super) staging: Arc<super::staging::StagingPool>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -233,6 +235,7 @@ impl CudaDevice {
         });
         Ok(Arc::new(CudaDevice {
             info,
+            staging: super::staging::StagingPool::new(Arc::clone(&ctx)),
             ctx,
             stream,
             modules: Mutex::new(HashMap::new()),

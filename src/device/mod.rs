@@ -5,6 +5,7 @@ mod cuda;
 mod driver_choice;
 mod graph;
 mod spec;
+mod staging;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ pub use cuda::{cuda_devices, driver_version, CudaDevice, CudaDeviceInfo, CudaRaw
 pub use driver_choice::{allow_emulator_fallback, is_emulated};
 pub use graph::DeviceGraph;
 pub use spec::{DeviceSpec, OpenedDevices};
+pub use staging::Staged;
 
 use crate::error::Result;
 

@@ -110,25 +110,57 @@ impl FiniteWatch {
     /// The first non-finite state the checks recorded, as an error naming it; Ok if none. (A graph's
     /// watch is read after every replay.)
     pub fn finish(&self) -> Result<()> {
-        let mut first: Option<(u32, &str)> = None;
-        for (name, slot) in self.names.iter().zip(&self.slots) {
-            if let Some(slot) = slot {
-                let step = read_slot(slot)?;
-                let earlier = match first {
-                    Some((s, _)) => step < s,
-                    None => true,
-                };
-                if step != NONE && earlier {
-                    first = Some((step, name));
-                }
-            }
-        }
-        match first {
-            Some((step, name)) => Err(Error::NonFinite {
-                tensor: name.to_string(),
-                step: step as usize,
-            }),
-            None => Ok(()),
-        }
+        let words = self
+            .slots()
+            .into_iter()
+            .map(read_slot)
+            .collect::<Result<Vec<u32>>>()?;
+        self.judge(&words)
+    }
+
+    /// The slots the checks wrote, in order: a caller that reads them back itself (with the batch's
+    /// output, without waiting for the stream) hands their words to [`FiniteWatch::judge`].
+    pub fn slots(&self) -> Vec<&Tensor> {
+        self.slots.iter().flatten().collect()
+    }
+
+    /// The names of [`FiniteWatch::slots`], in order.
+    pub fn slot_names(&self) -> Vec<&'static str> {
+        self.names
+            .iter()
+            .zip(&self.slots)
+            .filter(|(_, s)| s.is_some())
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// [`FiniteWatch::finish`] on the words of [`FiniteWatch::slots`], read by the caller.
+    pub fn judge(&self, words: &[u32]) -> Result<()> {
+        judge_slots(&self.slot_names(), words)
+    }
+}
+
+/// The verdict of a watch from its slots' names ([`FiniteWatch::slot_names`]) and words: the first
+/// (lowest-step) non-finite state as an error naming it; Ok if none.
+pub fn judge_slots(names: &[&'static str], words: &[u32]) -> Result<()> {
+    if names.len() != words.len() {
+        return Err(Error::InvalidParam {
+            op: "finite watch",
+            what: "slot words",
+            rule: "one per slot in use",
+            found: format!("{} words for {} slots", words.len(), names.len()),
+        });
+    }
+    let first = names
+        .iter()
+        .zip(words)
+        .filter(|(_, &w)| w != NONE)
+        .min_by_key(|(_, &w)| w);
+    match first {
+        Some((name, &step)) => Err(Error::NonFinite {
+            tensor: name.to_string(),
+            step: step as usize,
+        }),
+        None => Ok(()),
     }
 }

@@ -19,6 +19,7 @@ pub mod ode;
 mod ode_drift;
 mod philox_normal;
 mod pointwise;
+mod readback;
 mod resample;
 
 pub use attention::attention;
@@ -30,7 +31,7 @@ pub use ddgan_posterior::{
     ddgan_posterior_step, ddgan_posterior_step_philox, PosteriorCoefficients, MAX_STEPS,
 };
 pub use elementwise::{axpby, cast};
-pub use finite::{check_finite, FiniteWatch};
+pub use finite::{check_finite, judge_slots, FiniteWatch};
 pub use flops::{flops_counted, reset_flop_count};
 pub use group_norm::group_norm;
 pub use layout::{
@@ -39,6 +40,7 @@ pub use layout::{
 pub use ode_drift::{cld_ode_drift, lsgm_ode_drift, CldOdeDrift, LsgmOdeDrift};
 pub use philox_normal::{randn, randn_into};
 pub use pointwise::{activation, add, binary, channel_affine, mul, AffineArgs};
+pub use readback::{read_back, Readback};
 pub use resample::{
     fir_conv_downsample2x, fir_downsample2x, fir_kernel_2d, fir_upsample2x, resample2x, upfirdn2d,
 };

@@ -20,7 +20,7 @@ use crate::ops::FiniteWatch;
 use crate::tensor::Tensor;
 
 /// The work of one batch up to its finished state: its output on the device and the watch whose
-/// slots say whether the state stayed finite (read by the caller, after the work ran).
+/// slots say whether the state stayed finite (read back by the caller with the output).
 pub type Watched = (Tensor, FiniteWatch);
 
 enum Entry {
@@ -78,18 +78,19 @@ impl GraphRuns {
 
     /// The batch of `batch` samples starting at global sample `first_sample`: `body` (the batch's
     /// device work, which may run once uncaptured and once under capture) run, captured or replayed
-    /// as above; its watch checked; its output returned (a copy of a graph's output buffer).
-    pub fn run(
+    /// as above; then `collect` given its output and watch (for a replay, the graph's own buffers:
+    /// what `collect` queues on the stream runs before the next replay rewrites them).
+    pub fn run<R>(
         &mut self,
         device: &Device,
         batch: usize,
         first_sample: u32,
         body: &dyn Fn() -> Result<Watched>,
-    ) -> Result<Tensor> {
-        let uncaptured = || -> Result<Tensor> {
+        collect: &dyn Fn(&Tensor, &FiniteWatch) -> Result<R>,
+    ) -> Result<R> {
+        let uncaptured = || -> Result<R> {
             let (out, watch) = body()?;
-            watch.finish()?;
-            Ok(out)
+            collect(&out, &watch)
         };
         let Device::Cuda(dev) = device else {
             return uncaptured();
@@ -136,7 +137,6 @@ impl GraphRuns {
         };
         c.graph.replay(first_sample)?;
         self.stats.replays += 1;
-        c.watch.finish()?;
-        c.out.to_device(device)
+        collect(&c.out, &c.watch)
     }
 }

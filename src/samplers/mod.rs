@@ -2,6 +2,7 @@
 //! `kernels/common/` that the CUDA kernels include and the host compiles too (csrc/host_math.cpp), so the
 //! CPU path and the tests run the kernels' own arithmetic.
 
+pub mod batches;
 pub mod cld;
 pub mod ddgan;
 pub mod graph;

@@ -10,6 +10,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::models::{Model, Network};
+use crate::ops::{judge_slots, read_back, FiniteWatch, Readback};
 use crate::tensor::Tensor;
 
 /// The samplers by name.
@@ -233,22 +234,43 @@ impl Plan {
         device: &Device,
         graphs: &mut GraphRuns,
     ) -> Result<(Tensor, usize)> {
+        let done = self.enqueue(model, batch, noise, device, graphs)?.wait()?;
+        let image = Tensor::from_f32(&done.values, &done.shape, DType::F32, &Device::Cpu)?;
+        Ok((image, done.nfe))
+    }
+
+    /// [`Plan::sample_with`] without waiting for the device: the batch's work is queued (a graph
+    /// replay, or its kernels) with the copy of its output and finite-watch slots into page-locked
+    /// memory after it; [`PendingBatch::wait`] waits for that copy only. Work queued after this call
+    /// (the next batch) keeps the device busy while the host waits for, encodes and writes this one.
+    /// (The adaptive ODE samplers read one scalar per step, so their batch has run by the time this
+    /// returns; only its output copy is pending.)
+    pub fn enqueue(
+        &self,
+        model: &Model,
+        batch: usize,
+        noise: &Noise<'_>,
+        device: &Device,
+        graphs: &mut GraphRuns,
+    ) -> Result<PendingBatch> {
         let first = match noise {
             Noise::Philox { first_sample, .. } => Some(*first_sample),
             Noise::Replay(_) => None,
         };
-        let mut run = |body: &dyn Fn() -> Result<super::graph::Watched>| match first {
-            Some(first) => graphs.run(device, batch, first, body),
-            None => {
-                let (out, watch) = body()?;
-                watch.finish()?;
-                Ok(out)
+        let mut run = |body: &dyn Fn() -> Result<super::graph::Watched>, centered: bool| {
+            let collect = |x: &Tensor, watch: &FiniteWatch| Pending::read(x, watch, Some(centered));
+            match first {
+                Some(first) => graphs.run(device, batch, first, body, &collect),
+                None => {
+                    let (out, watch) = body()?;
+                    collect(&out, &watch)
+                }
             }
         };
         match (&model.network, &self.method) {
             (Network::Ddgan(g), Method::Ddgan(coefs)) => {
-                let x = run(&|| super::ddgan::sample_watched(g, coefs, batch, noise, device))?;
-                Ok((to_unit_range(&x, true)?, coefs.steps()))
+                let body = || super::ddgan::sample_watched(g, coefs, batch, noise, device);
+                Ok(PendingBatch::new(run(&body, true)?, coefs.steps()))
             }
             (
                 Network::Cld(net),
@@ -258,28 +280,29 @@ impl Plan {
                     steps,
                     center,
                 },
-            ) => {
+            ) => match sampler {
                 // The ODE reads its error norms from the host: never a graph.
-                let (x, nfe) = match sampler {
-                    CldSampler::Ode { .. } => {
-                        let out = cld::sample(net, config, *sampler, *steps, batch, noise, device)?;
-                        (out.x, out.nfe)
-                    }
-                    _ => {
-                        let body = || {
-                            let (out, watch) = cld::sample_watched(
-                                net, config, *sampler, *steps, batch, noise, device,
-                            )?;
-                            Ok((out.x, watch))
-                        };
-                        (run(&body)?, *steps)
-                    }
-                };
-                Ok((to_unit_range(&x, *center)?, nfe))
-            }
+                CldSampler::Ode { .. } => {
+                    let out = cld::sample(net, config, *sampler, *steps, batch, noise, device)?;
+                    let watch = FiniteWatch::new(&[]);
+                    let part = Pending::read(&out.x, &watch, Some(*center))?;
+                    Ok(PendingBatch::new(part, out.nfe))
+                }
+                _ => {
+                    let body = || {
+                        let (out, watch) = cld::sample_watched(
+                            net, config, *sampler, *steps, batch, noise, device,
+                        )?;
+                        Ok((out.x, watch))
+                    };
+                    Ok(PendingBatch::new(run(&body, *center)?, *steps))
+                }
+            },
             (Network::Lsgm { vae, score }, Method::Lsgm { config, solver }) => {
                 let out = lsgm::sample(vae, score, config, *solver, batch, noise, device)?;
-                Ok((out.image, out.nfe))
+                // The decoder's output head already gives [0, 1].
+                let part = Pending::read(&out.image, &FiniteWatch::new(&[]), None)?;
+                Ok(PendingBatch::new(part, out.nfe))
             }
             _ => Err(bad(
                 "plan",
@@ -287,6 +310,114 @@ impl Plan {
                 format!("a {} plan", self.sampler.name()),
             )),
         }
+    }
+}
+
+/// A batch whose work and read-back are queued ([`Plan::enqueue`]); possibly several parts (a batch
+/// retried in halves after running out of memory), in sample order.
+#[derive(Debug)]
+pub struct PendingBatch {
+    parts: Vec<Pending>,
+    nfe: usize,
+}
+
+/// One queued read-back: the output (NCHW f32 in the model's range) and the watch's slots.
+#[derive(Debug)]
+struct Pending {
+    readback: Readback,
+    shape: Vec<usize>,
+    watch: Vec<&'static str>,
+    /// Some(centered): map to [0, 1] from [−1, 1] (true) or clamp (false); None: already [0, 1].
+    to_unit: Option<bool>,
+}
+
+impl Pending {
+    fn read(x: &Tensor, watch: &FiniteWatch, to_unit: Option<bool>) -> Result<Pending> {
+        let mut tensors = vec![x];
+        tensors.extend(watch.slots());
+        Ok(Pending {
+            readback: read_back(&tensors)?,
+            shape: x.shape().to_vec(),
+            watch: watch.slot_names(),
+            to_unit,
+        })
+    }
+
+    fn wait(mut self) -> Result<Vec<f32>> {
+        self.readback.wait()?;
+        let words = (0..self.watch.len())
+            .map(|i| {
+                Ok(self
+                    .readback
+                    .words(i + 1)?
+                    .first()
+                    .copied()
+                    .unwrap_or(u32::MAX))
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        judge_slots(&self.watch, &words)?;
+        let mut v = self.readback.f32s(0)?;
+        if let Some(centered) = self.to_unit {
+            for x in &mut v {
+                *x = if centered { (*x + 1.0) / 2.0 } else { *x }.clamp(0.0, 1.0);
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// A finished batch on the host.
+#[derive(Clone, Debug)]
+pub struct SampledBatch {
+    /// The images in [0, 1], NCHW.
+    pub values: Vec<f32>,
+    /// [N, C, H, W].
+    pub shape: [usize; 4],
+    /// Network evaluations per sample (the largest of its parts').
+    pub nfe: usize,
+}
+
+impl PendingBatch {
+    fn new(part: Pending, nfe: usize) -> PendingBatch {
+        PendingBatch {
+            parts: vec![part],
+            nfe,
+        }
+    }
+
+    /// `self` followed by `later` (the two halves of a batch).
+    pub fn join(mut self, later: PendingBatch) -> PendingBatch {
+        self.parts.extend(later.parts);
+        self.nfe = self.nfe.max(later.nfe);
+        self
+    }
+
+    /// Waits for the read-backs (not for work queued after them), checks the watches (the first
+    /// non-finite state is the error) and gives the images.
+    pub fn wait(self) -> Result<SampledBatch> {
+        let mut values = Vec::new();
+        let mut shape = [0usize; 4];
+        for p in self.parts {
+            let [n, c, h, w]: [usize; 4] = p
+                .shape
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad("output", "NCHW images", format!("shape {:?}", p.shape)))?;
+            if shape[0] > 0 && [c, h, w] != shape[1..] {
+                return Err(bad(
+                    "output",
+                    "one image shape across a batch's parts",
+                    format!("{:?} and {:?}", &shape[1..], [c, h, w]),
+                ));
+            }
+            shape = [shape[0] + n, c, h, w];
+            values.extend(p.wait()?);
+        }
+        Ok(SampledBatch {
+            values,
+            shape,
+            nfe: self.nfe,
+        })
     }
 }
 
@@ -403,16 +534,6 @@ impl MemoryEstimate {
             ),
         ))
     }
-}
-
-/// x in [−1, 1] (or [0, 1] when `centered` is false) → [0, 1], clamped.
-fn to_unit_range(x: &Tensor, centered: bool) -> Result<Tensor> {
-    let v: Vec<f32> = x
-        .to_vec_f32()?
-        .iter()
-        .map(|&v| if centered { (v + 1.0) / 2.0 } else { v }.clamp(0.0, 1.0))
-        .collect();
-    Tensor::from_f32(&v, x.shape(), DType::F32, &Device::Cpu)
 }
 
 /// `i/n`: shard i (0-based) of n.

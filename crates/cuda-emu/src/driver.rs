@@ -19,6 +19,7 @@ use crate::codes::*;
 use crate::config;
 use crate::exec::{self, Fault, FaultKind, Launch};
 use crate::graph::{self, Capture, ExecHandle, GraphHandle, Node};
+use crate::host;
 use crate::memory;
 use crate::registry::{self, KernelInfo, Module};
 use crate::stats::{self, Dir};
@@ -424,6 +425,7 @@ unsafe extern "C" fn cuCtxSynchronize() -> i32 {
     if let Some(code) = unsafe_during_capture("cuCtxSynchronize") {
         return code;
     }
+    host::land_all();
     stats::synchronization();
     SUCCESS
 }
@@ -460,8 +462,21 @@ unsafe extern "C" fn cuStreamSynchronize(s: *mut c_void) -> i32 {
     if let Some(code) = captured(s, "cuStreamSynchronize of the legacy stream", refuse) {
         return code;
     }
+    land_before(s, u64::MAX);
     stats::synchronization();
     SUCCESS
+}
+
+/// The page-locked copies queued on stream `s` before point `upto` land; the legacy stream (null)
+/// waits for every stream's work.
+fn land_before(s: *mut c_void, upto: u64) {
+    if s.is_null() {
+        host::land_all()
+    } else if upto == u64::MAX {
+        host::land_stream(s as usize)
+    } else {
+        host::land(s as usize, upto)
+    }
 }
 
 unsafe extern "C" fn cuStreamQuery(s: *mut c_void) -> i32 {
@@ -473,6 +488,8 @@ unsafe extern "C" fn cuStreamQuery(s: *mut c_void) -> i32 {
     if let Some(code) = captured(s, "cuStreamQuery of the legacy stream", refuse) {
         return code;
     }
+    // The stream's work ran at the call: it is complete, and so are its copies.
+    land_before(s, u64::MAX);
     SUCCESS
 }
 
@@ -481,8 +498,117 @@ unsafe extern "C" fn cuStreamDestroy_v2(s: *mut c_void) -> i32 {
         return INVALID_HANDLE;
     }
     graph::deactivate(s as usize);
+    host::land_stream(s as usize);
     // SAFETY: the handle was live (just removed from the set), so it is our Box, freed once.
     drop(Box::from_raw(s as *mut Stream));
+    SUCCESS
+}
+
+unsafe extern "C" fn cuMemHostAlloc(p: *mut *mut c_void, bytes: usize, flags: u32) -> i32 {
+    let p = out!(p);
+    check!(current());
+    // CU_MEMHOSTALLOC_PORTABLE | DEVICEMAP | WRITECOMBINED; page-locking is all the emulator models.
+    if flags & !0x7 != 0 {
+        return INVALID_VALUE;
+    }
+    if let Some(code) = unsafe_during_capture("cuMemHostAlloc") {
+        return code;
+    }
+    stats::pinned_allocation();
+    *p = check!(host::alloc(bytes)) as *mut c_void;
+    SUCCESS
+}
+
+unsafe extern "C" fn cuMemAllocHost_v2(p: *mut *mut c_void, bytes: usize) -> i32 {
+    cuMemHostAlloc(p, bytes, 0)
+}
+
+unsafe extern "C" fn cuMemFreeHost(p: *mut c_void) -> i32 {
+    check!(current());
+    if let Some(code) = unsafe_during_capture("cuMemFreeHost") {
+        return code;
+    }
+    host::free(p as *mut u8)
+}
+
+/// The live event behind a handle.
+fn event_of(e: *mut c_void) -> Result<&'static host::Event, i32> {
+    if e.is_null() || !live(&host::EVENTS, e as usize) {
+        return Err(INVALID_HANDLE);
+    }
+    // SAFETY: a live event handle is a Box<host::Event> we created and have not freed.
+    Ok(unsafe { &*(e as *const host::Event) })
+}
+
+unsafe extern "C" fn cuEventCreate(e: *mut *mut c_void, flags: u32) -> i32 {
+    let e = out!(e);
+    check!(current());
+    // CU_EVENT_BLOCKING_SYNC | DISABLE_TIMING | INTERPROCESS (the last only with DISABLE_TIMING).
+    if flags & !0x7 != 0 || (flags & 0x4 != 0 && flags & 0x2 == 0) {
+        return INVALID_VALUE;
+    }
+    let h = Box::into_raw(Box::new(host::Event {
+        recorded: Mutex::new(None),
+    })) as usize;
+    insert(&host::EVENTS, h);
+    *e = h as *mut c_void;
+    SUCCESS
+}
+
+unsafe extern "C" fn cuEventDestroy_v2(e: *mut c_void) -> i32 {
+    if e.is_null() || !remove(&host::EVENTS, e as usize) {
+        return INVALID_HANDLE;
+    }
+    // SAFETY: the handle was live (just removed from the set), so it is our Box, freed once.
+    drop(Box::from_raw(e as *mut host::Event));
+    SUCCESS
+}
+
+unsafe extern "C" fn cuEventRecord(e: *mut c_void, s: *mut c_void) -> i32 {
+    let ev = check!(event_of(e));
+    check!(stream_ctx(s));
+    let refuse = |c: &mut Capture| {
+        let why = "an event record in a capture (event nodes are not emulated)".to_string();
+        graph::broken(c, NOT_SUPPORTED, why)
+    };
+    if let Some(code) = captured(s, "an event record on the legacy stream", refuse) {
+        return code;
+    }
+    *lock(&ev.recorded) = Some((s as usize, host::mark()));
+    stats::event_record(e as usize);
+    SUCCESS
+}
+
+/// Lands the copies queued before the event's record (its work ran at the calls that queued it).
+fn complete(ev: &host::Event) {
+    if let Some((stream, seq)) = *lock(&ev.recorded) {
+        land_before(stream as *mut c_void, seq);
+    }
+}
+
+unsafe extern "C" fn cuEventQuery(e: *mut c_void) -> i32 {
+    let ev = check!(event_of(e));
+    check!(current());
+    complete(ev);
+    SUCCESS
+}
+
+unsafe extern "C" fn cuEventSynchronize(e: *mut c_void) -> i32 {
+    let ev = check!(event_of(e));
+    check!(current());
+    complete(ev);
+    stats::event_synchronization(e as usize);
+    SUCCESS
+}
+
+unsafe extern "C" fn cuStreamWaitEvent(s: *mut c_void, e: *mut c_void, flags: u32) -> i32 {
+    check!(event_of(e));
+    check!(stream_ctx(s));
+    if flags > 1 {
+        return INVALID_VALUE;
+    }
+    // The event's work has run (work runs at the call): nothing to wait for, on a capturing stream
+    // too (a dependency on finished work adds no node).
     SUCCESS
 }
 
@@ -613,7 +739,8 @@ unsafe extern "C" fn cuMemsetD32Async(p: u64, v: u32, n: usize, s: *mut c_void) 
     SUCCESS
 }
 
-unsafe fn copy(dir: Dir, dst: u64, src: u64, n: usize, s: *mut c_void) -> i32 {
+/// A copy on stream `s`; `asynchronous`: an `*Async` call, which may return before it is done.
+unsafe fn copy(dir: Dir, dst: u64, src: u64, n: usize, s: *mut c_void, asynchronous: bool) -> i32 {
     check!(stream_ctx(s));
     match dir {
         Dir::HtoD => check!(device_range("host-to-device copy", dst, n)),
@@ -626,13 +753,19 @@ unsafe fn copy(dir: Dir, dst: u64, src: u64, n: usize, s: *mut c_void) -> i32 {
     if n > 0 && (dst == 0 || src == 0) {
         return INVALID_VALUE;
     }
+    // An asynchronous copy into page-locked memory is queued (host.rs); one into pageable memory, or
+    // a synchronous one, returns when it is done, after the stream's earlier work and copies.
+    let queued = matches!(dir, Dir::DtoH) && asynchronous && host::is_pinned(dst as usize, n);
     let record = |c: &mut Capture| match dir {
         Dir::DtoD => {
             c.nodes.push(Node::CopyDtoD { dst, src, bytes: n });
             SUCCESS
         }
-        // No host memory here is page-locked (cuMemHostAlloc is not emulated): a capture cannot
-        // hold a copy from or to pageable memory.
+        _ if queued => graph::broken(
+            c,
+            NOT_SUPPORTED,
+            "a copy to page-locked host memory (host memcpy nodes are not emulated)".to_string(),
+        ),
         _ => graph::broken(
             c,
             STREAM_CAPTURE_UNSUPPORTED,
@@ -642,28 +775,40 @@ unsafe fn copy(dir: Dir, dst: u64, src: u64, n: usize, s: *mut c_void) -> i32 {
     if let Some(code) = captured(s, "a copy on the legacy stream", record) {
         return code;
     }
-    stats::copy(dir, n);
-    if n > 0 {
-        // SAFETY: the device side was checked above to be n addressable bytes of the reserve; the host
-        // side is n bytes the caller owns (the driver's contract; it cannot be checked). `copy` allows
-        // overlap, as device-to-device copies within one allocation may.
-        std::ptr::copy(src as *const u8, dst as *mut u8, n);
-        if let Dir::DtoH = dir {
-            // SAFETY: dst now holds the n bytes just copied.
-            stats::dtoh_content(std::slice::from_raw_parts(dst as *const u8, n));
-        }
+    stats::copy(dir, n, queued);
+    if n == 0 {
+        return SUCCESS;
+    }
+    if queued {
+        // SAFETY: the device side was checked above to be n addressable bytes of the reserve; dst is n
+        // bytes of one page-locked block (is_pinned).
+        let bytes = std::slice::from_raw_parts(src as *const u8, n).to_vec();
+        stats::dtoh_content(&bytes);
+        host::queue_copy(s as usize, dst as *mut u8, bytes);
+        return SUCCESS;
+    }
+    if let Dir::DtoH = dir {
+        land_before(s, u64::MAX);
+    }
+    // SAFETY: the device side was checked above to be n addressable bytes of the reserve; the host
+    // side is n bytes the caller owns (the driver's contract; it cannot be checked). `copy` allows
+    // overlap, as device-to-device copies within one allocation may.
+    std::ptr::copy(src as *const u8, dst as *mut u8, n);
+    if let Dir::DtoH = dir {
+        // SAFETY: dst now holds the n bytes just copied.
+        stats::dtoh_content(std::slice::from_raw_parts(dst as *const u8, n));
     }
     SUCCESS
 }
 
 unsafe extern "C" fn cuMemcpyHtoD_v2(d: u64, h: *const c_void, n: usize) -> i32 {
-    copy(Dir::HtoD, d, h as u64, n, std::ptr::null_mut())
+    copy(Dir::HtoD, d, h as u64, n, std::ptr::null_mut(), false)
 }
 unsafe extern "C" fn cuMemcpyDtoH_v2(h: *mut c_void, d: u64, n: usize) -> i32 {
-    copy(Dir::DtoH, h as u64, d, n, std::ptr::null_mut())
+    copy(Dir::DtoH, h as u64, d, n, std::ptr::null_mut(), false)
 }
 unsafe extern "C" fn cuMemcpyDtoD_v2(d: u64, s: u64, n: usize) -> i32 {
-    copy(Dir::DtoD, d, s, n, std::ptr::null_mut())
+    copy(Dir::DtoD, d, s, n, std::ptr::null_mut(), false)
 }
 unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
     d: u64,
@@ -671,13 +816,13 @@ unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
     n: usize,
     s: *mut c_void,
 ) -> i32 {
-    copy(Dir::HtoD, d, h as u64, n, s)
+    copy(Dir::HtoD, d, h as u64, n, s, true)
 }
 unsafe extern "C" fn cuMemcpyDtoHAsync_v2(h: *mut c_void, d: u64, n: usize, s: *mut c_void) -> i32 {
-    copy(Dir::DtoH, h as u64, d, n, s)
+    copy(Dir::DtoH, h as u64, d, n, s, true)
 }
 unsafe extern "C" fn cuMemcpyDtoDAsync_v2(d: u64, src: u64, n: usize, s: *mut c_void) -> i32 {
-    copy(Dir::DtoD, d, src, n, s)
+    copy(Dir::DtoD, d, src, n, s, true)
 }
 
 /// Accepts only a fatbin that was registered (byte for byte what the build embedded).
@@ -1164,7 +1309,7 @@ unsafe extern "C" fn cuGraphLaunch(e: *mut c_void, s: *mut c_void) -> i32 {
                     *dst,
                     *bytes
                 ));
-                stats::copy(Dir::DtoD, *bytes);
+                stats::graph_copy(*bytes);
                 // SAFETY: both ranges are addressable device memory (checked above); overlap allowed.
                 std::ptr::copy(*src as *const u8, *dst as *mut u8, *bytes);
             }
@@ -1233,6 +1378,15 @@ pub extern "C" fn resolve(name: *const c_char) -> *const c_void {
         cuStreamSynchronize,
         cuStreamQuery,
         cuStreamDestroy_v2,
+        cuMemHostAlloc,
+        cuMemAllocHost_v2,
+        cuMemFreeHost,
+        cuEventCreate,
+        cuEventDestroy_v2,
+        cuEventRecord,
+        cuEventQuery,
+        cuEventSynchronize,
+        cuStreamWaitEvent,
         cuMemAlloc_v2,
         cuMemFree_v2,
         cuMemAllocAsync,

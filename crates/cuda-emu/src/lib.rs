@@ -14,6 +14,7 @@
 //! - `src/graph.rs` is stream capture and CUDA graphs, with the driver's capture rules.
 //! - `src/memory.rs` is device memory: one reserved range with a byte-exact shadow that the checked
 //!   kernel build consults on every access (memcheck), NaN-pattern fills (initcheck).
+//! - `src/host.rs` is page-locked host memory, asynchronous copies into it and events.
 //! - `src/stats.rs` counts launches, copies, allocations, synchronisations and graph replays.
 //!
 //! What it checks and what it cannot is in `docs/emulator.md`.
@@ -23,6 +24,7 @@ mod config;
 mod driver;
 mod exec;
 mod graph;
+mod host;
 mod memory;
 mod registry;
 mod stats;
@@ -33,7 +35,7 @@ use std::sync::OnceLock;
 pub use codes::error_name;
 pub use config::{Config, Schedule};
 pub use registry::{KernelResources, ModuleImage, TriEmuKernelEntry, TriEmuModuleTable};
-pub use stats::{CopyStats, Stats};
+pub use stats::{set_trace, take_trace, CopyStats, Stats, TraceOp};
 
 /// The emulated GPU's name prefix, so reports can tell an emulated device from a real one.
 pub const DEVICE_NAME: &str = "trilemma cuda-emu (emulated GPU)";
