@@ -1,6 +1,7 @@
 //! The crate's one error type. Every variant carries what a user needs to find the problem: the file
 //! and tensor, the op and parameter, expected and found values, or how to fix a missing piece.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::dtype::DType;
@@ -38,19 +39,21 @@ pub enum Error {
         minor: i32,
         archs: Vec<String>,
     },
+    /// A kernel the library names is missing from its module (a build that embedded other kernels).
     #[error("kernel `{kernel}` not found in module `{module}` ({source})")]
     MissingKernel {
         module: &'static str,
         kernel: String,
         #[source]
-        source: cudarc::driver::DriverError,
+        source: CudaError,
     },
+    /// A CUDA driver call failed: the call, the operation it served and the driver's code.
     #[error("{call} failed in {op}: {source}")]
     Driver {
         op: &'static str,
         call: &'static str,
         #[source]
-        source: cudarc::driver::DriverError,
+        source: CudaError,
     },
     #[error(
         "GPU out of memory in {op}: asked for {requested} bytes with {in_use} bytes in use by tensors and \
@@ -93,15 +96,36 @@ pub enum Error {
         a: String,
         b: String,
     },
-    #[error(
-        "{op} has no {device} kernel in this build yet; run it on the CPU backend (`--device cpu`)"
-    )]
+    /// An op with no kernel for the device its tensors are on.
+    #[error("{op} has no {device} kernel in this build yet; run it on the CPU")]
     NotOnDevice {
         op: &'static str,
         device: &'static str,
     },
+    /// A sampler's state turned NaN or infinite: the state and the step where it was first seen.
     #[error("non-finite value in `{tensor}` at sampler step {step}")]
     NonFinite { tensor: String, step: usize },
+    /// A setting of a run (sampler, steps, batch, shard, ...) that the model or the run cannot take.
+    #[error("{what} must be {rule}, got {found}")]
+    BadSetting {
+        what: &'static str,
+        rule: String,
+        found: String,
+    },
+    /// A model given by name or directory that is neither an embedded model nor a model directory.
+    #[error(
+        "no model `{name}`: not a directory holding config.json, nor an embedded model ({})",
+        if embedded.is_empty() { "none in this build".to_string() } else { format!("embedded: {}", embedded.join(", ")) }
+    )]
+    UnknownModel { name: String, embedded: Vec<String> },
+    /// An input of a network call: missing, of the wrong rank or values, or not an input at all.
+    /// `origin` is the file it came from, or `inputs` for tensors passed in memory.
+    #[error("{origin}: input `{tensor}` {reason}")]
+    BadInput {
+        origin: String,
+        tensor: String,
+        reason: String,
+    },
 
     // ---- Files ------------------------------------------------------------------------------------
     #[error("{}: {source}", path.display())]
@@ -161,13 +185,62 @@ fn hint_suffix(hint: &str) -> String {
     }
 }
 
+/// A CUDA driver error code with the driver's name and description of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CudaError {
+    /// The `CUresult` value.
+    pub code: u32,
+    /// Its name, e.g. `CUDA_ERROR_OUT_OF_MEMORY`.
+    pub name: String,
+    /// The driver's description of it.
+    pub description: String,
+}
+
+impl fmt::Display for CudaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.description)
+    }
+}
+
+impl std::error::Error for CudaError {}
+
+impl CudaError {
+    pub(crate) fn from_driver(e: cudarc::driver::DriverError) -> CudaError {
+        let text = |r: std::result::Result<&std::ffi::CStr, _>| {
+            r.ok()
+                .map(|s: &std::ffi::CStr| s.to_string_lossy().into_owned())
+        };
+        CudaError {
+            code: e.0 as u32,
+            name: text(e.error_name()).unwrap_or_else(|| format!("CUresult {}", e.0 as u32)),
+            description: text(e.error_string()).unwrap_or_else(|| "no description".into()),
+        }
+    }
+}
+
 impl Error {
     /// Wraps a driver error with the op and the driver call that failed.
-    pub fn driver(
+    pub(crate) fn driver(
         op: &'static str,
         call: &'static str,
     ) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
-        move |source| Error::Driver { op, call, source }
+        move |e| Error::Driver {
+            op,
+            call,
+            source: CudaError::from_driver(e),
+        }
+    }
+
+    pub(crate) fn setting(
+        what: &'static str,
+        rule: impl Into<String>,
+        found: impl ToString,
+    ) -> Error {
+        Error::BadSetting {
+            what,
+            rule: rule.into(),
+            found: found.to_string(),
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {

@@ -42,8 +42,23 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", in_flag_words(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The library names a run's settings (`steps must be ...`); the command line says which flag
+/// carried them (`--steps must be ...`).
+fn in_flag_words(e: &trilemma::Error) -> String {
+    const FLAGS: [&str; 8] = [
+        "sampler", "steps", "num", "batch", "shard", "device", "part", "model",
+    ];
+    match e {
+        trilemma::Error::BadSetting { what, .. } if FLAGS.contains(what) => format!("--{e}"),
+        trilemma::Error::InvalidParam { what, .. } if FLAGS.contains(what) => e
+            .to_string()
+            .replacen(&format!(": {what} must"), &format!(": --{what} must"), 1),
+        _ => e.to_string(),
     }
 }

@@ -72,7 +72,7 @@ fn each_batch_is_queued_before_the_previous_batch_is_waited_for() {
     let batches: Vec<_> = (0..4).map(|b| 2 * b..2 * b + 2).collect();
     for (model, sampler, steps) in [
         ("ddgan_small", None, None),
-        ("cld_small", Some("sscs"), Some(3)),
+        ("cld_small", Some(trilemma::Sampler::Sscs), Some(3)),
     ] {
         let m = Model::load(test_model(model), &dev).unwrap();
         let plan = Plan::new(&m, sampler, steps).unwrap();

@@ -256,7 +256,7 @@ fn embedded_default_models_load_and_sample() {
         assert!(o.status.success(), "{name}: {}", text(&o));
         assert!(out.is_file());
     }
-    let err = match trilemma::models::defaults::load_spec("no-such-model", &Device::Cpu) {
+    let err = match trilemma::Model::load("no-such-model", &Device::Cpu) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("loaded a model that does not exist"),
     };
@@ -277,7 +277,7 @@ fn memory_estimate_scales_the_probes_and_names_a_batch_that_fits() {
     assert_eq!(e.bytes(100, 1000), want);
     assert!(e.check(100, 1000, want, "cpu").is_ok());
     let err = e.check(100, 1000, want - 1, "cpu").unwrap_err().to_string();
-    assert!(err.contains("--batch 99 fits"), "{err}");
+    assert!(err.contains("batch 99 fits"), "{err}");
     let err = e.check(100, 1000, mib, "cpu").unwrap_err().to_string();
     assert!(err.contains("not even batch 1 fits"), "{err}");
 }

@@ -156,7 +156,7 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
             if !wanted(&id) && !wanted(&sample_id) {
                 continue;
             }
-            let model = std::rc::Rc::new(trilemma::models::defaults::load_spec(spec, &device)?);
+            let model = std::rc::Rc::new(trilemma::Model::load(spec, &device)?);
             let plan = std::rc::Rc::new(Plan::new(&model, None, None)?);
             if wanted(&id) {
                 let (model, plan, device) = (

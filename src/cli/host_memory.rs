@@ -74,3 +74,18 @@ pub fn available() -> Option<usize> {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
+
+/// The counting allocator as the library's measure of host memory.
+pub struct Meter;
+
+impl trilemma::sampling::HostMemory for Meter {
+    fn available(&self) -> Option<usize> {
+        available()
+    }
+    fn reset_peak(&self) -> usize {
+        reset_peak()
+    }
+    fn peak(&self) -> usize {
+        peak()
+    }
+}

@@ -82,199 +82,91 @@ impl std::str::FromStr for BatchArg {
     }
 }
 
-/// The batch `auto` means on the CPU (the host's cores are busy with one batch of this size).
-const CPU_AUTO_BATCH: usize = 16;
-
-/// `trilemma sample`.
+/// `trilemma sample`: the library's [`trilemma::Model::sample_batches`], its batches written as they
+/// arrive.
 pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
-    use trilemma::samplers::run::{parse_shard, shard_range, Plan};
-    use trilemma::samplers::Noise;
+    use trilemma::{BatchSize, SampleOptions};
     let start = std::time::Instant::now();
     let kind = check_out(&a.out)?;
-    if a.num == 0 {
-        return Err(trilemma::Error::InvalidParam {
-            op: "sample",
-            what: "--num",
-            rule: "at least 1",
-            found: "0".into(),
-        });
-    }
     let shard = a
         .shard
         .as_deref()
-        .map(parse_shard)
-        .transpose()?
-        .unwrap_or((0, 1));
-    let range = shard_range(a.num, shard);
-    if u32::try_from(range.end).is_err() {
-        return Err(trilemma::Error::InvalidParam {
-            op: "sample",
-            what: "--num",
-            rule: "below 2^32 (sample indices are one Philox counter word)",
-            found: a.num.to_string(),
-        });
-    }
+        .map(trilemma::samplers::run::parse_shard)
+        .transpose()?;
+    let sampler = a
+        .sampler
+        .as_deref()
+        .map(str::parse::<trilemma::Sampler>)
+        .transpose()?;
     let opened = a.device.open()?;
     if let Some(note) = &opened.note {
         eprintln!("{note}");
     }
     let devices = opened.devices;
-    let device = &devices[0];
-    let model = trilemma::models::defaults::load_spec(&a.model, device)?;
-    let plan = Plan::new(&model, a.sampler.as_deref(), a.steps)?;
+    let model = trilemma::Model::load(&a.model, &devices[0])?;
     let replay = a
         .noise_from
         .as_ref()
         .map(trilemma::io::safetensors::SafeTensors::open)
         .transpose()?;
-    let (range, batch) = match &replay {
-        Some(_) => {
-            if a.shard.is_some() {
-                return Err(trilemma::Error::InvalidParam {
-                    op: "sample",
-                    what: "--shard",
-                    rule: "absent with --noise-from (the file holds one batch)",
-                    found: a.shard.clone().unwrap_or_default(),
-                });
-            }
-            // One batch of exactly --num images; the file's shapes are checked against it.
-            (0..a.num, BatchArg::Fixed(a.num))
-        }
-        None => (range, a.batch),
-    };
-    let total = range.len();
-    let (batch, per_sample) = fit_batch(&plan, &model, batch, total, device)?;
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(total as u64),
-        indicatif::ProgressDrawTarget::hidden(),
-    );
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{bar:40} {pos}/{len} images, {elapsed} ({eta} left)",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    // The run's batches, the same whatever the number of devices (so the images are too): each
-    // device takes a contiguous block of them.
-    let batches: Vec<std::ops::Range<usize>> = range
-        .clone()
-        .step_by(batch)
-        .map(|first| first..(first + batch).min(range.end))
-        .collect();
-    let per_device = batches.len().div_ceil(devices.len().max(1));
-    // Finished batches go to a writer thread, which encodes them (a PNG folder: at once; a grid or an
-    // npz: in order at the end) while the devices sample the next ones.
-    let (to_writer, batches_done) = std::sync::mpsc::sync_channel::<Batch>(2);
-    let run = |dev: &trilemma::Device,
-               mine: &[std::ops::Range<usize>],
-               to_writer: std::sync::mpsc::SyncSender<Batch>|
-     -> trilemma::Result<Run> {
-        let own;
-        let (model, plan) = if std::ptr::eq(dev, device) {
-            (&model, &plan)
-        } else {
-            // Each further GPU holds its own copy of the weights.
-            let m = trilemma::models::defaults::load_spec(&a.model, dev)?;
-            let p = Plan::new(&m, a.sampler.as_deref(), a.steps)?;
-            own = (m, p);
-            (&own.0, &own.1)
-        };
-        let mut out = Run::default();
-        let mut graphs = trilemma::samplers::graph::GraphRuns::new(a.graph == GraphArg::On);
-        let noise_for = |first: usize| match &replay {
-            Some(st) => Noise::Replay(st),
-            None => Noise::Philox {
-                seed: a.seed,
-                first_sample: first as u32,
-            },
-        };
-        let mut deliver = |first: usize, b: trilemma::samplers::run::SampledBatch| {
-            let [n, c, h, w] = b.shape;
-            out.shape = [c, h, w];
-            let batch = Batch {
-                first,
-                images: b.values,
-                shape: [c, h, w],
-            };
-            if to_writer.send(batch).is_err() {
-                // The writer stopped on an error of its own, which the run reports.
-                return Ok(false);
-            }
-            bar.inc(n as u64);
-            if start.elapsed().as_secs_f64() > 1.0 && bar.is_hidden() {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            }
-            Ok(true)
-        };
-        let done = trilemma::samplers::batches::run_batches(
-            plan,
-            model,
-            mine,
-            &noise_for,
-            dev,
-            &mut graphs,
-            &mut deliver,
-        )?;
-        out.nfe = done.nfe;
-        out.graphs = graphs.stats();
-        Ok(out)
+    let progress = |p: &trilemma::Progress| {
+        bar.set_length(p.images_total as u64);
+        bar.set_position(p.images_done as u64);
+        if start.elapsed().as_secs_f64() > 1.0 && bar.is_hidden() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
     };
-    let (runs, written) = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| write_output(kind, &a.out, range.clone(), batches_done));
-        let runs: Vec<trilemma::Result<Run>> = if devices.len() == 1 {
-            vec![run(device, &batches, to_writer)]
-        } else {
-            let workers: Vec<_> = devices
-                .iter()
-                .zip(batches.chunks(per_device.max(1)))
-                .map(|(dev, mine)| {
-                    let to_writer = to_writer.clone();
-                    scope.spawn(|| run(dev, mine, to_writer))
-                })
-                .collect();
-            drop(to_writer);
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join()
-                        .unwrap_or_else(|_| Err(panicked("a device worker")))
-                })
-                .collect()
-        };
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(panicked("the output writer")));
-        (runs, written)
-    });
+    let meter = super::host_memory::Meter;
+    let mut options = SampleOptions::new(a.num)
+        .seed(a.seed)
+        .batch(match a.batch {
+            BatchArg::Auto => BatchSize::Auto,
+            BatchArg::Fixed(b) => BatchSize::Fixed(b),
+        })
+        .devices(devices)
+        .graph(a.graph == GraphArg::On)
+        .progress(&progress)
+        .host_memory(&meter);
+    options.sampler = sampler;
+    options.steps = a.steps;
+    options.shard = shard;
+    options.noise_from = replay.as_ref();
+    let range = match (&replay, shard) {
+        (None, Some(s)) => trilemma::samplers::run::shard_range(a.num, s),
+        _ => 0..a.num,
+    };
+    let mut out = Output::new(kind, &a.out, range)?;
+    let report = model.sample_batches(&options, &mut |b| out.take(b).map(|()| true))?;
+    out.finish()?;
     bar.finish_and_clear();
-    let mut nfe_total = 0usize;
-    let mut graphs = trilemma::samplers::graph::GraphStats::default();
-    for r in runs {
-        let r = r?;
-        nfe_total += r.nfe;
-        graphs.captured += r.graphs.captured;
-        graphs.replays += r.graphs.replays;
-        graphs.failed_captures += r.graphs.failed_captures;
-    }
-    written?;
     let secs = start.elapsed().as_secs_f64();
-    let n_batches = batches.len();
+    let total = report.images;
     println!(
-        "{total} images ({} {}, {} NFE per batch over {n_batches} batches of {batch} on {}{}{}) in {secs:.1} s, {:.2} images/s -> {}",
+        "{total} images ({} {}, {} NFE per batch over {} batches of {} on {}{}{}) in {secs:.1} s, {:.2} images/s -> {}",
         model.family.name(),
-        plan.sampler().name(),
-        nfe_total / n_batches.max(1),
-        match devices.len() {
-            1 => device.describe(),
-            n => format!("{n} GPUs"),
+        report.sampler.map_or("?", |s| s.name()),
+        report.nfe / report.batches.max(1),
+        report.batches,
+        report.batch,
+        match report.devices.as_slice() {
+            [one] => one.clone(),
+            all => format!("{} GPUs", all.len()),
         },
-        match per_sample {
+        match report.bytes_per_sample {
             Some(b) => format!(", {:.2} MiB per sample", b as f64 / (1u64 << 20) as f64),
             None => String::new(),
         },
-        match graphs.captured {
+        match report.graphs.captured {
             0 => String::new(),
-            n => format!(", {n} CUDA graph(s) captured, {} replays", graphs.replays),
+            n => format!(", {n} CUDA graph(s) captured, {} replays", report.graphs.replays),
         },
         total as f64 / secs,
         a.out.display()
@@ -321,157 +213,72 @@ fn check_out(out: &std::path::Path) -> trilemma::Result<OutKind> {
     Ok(kind)
 }
 
-/// What one device's share of a run produced besides its images: their shape and its NFE.
-#[derive(Default)]
-struct Run {
-    shape: [usize; 3],
-    nfe: usize,
-    graphs: trilemma::samplers::graph::GraphStats,
-}
-
-/// One finished batch: the global index of its first sample, its images (NCHW values), their shape.
-struct Batch {
-    first: usize,
-    images: Vec<f32>,
-    shape: [usize; 3],
-}
-
-fn panicked(what: &str) -> trilemma::Error {
-    trilemma::Error::InvalidParam {
-        op: "sample",
-        what: "worker",
-        rule: "a thread that returns",
-        found: format!("{what} panicked"),
-    }
-}
-
-impl Batch {
-    fn images(&self) -> trilemma::io::images::Images<'_> {
-        trilemma::io::images::Images {
-            data: &self.images,
-            n: self.images.len() / self.shape.iter().product::<usize>().max(1),
-            c: self.shape[0],
-            h: self.shape[1],
-            w: self.shape[2],
-        }
-    }
-}
-
-/// Writes the batches of `range` as they arrive: a PNG folder image by image (renamed into place when
-/// the last batch came; removed if the run stopped short), a grid or an npz once all are in, in
-/// sample order. Returns without writing anything when the run stopped short.
-fn write_output(
+/// The output as batches arrive: a PNG folder image by image (under a temporary name, renamed into
+/// place by [`Output::finish`]; removed when dropped unfinished), a grid or an npz kept until all
+/// are in and then written in sample order.
+struct Output<'p> {
     kind: OutKind,
-    out: &std::path::Path,
+    path: &'p std::path::Path,
     range: std::ops::Range<usize>,
-    batches: std::sync::mpsc::Receiver<Batch>,
-) -> trilemma::Result<()> {
-    use trilemma::io::images::{write_npz, write_png_grid, Images, PngFolder};
-    let total = range.len();
-    let mut folder = match kind {
-        OutKind::Folder => Some(PngFolder::create(out)?),
-        _ => None,
-    };
-    let mut kept: std::collections::BTreeMap<usize, Batch> = std::collections::BTreeMap::new();
-    let mut received = 0;
-    for b in batches {
-        let imgs = b.images();
-        received += imgs.n;
-        match &mut folder {
-            Some(f) => f.write(&imgs, b.first)?,
+    folder: Option<trilemma::io::images::PngFolder>,
+    kept: std::collections::BTreeMap<usize, trilemma::Images>,
+    received: usize,
+}
+
+impl<'p> Output<'p> {
+    fn new(
+        kind: OutKind,
+        path: &'p std::path::Path,
+        range: std::ops::Range<usize>,
+    ) -> trilemma::Result<Output<'p>> {
+        let folder = match kind {
+            OutKind::Folder => Some(trilemma::io::images::PngFolder::create(path)?),
+            _ => None,
+        };
+        Ok(Output {
+            kind,
+            path,
+            range,
+            folder,
+            kept: Default::default(),
+            received: 0,
+        })
+    }
+
+    fn take(&mut self, b: trilemma::Images) -> trilemma::Result<()> {
+        self.received += b.shape[0];
+        match &mut self.folder {
+            Some(f) => f.write(&view(&b.values, b.shape), b.first),
             None => {
-                kept.insert(b.first, b);
+                self.kept.insert(b.first, b);
+                Ok(())
             }
         }
     }
-    if received != total {
-        return Ok(());
-    }
-    if let Some(f) = folder {
-        return f.finish();
-    }
-    let shape = kept.values().next().map_or([0; 3], |b| b.shape);
-    let data: Vec<f32> = kept.into_values().flat_map(|b| b.images).collect();
-    let imgs = Images {
-        data: &data,
-        n: total,
-        c: shape[0],
-        h: shape[1],
-        w: shape[2],
-    };
-    match kind {
-        OutKind::Grid => write_png_grid(out, &imgs),
-        _ => write_npz(out, &imgs),
+
+    fn finish(self) -> trilemma::Result<()> {
+        let total = self.range.len();
+        if self.received != total {
+            return Err(trilemma::Error::BadSetting {
+                what: "run",
+                rule: format!("{total} images"),
+                found: format!("{} images delivered", self.received),
+            });
+        }
+        if let Some(f) = self.folder {
+            return f.finish();
+        }
+        let mut shape = self.kept.values().next().map_or([0; 4], |b| b.shape);
+        shape[0] = total;
+        let data: Vec<f32> = self.kept.into_values().flat_map(|b| b.values).collect();
+        let imgs = view(&data, shape);
+        match self.kind {
+            OutKind::Grid => trilemma::io::images::write_png_grid(self.path, &imgs),
+            _ => trilemma::io::images::write_npz(self.path, &imgs),
+        }
     }
 }
 
-/// The batch of the run: `--batch N` checked to fit, or for `auto` the largest that fits the device's
-/// memory (on the CPU 16), never more than the run's images.
-fn fit_batch(
-    plan: &trilemma::samplers::run::Plan,
-    model: &trilemma::models::Model,
-    batch: BatchArg,
-    images: usize,
-    device: &trilemma::Device,
-) -> trilemma::Result<(usize, Option<usize>)> {
-    let estimate = probe_memory(plan, model, images, device)?;
-    let batch = match (batch, estimate) {
-        (BatchArg::Fixed(b), _) => b,
-        (BatchArg::Auto, _) if !device.is_cuda() => CPU_AUTO_BATCH,
-        (BatchArg::Auto, Some((est, kept, available))) => {
-            est.largest_batch(images, kept, available).unwrap_or(1)
-        }
-        (BatchArg::Auto, None) => CPU_AUTO_BATCH,
-    }
-    .min(images);
-    if let Some((est, kept, available)) = &estimate {
-        est.check(batch, *kept, *available, &device.describe())?;
-    }
-    Ok((batch, estimate.map(|(est, _, _)| est.per_sample)))
-}
-
-/// The run's memory model measured before it starts: two probes (batch 1 and 2) give the working
-/// set per sample; with the images the device keeps and the bytes available. None where the host's
-/// available memory is unknown.
-fn probe_memory(
-    plan: &trilemma::samplers::run::Plan,
-    model: &trilemma::models::Model,
-    images: usize,
-    device: &trilemma::Device,
-) -> trilemma::Result<Option<(trilemma::samplers::run::MemoryEstimate, usize, usize)>> {
-    use trilemma::samplers::run::MemoryEstimate;
-    let (peak1, peak2, values, available) = match device {
-        trilemma::Device::Cpu => {
-            let Some(available) = super::host_memory::available() else {
-                return Ok(None);
-            };
-            let base = super::host_memory::reset_peak();
-            let values = plan.probe(model, 1, device)?;
-            let peak1 = super::host_memory::peak() - base;
-            let base = super::host_memory::reset_peak();
-            plan.probe(model, 2, device)?;
-            (peak1, super::host_memory::peak() - base, values, available)
-        }
-        trilemma::Device::Cuda(d) => {
-            // The pool's peak only grows: each probe's peak is read as the growth over what is
-            // held before it (the weights), and batch 2 needs more than batch 1.
-            let held = d.pool_stats().bytes_in_use;
-            let values = plan.probe(model, 1, device)?;
-            device.synchronize()?;
-            let peak1 = d.pool_stats().peak_bytes_in_use.saturating_sub(held);
-            plan.probe(model, 2, device)?;
-            device.synchronize()?;
-            let peak2 = d.pool_stats().peak_bytes_in_use.saturating_sub(held);
-            // Free device memory plus the pool's cached blocks (the probes' tensors are back there).
-            let available = d.memory_info().0 + d.pool_stats().bytes_cached;
-            (peak1, peak2, values, available)
-        }
-    };
-    // The images are kept on the host: only the CPU run counts them against its memory.
-    let kept = if device.is_cuda() { 0 } else { images };
-    Ok(Some((
-        MemoryEstimate::from_probes(peak1, peak2, values),
-        kept,
-        available,
-    )))
+fn view(data: &[f32], [n, c, h, w]: [usize; 4]) -> trilemma::io::images::Images<'_> {
+    trilemma::io::images::Images { data, n, c, h, w }
 }

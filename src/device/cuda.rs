@@ -329,7 +329,7 @@ impl CudaDevice {
             .map_err(|source| Error::MissingKernel {
                 module,
                 kernel: name.to_string(),
-                source,
+                source: crate::error::CudaError::from_driver(source),
             })?;
         functions.insert(key, f.clone());
         Ok(f)

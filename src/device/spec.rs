@@ -24,7 +24,7 @@ impl FromStr for DeviceSpec {
     fn from_str(s: &str) -> Result<DeviceSpec> {
         let bad = || Error::InvalidParam {
             op: "device",
-            what: "--device",
+            what: "device",
             rule: "auto, cpu, cuda, cuda:N (a GPU index) or cuda:all",
             found: s.to_string(),
         };
@@ -97,7 +97,7 @@ impl DeviceSpec {
         if self == DeviceSpec::AllCuda {
             return Err(Error::InvalidParam {
                 op: what,
-                what: "--device",
+                what: "device",
                 rule: "one device (auto, cpu, cuda or cuda:N); cuda:all is for `sample`",
                 found: self.to_string(),
             });

@@ -23,33 +23,12 @@ pub fn is_default(name: &str) -> bool {
 /// Loads the embedded model `name`.
 pub fn load(name: &str, device: &Device) -> Result<Model> {
     let Some((_, cfg, weights)) = DEFAULT_MODELS.iter().find(|(n, _, _)| *n == name) else {
-        return Err(Error::InvalidParam {
-            op: "load model",
-            what: "default model",
-            rule: "one of the embedded models",
-            found: format!("`{name}` (embedded: {})", names().join(", ")),
+        return Err(Error::UnknownModel {
+            name: name.to_string(),
+            embedded: names().iter().map(|n| n.to_string()).collect(),
         });
     };
     let label = Path::new("<embedded>").join(name);
     let st = SafeTensors::from_bytes(label.join("model.safetensors"), weights.to_vec())?;
     Model::from_parts(&label, &label.join("config.json"), cfg, &st, device)
-}
-
-/// `spec` as an embedded model's name or a model directory.
-pub fn load_spec(spec: &str, device: &Device) -> Result<Model> {
-    if is_default(spec) && !Path::new(spec).join("config.json").is_file() {
-        load(spec, device)
-    } else if Path::new(spec).exists() {
-        Model::load(spec, device)
-    } else {
-        Err(Error::InvalidParam {
-            op: "load model",
-            what: "--model",
-            rule: "an embedded model or a converted model directory",
-            found: format!(
-                "`{spec}`: no such directory, and the embedded models are: {}",
-                names().join(", ")
-            ),
-        })
-    }
 }

@@ -3,11 +3,11 @@
 //!
 //! | family / part | inputs                                   | outputs                               |
 //! |---------------|------------------------------------------|---------------------------------------|
-//! | cld           | `u` [B, 2C, H, W], `t` [B]               | `alpha` [B, C, H, W]                  |
-//! | ddgan         | `x_t` [B, C, H, W], `t` [B] index, `z` [B, nz] | `x0` [B, C, H, W]               |
-//! | lsgm score    | `z_t` [B, C, H, W], `t` [B]              | `eps` [B, C, H, W] (ε′, unmixed)      |
+//! | cld           | `u` \[B, 2C, H, W\], `t` \[B\]               | `alpha` \[B, C, H, W\]                  |
+//! | ddgan         | `x_t` \[B, C, H, W\], `t` \[B\] index, `z` \[B, nz\] | `x0` \[B, C, H, W\]               |
+//! | lsgm score    | `z_t` \[B, C, H, W\], `t` \[B\]              | `eps` \[B, C, H, W\] (ε′, unmixed)      |
 //! | lsgm encoder  | `x` [B, C, H, W] in [−1, 1], `noise.{g}` | `mu.{g}`, `log_sigma.{g}`, `eps.{g}`  |
-//! | lsgm decoder  | `eps.{g}` (first groups), `noise.{g}` (the rest), optional `temp` [1] | `logits` |
+//! | lsgm decoder  | `eps.{g}` (first groups), `noise.{g}` (the rest), optional `temp` \[1\] | `logits` |
 
 use std::collections::BTreeSet;
 
@@ -47,37 +47,129 @@ enum Times {
     StepIndex(Option<usize>),
 }
 
-/// Named inputs read from a safetensors file, each taken at most once; the rest is an error.
+/// Where a call's named inputs come from: a safetensors file (`trilemma forward`) or tensors in
+/// memory ([`Model::forward`]).
+trait InputSource {
+    /// How errors name the source: the file, or `inputs`.
+    fn origin(&self) -> String;
+    fn names(&self) -> Vec<String>;
+    /// The shape of `name`, None when absent.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// The integer dtype of `name` (`I64`, `I32`), None for a floating-point one.
+    fn integer_dtype(&self, name: &str) -> Option<String>;
+    /// `name`'s values as f32 on the host (any floating dtype).
+    fn floats(&self, name: &str) -> Result<Vec<f32>>;
+    /// `name`'s values as integers (an integer dtype).
+    fn integers(&self, name: &str) -> Result<Vec<i64>>;
+}
+
+impl InputSource for SafeTensors {
+    fn origin(&self) -> String {
+        self.file().display().to_string()
+    }
+    fn names(&self) -> Vec<String> {
+        SafeTensors::names(self).map(str::to_string).collect()
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.entries().get(name).map(|e| e.shape.clone())
+    }
+    fn integer_dtype(&self, name: &str) -> Option<String> {
+        let e = self.entries().get(name)?;
+        matches!(e.dtype.as_str(), "I64" | "I32").then(|| e.dtype.clone())
+    }
+    fn floats(&self, name: &str) -> Result<Vec<f32>> {
+        self.load_any_shape(name, &Device::Cpu)?.to_vec_f32()
+    }
+    fn integers(&self, name: &str) -> Result<Vec<i64>> {
+        Ok(SafeTensors::integers(self, name)?.0)
+    }
+}
+
+/// Tensors passed in memory, by name.
+struct InMemory<'a>(&'a [(&'a str, &'a Tensor)]);
+
+impl InMemory<'_> {
+    fn get(&self, name: &str) -> Option<&Tensor> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+}
+
+impl InputSource for InMemory<'_> {
+    fn origin(&self) -> String {
+        "inputs".into()
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.to_string()).collect()
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.get(name).map(|t| t.shape().to_vec())
+    }
+    fn integer_dtype(&self, _: &str) -> Option<String> {
+        None
+    }
+    fn floats(&self, name: &str) -> Result<Vec<f32>> {
+        match self.get(name) {
+            Some(t) => t.to_vec_f32(),
+            None => Err(missing(self, name)),
+        }
+    }
+    fn integers(&self, name: &str) -> Result<Vec<i64>> {
+        Err(missing(self, name))
+    }
+}
+
+fn missing(src: &dyn InputSource, name: &str) -> Error {
+    Error::BadInput {
+        origin: src.origin(),
+        tensor: name.to_string(),
+        reason: format!(
+            "missing (given: {})",
+            match src.names() {
+                n if n.is_empty() => "none".to_string(),
+                n => n.join(", "),
+            }
+        ),
+    }
+}
+
+/// Named inputs, each taken at most once; the rest is an error.
 struct Inputs<'a> {
-    st: &'a SafeTensors,
+    src: &'a dyn InputSource,
     device: Device,
     taken: BTreeSet<String>,
 }
 
-impl<'a> Inputs<'a> {
+impl Inputs<'_> {
     fn bad(&self, tensor: &str, reason: String) -> Error {
-        Error::BadModel {
-            file: self.st.file().to_path_buf(),
-            what: format!("input `{tensor}`"),
+        Error::BadInput {
+            origin: self.src.origin(),
+            tensor: tensor.to_string(),
             reason,
         }
     }
 
     fn has(&self, name: &str) -> bool {
-        self.st.entries().contains_key(name)
+        self.src.shape(name).is_some()
     }
 
     /// `name` with `rank` dimensions, finite, as an fp32 tensor on the device.
     fn take(&mut self, name: &str, rank: usize) -> Result<Tensor> {
-        let e = self.st.entry(name)?;
-        if e.shape.len() != rank {
+        let Some(shape) = self.src.shape(name) else {
+            return Err(missing(self.src, name));
+        };
+        if shape.len() != rank {
             return Err(self.bad(
                 name,
-                format!("has shape {:?}, expected {rank} dimensions", e.shape),
+                format!("has shape {shape:?}, expected {rank} dimensions"),
             ));
         }
-        let host = self.st.load_any_shape(name, &Device::Cpu)?;
-        let values = host.to_vec_f32()?;
+        if let Some(dtype) = self.src.integer_dtype(name) {
+            return Err(self.bad(
+                name,
+                format!("has dtype {dtype}, expected a floating-point one"),
+            ));
+        }
+        let values = self.src.floats(name)?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(self.bad(
                 name,
@@ -85,7 +177,7 @@ impl<'a> Inputs<'a> {
             ));
         }
         self.taken.insert(name.to_string());
-        Tensor::from_f32(&values, &e.shape, crate::dtype::DType::F32, &self.device)
+        Tensor::from_f32(&values, &shape, crate::dtype::DType::F32, &self.device)
     }
 
     /// `t` as host values, read as `times` says (see [`Times`]).
@@ -94,8 +186,7 @@ impl<'a> Inputs<'a> {
         let steps = match times {
             Times::StepIndex(steps) => steps,
             Times::Continuous(family) => {
-                if self.st.is_integer(NAME)? {
-                    let dtype = self.st.entry(NAME)?.dtype.clone();
+                if let Some(dtype) = self.src.integer_dtype(NAME) {
                     return Err(self.bad(
                         NAME,
                         format!(
@@ -114,8 +205,9 @@ impl<'a> Inputs<'a> {
             Some(n) => format!("a step index in 0..{n} (num_timesteps)"),
             None => "a non-negative integer step index".to_string(),
         };
-        if self.st.is_integer(NAME)? {
-            let (values, shape) = self.st.integers(NAME)?;
+        if self.src.integer_dtype(NAME).is_some() {
+            let shape = self.src.shape(NAME).unwrap_or_default();
+            let values = self.src.integers(NAME)?;
             if shape.len() != 1 {
                 return Err(self.bad(NAME, format!("has shape {shape:?}, expected 1 dimension")));
             }
@@ -150,10 +242,11 @@ impl<'a> Inputs<'a> {
     }
 
     fn finish(&self) -> Result<()> {
-        let extra: Vec<&str> = self
-            .st
+        let extra: Vec<String> = self
+            .src
             .names()
-            .filter(|n| !self.taken.contains(*n))
+            .into_iter()
+            .filter(|n| !self.taken.contains(n))
             .collect();
         if extra.is_empty() {
             Ok(())
@@ -193,22 +286,66 @@ fn run_ncsnpp(
     net.forward(&x, &t, z)
 }
 
-/// Runs one call of `model` (for LSGM, of `part`) on the tensors of `inputs`; returns the named
-/// outputs in NCHW.
+/// Runs one call of `model` (for LSGM, of `part`) on the tensors of the file `inputs`; returns the
+/// named outputs in NCHW on `device`.
 pub fn forward(
     model: &Model,
     inputs: &SafeTensors,
     part: Option<Part>,
     device: &Device,
 ) -> Result<Vec<(String, Tensor)>> {
+    forward_from(model, inputs, part, device)
+}
+
+impl Model {
+    /// One network call on named tensors (NCHW, the official input names of docs/model-format.md);
+    /// returns the named outputs on the model's device. `part` picks an LSGM model's network
+    /// (`encoder`, `decoder` or `score`) and must be None for the other families.
+    ///
+    /// | family / part | inputs | outputs |
+    /// |---|---|---|
+    /// | cld | `u` \[B, 2C, H, W\], `t` \[B\] | `alpha` \[B, C, H, W\] |
+    /// | ddgan | `x_t` \[B, C, H, W\], `t` \[B\] (step indices), `z` \[B, nz\] | `x0` \[B, C, H, W\] |
+    /// | lsgm score | `z_t` \[B, C, H, W\], `t` \[B\] | `eps` \[B, C, H, W\] |
+    /// | lsgm encoder | `x` [B, C, H, W] in [−1, 1], `noise.{g}` | `mu.{g}`, `log_sigma.{g}`, `eps.{g}` |
+    /// | lsgm decoder | `eps.{g}`, `noise.{g}`, optional `temp` \[1\] | `logits` |
+    ///
+    /// ```
+    /// use trilemma::{DType, Device, Model, Tensor};
+    /// # fn main() -> trilemma::Result<()> {
+    /// let dev = Device::Cpu;
+    /// let model = Model::load("ddgan-digits", &dev)?;
+    /// let x_t = Tensor::full(0.1, &[2, 1, 16, 16], DType::F32, &dev)?;
+    /// let t = Tensor::from_f32(&[3.0, 1.0], &[2], DType::F32, &dev)?;
+    /// let nz = model.config.usize("nz")?;
+    /// let z = Tensor::full(0.5, &[2, nz], DType::F32, &dev)?;
+    /// let out = model.forward(&[("x_t", &x_t), ("t", &t), ("z", &z)], None)?;
+    /// assert_eq!(out[0].0, "x0");
+    /// # Ok(()) }
+    /// ```
+    pub fn forward(
+        &self,
+        inputs: &[(&str, &Tensor)],
+        part: Option<Part>,
+    ) -> Result<Vec<(String, Tensor)>> {
+        forward_from(self, &InMemory(inputs), part, &self.device)
+    }
+}
+
+fn forward_from(
+    model: &Model,
+    inputs: &dyn InputSource,
+    part: Option<Part>,
+    device: &Device,
+) -> Result<Vec<(String, Tensor)>> {
     let mut inp = Inputs {
-        st: inputs,
+        src: inputs,
         device: device.clone(),
         taken: BTreeSet::new(),
     };
     let wrong_part = |family: &str| Error::InvalidParam {
         op: "forward",
-        what: "--part",
+        what: "part",
         rule: "only for LSGM models (encoder, decoder or score)",
         found: format!("given for a {family} model"),
     };
@@ -237,7 +374,7 @@ pub fn forward(
             None => {
                 return Err(Error::InvalidParam {
                     op: "forward",
-                    what: "--part",
+                    what: "part",
                     rule: "given for LSGM models: encoder, decoder or score",
                     found: "none".into(),
                 })

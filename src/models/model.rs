@@ -54,12 +54,19 @@ pub enum Network {
     Lsgm { vae: Nvae, score: Ncsnpp },
 }
 
+/// A loaded model: its family, its config and its networks' weights on one device.
 pub struct Model {
+    /// The model directory (embedded models: `<embedded>/NAME`).
     pub dir: PathBuf,
     pub family: Family,
     pub preset: Option<String>,
     pub config: Config,
     pub network: Network,
+    /// The device holding the weights.
+    pub device: Device,
+    /// What [`Model::load`] was given (a directory or an embedded name): where copies for other
+    /// devices are loaded from.
+    pub(crate) source: PathBuf,
 }
 
 fn bad(file: &Path, what: &str, reason: impl Into<String>) -> Error {
@@ -71,8 +78,43 @@ fn bad(file: &Path, what: &str, reason: impl Into<String>) -> Error {
 }
 
 impl Model {
-    /// Loads `dir` onto `device`.
-    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Model> {
+    /// Loads a model onto `device`: `name_or_dir` is a converted model directory (config.json +
+    /// model.safetensors, docs/model-format.md) or the name of an embedded model (`cld-digits`,
+    /// `ddgan-digits`, `lsgm-digits`); a directory of that name wins. The model is validated as a whole
+    /// first: every tensor the config implies present with its shape and finite values, every tensor
+    /// of the file used.
+    ///
+    /// ```
+    /// # fn main() -> trilemma::Result<()> {
+    /// let model = trilemma::Model::load("ddgan-digits", &trilemma::Device::Cpu)?;
+    /// println!("a {} model from {}", model.family.name(), model.dir.display());
+    /// # Ok(()) }
+    /// ```
+    pub fn load(name_or_dir: impl AsRef<Path>, device: &Device) -> Result<Model> {
+        let spec = name_or_dir.as_ref();
+        if spec.join("config.json").is_file() {
+            return Model::load_dir(spec, device);
+        }
+        if let Some(name) = spec.to_str().filter(|n| super::defaults::is_default(n)) {
+            let mut m = super::defaults::load(name, device)?;
+            m.source = spec.to_path_buf();
+            return Ok(m);
+        }
+        if spec.is_dir() {
+            // Its missing config.json is the error.
+            return Model::load_dir(spec, device);
+        }
+        Err(Error::UnknownModel {
+            name: spec.display().to_string(),
+            embedded: super::defaults::names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+        })
+    }
+
+    /// Loads the converted model directory `dir` onto `device` (no embedded names).
+    pub fn load_dir(dir: impl AsRef<Path>, device: &Device) -> Result<Model> {
         let dir = dir.as_ref();
         let cfg_path = dir.join("config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(Error::io(&cfg_path))?;
@@ -160,6 +202,8 @@ impl Model {
             preset,
             config,
             network,
+            device: device.clone(),
+            source: dir.to_path_buf(),
         })
     }
 }

@@ -80,7 +80,7 @@ impl Conv2d {
         })
     }
 
-    /// NCSN++'s NIN (a per-pixel linear map stored as `W` [in, out] and `b` [out]) as a 1×1 conv.
+    /// NCSN++'s NIN (a per-pixel linear map stored as `W` \[in, out\] and `b` \[out\]) as a 1×1 conv.
     pub fn load_nin(w: &Weights<'_>, in_ch: usize, out_ch: usize) -> Result<Conv2d> {
         // W [in, out] is already the HWIO kernel of a 1×1 conv.
         let wt = w.host("W", &[in_ch, out_ch])?;
@@ -93,7 +93,7 @@ impl Conv2d {
         })
     }
 
-    /// NVAE's weight-normalised conv: exp(log_weight_norm[o])·W[o] / (‖W[o]‖₂ + 1e-5), folded once at
+    /// NVAE's weight-normalised conv: exp(log_weight_norm\[o\])·W\[o\] / (‖W\[o\]‖₂ + 1e-5), folded once at
     /// load time in f64 (the norm runs over in/groups × k × k).
     pub fn load_weight_normed(w: &Weights<'_>, spec: ConvSpec) -> Result<Conv2d> {
         let shape = spec.torch_shape();
@@ -108,7 +108,7 @@ impl Conv2d {
     }
 }
 
-/// exp(g[o])·W[o] / (‖W[o]‖₂ + 1e-5) per output channel, computed in f64 and rounded once.
+/// exp(g\[o\])·W\[o\] / (‖W\[o\]‖₂ + 1e-5) per output channel, computed in f64 and rounded once.
 pub fn weight_norm(w: &[f32], log_g: &[f32], out_ch: usize) -> Vec<f32> {
     let per = w.len() / out_ch.max(1);
     let mut out = vec![0.0f32; w.len()];
@@ -127,7 +127,7 @@ pub fn weight_norm(w: &[f32], log_g: &[f32], out_ch: usize) -> Vec<f32> {
     out
 }
 
-/// nn.Linear: `weight` [out, in], `bias` [out].
+/// nn.Linear: `weight` \[out, in\], `bias` \[out\].
 pub struct Dense {
     pub weight: Tensor,
     pub bias: Tensor,
@@ -146,7 +146,7 @@ impl Dense {
     }
 }
 
-/// nn.GroupNorm with affine `weight`/`bias` [c].
+/// nn.GroupNorm with affine `weight`/`bias` \[c\].
 pub struct GroupNorm {
     pub groups: usize,
     pub eps: f32,

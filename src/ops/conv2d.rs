@@ -48,7 +48,7 @@ impl Conv2dParams {
     }
 }
 
-/// `x` [n, h, w, ci] ⋆ `w` [kh, kw, ci/groups, co] (+ `bias` [co]) → [n, ho, wo, co].
+/// `x` \[n, h, w, ci\] ⋆ `w` \[kh, kw, ci/groups, co\] (+ `bias` \[co\]) → \[n, ho, wo, co\].
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let s = nhwc(OP, "x", x)?;
@@ -124,7 +124,7 @@ pub fn conv2d_weight_from_oihw(w: &[f32], shape: [usize; 4]) -> Vec<f32> {
     out
 }
 
-/// `x` [rows, in] · `w` [out, in]ᵀ (+ `bias` [out]) → [rows, out].
+/// `x` \[rows, in\] · `w` \[out, in\]ᵀ (+ `bias` \[out\]) → \[rows, out\].
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     const OP: &str = "linear";
     let (rows, in_f) = match *x.shape() {

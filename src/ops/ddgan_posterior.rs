@@ -26,7 +26,7 @@ mod ffi {
 }
 
 /// Per-step coefficients, indexed by the step index i = 0..T-1 (the generator's time input):
-/// mean = coef1[i] * x0_hat + coef2[i] * x_{i+1}; the draw adds exp(log_var[i] / 2) * noise for i > 0.
+/// mean = coef1\[i\] * x0_hat + coef2\[i\] * x_{i+1}; the draw adds exp(log_var\[i\] / 2) * noise for i > 0.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PosteriorCoefficients {
     pub coef1: Vec<f32>,

@@ -86,7 +86,7 @@ pub fn cld_ode_drift(u: &Tensor, alpha: &Tensor, k: &CldOdeDrift) -> Result<Wide
 }
 
 /// LSGM's drift of the NHWC latent z with the network's eps (one shape, f32, one device) and the
-/// per-channel mixing weights `mix` ([C], sigmoid of the mixing logits; 1 without mixing): [numel] f64.
+/// per-channel mixing weights `mix` (\[C\], sigmoid of the mixing logits; 1 without mixing): \[numel\] f64.
 pub fn lsgm_ode_drift(z: &Tensor, eps: &Tensor, mix: &Tensor, k: &LsgmOdeDrift) -> Result<WideVec> {
     const OP: &str = "lsgm ode drift";
     let s = nhwc(OP, "z", z)?;

@@ -15,7 +15,7 @@ use crate::tensor::Tensor;
 
 /// The samplers by name.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum SamplerKind {
+pub enum Sampler {
     /// DDGAN's T-step posterior sampler.
     Ddgan,
     /// CLD's symmetric splitting sampler.
@@ -28,15 +28,43 @@ pub enum SamplerKind {
     Rk4,
 }
 
-impl SamplerKind {
+impl Sampler {
+    /// Every sampler, in the order of [`Sampler::name`]'s list.
+    pub const ALL: [Sampler; 5] = [
+        Sampler::Ddgan,
+        Sampler::Sscs,
+        Sampler::Em,
+        Sampler::Ode,
+        Sampler::Rk4,
+    ];
+
+    /// The sampler's name: `ddgan`, `sscs`, `em`, `ode` or `rk4`.
     pub fn name(self) -> &'static str {
         match self {
-            SamplerKind::Ddgan => "ddgan",
-            SamplerKind::Sscs => "sscs",
-            SamplerKind::Em => "em",
-            SamplerKind::Ode => "ode",
-            SamplerKind::Rk4 => "rk4",
+            Sampler::Ddgan => "ddgan",
+            Sampler::Sscs => "sscs",
+            Sampler::Em => "em",
+            Sampler::Ode => "ode",
+            Sampler::Rk4 => "rk4",
         }
+    }
+}
+
+impl std::fmt::Display for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Sampler {
+    type Err = Error;
+
+    /// A sampler by its [`Sampler::name`].
+    fn from_str(s: &str) -> Result<Sampler> {
+        Sampler::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::setting("sampler", "one of ddgan, sscs, em, ode, rk4", s))
     }
 }
 
@@ -44,7 +72,7 @@ impl SamplerKind {
 /// family's method with everything it needs, so a plan cannot hold two families' settings or none.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    sampler: SamplerKind,
+    sampler: Sampler,
     method: Method,
 }
 
@@ -68,12 +96,7 @@ enum Method {
 }
 
 fn bad(what: &'static str, rule: &'static str, found: String) -> Error {
-    Error::InvalidParam {
-        op: "sample",
-        what,
-        rule,
-        found,
-    }
+    Error::setting(what, rule, found)
 }
 
 /// Default SSCS/EM network evaluations when the config has no `n_discrete_steps` (the CLD paper's
@@ -84,25 +107,25 @@ pub const CLD_DEFAULT_STEPS: usize = 150;
 pub const RK4_DEFAULT_STEPS: usize = 25;
 
 impl Plan {
-    /// The sampler named `sampler` (or the family's default) with `steps`, checked against `model`.
-    pub fn new(model: &Model, sampler: Option<&str>, steps: Option<usize>) -> Result<Plan> {
+    /// `sampler` (or the family's default) with `steps`, checked against `model`.
+    pub fn new(model: &Model, sampler: Option<Sampler>, steps: Option<usize>) -> Result<Plan> {
         if steps == Some(0) {
-            return Err(bad("--steps", "at least 1", "0".into()));
+            return Err(bad("steps", "at least 1", "0".into()));
         }
         let cfg = &model.config;
         let adaptive = |s: Option<usize>, rule: &'static str| match s {
-            Some(s) => Err(bad("--steps", rule, s.to_string())),
+            Some(s) => Err(bad("steps", rule, s.to_string())),
             None => Ok(()),
         };
         let plan = match &model.network {
             Network::Ddgan(_) => {
-                if let Some(s) = sampler.filter(|s| *s != "ddgan") {
-                    return Err(bad("--sampler", "ddgan for a DDGAN model", s.into()));
+                if let Some(s) = sampler.filter(|s| *s != Sampler::Ddgan) {
+                    return Err(bad("sampler", "ddgan for a DDGAN model", s.to_string()));
                 }
                 let t = cfg.usize("num_timesteps")?;
                 if let Some(s) = steps.filter(|&s| s != t) {
                     return Err(bad(
-                        "--steps",
+                        "steps",
                         "the model's num_timesteps (a DDGAN generator is trained for its own step count)",
                         format!("{s} for a {t}-step model"),
                     ));
@@ -110,32 +133,43 @@ impl Plan {
                 let beta = (cfg.f64_or("beta_min", 0.1)?, cfg.f64_or("beta_max", 20.0)?);
                 let coefs = PosteriorCoefficients::new(t, beta.0, beta.1)?;
                 Plan {
-                    sampler: SamplerKind::Ddgan,
+                    sampler: Sampler::Ddgan,
                     method: Method::Ddgan(coefs),
                 }
             }
             Network::Cld(_) => {
                 let default = cfg.str_or("sampling_method", "ode")?;
-                let (kind, sampler) = match sampler.unwrap_or(&default) {
-                    "sscs" => (SamplerKind::Sscs, CldSampler::Sscs),
-                    "em" => (SamplerKind::Em, CldSampler::EulerMaruyama),
-                    "ode" => {
+                let sampler = match sampler {
+                    Some(s) => s,
+                    None => default.parse().map_err(|_| {
+                        let path = model.dir.join("config.json");
+                        Error::BadModel {
+                            file: path,
+                            what: "`sampling_method`".into(),
+                            reason: format!("`{default}` is not one of sscs, em, ode"),
+                        }
+                    })?,
+                };
+                let (kind, sampler) = match sampler {
+                    Sampler::Sscs => (Sampler::Sscs, CldSampler::Sscs),
+                    Sampler::Em => (Sampler::Em, CldSampler::EulerMaruyama),
+                    Sampler::Ode => {
                         let rule =
                             "absent for the adaptive ODE sampler (its tolerances set the steps)";
                         adaptive(steps, rule)?;
                         let rtol = cfg.f64_or("sampling_rtol", 1e-5)?;
                         let atol = cfg.f64_or("sampling_atol", 1e-5)?;
-                        (SamplerKind::Ode, CldSampler::Ode { rtol, atol })
+                        (Sampler::Ode, CldSampler::Ode { rtol, atol })
                     }
                     other => {
                         let rule = "sscs, em or ode for a CLD model";
-                        return Err(bad("--sampler", rule, other.into()));
+                        return Err(bad("sampler", rule, other.to_string()));
                     }
                 };
                 let config = CldConfig::from_config(cfg)?;
                 let center = cfg.bool_or("center_image", true)?;
                 let steps = match kind {
-                    SamplerKind::Ode => 0,
+                    Sampler::Ode => 0,
                     _ => {
                         let n = match steps {
                             Some(n) => n,
@@ -143,7 +177,7 @@ impl Plan {
                         };
                         if n < 2 {
                             return Err(bad(
-                                "--steps",
+                                "steps",
                                 "at least 2 for SSCS/EM (one step plus the denoising step)",
                                 n.to_string(),
                             ));
@@ -162,22 +196,22 @@ impl Plan {
                 }
             }
             Network::Lsgm { .. } => {
-                let (kind, solver) = match sampler.unwrap_or("ode") {
-                    "ode" => {
+                let (kind, solver) = match sampler.unwrap_or(Sampler::Ode) {
+                    Sampler::Ode => {
                         adaptive(
                             steps,
                             "absent for the adaptive ODE sampler (its tolerances set the steps; \
-                             `--sampler rk4` takes a step count)",
+                             the rk4 sampler takes a step count)",
                         )?;
-                        (SamplerKind::Ode, LsgmSolver::Rk45)
+                        (Sampler::Ode, LsgmSolver::Rk45)
                     }
-                    "rk4" => {
+                    Sampler::Rk4 => {
                         let steps = steps.unwrap_or(RK4_DEFAULT_STEPS);
-                        (SamplerKind::Rk4, LsgmSolver::Rk4 { steps })
+                        (Sampler::Rk4, LsgmSolver::Rk4 { steps })
                     }
                     other => {
                         let rule = "ode or rk4 for an LSGM model";
-                        return Err(bad("--sampler", rule, other.into()));
+                        return Err(bad("sampler", rule, other.to_string()));
                     }
                 };
                 Plan {
@@ -193,7 +227,7 @@ impl Plan {
     }
 
     /// The sampler this plan runs.
-    pub fn sampler(&self) -> SamplerKind {
+    pub fn sampler(&self) -> Sampler {
         self.sampler
     }
 
@@ -519,7 +553,7 @@ impl MemoryEstimate {
         let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
         let fits = self.largest_batch(batch, images, available);
         Err(bad(
-            "--batch",
+            "batch",
             "small enough for the memory available",
             format!(
                 "batch {batch} needs about {:.1} GiB ({:.1} MiB per sample, measured by a probe) and \
@@ -528,7 +562,7 @@ impl MemoryEstimate {
                 self.per_sample as f64 / (1u64 << 20) as f64,
                 gib(available),
                 match fits {
-                    Some(b) => format!("--batch {b} fits"),
+                    Some(b) => format!("batch {b} fits"),
                     None => "not even batch 1 fits (fewer images per run shrink the output)".into(),
                 }
             ),
@@ -546,7 +580,7 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     });
     match parsed {
         Some((i, n)) if n > 0 && i < n => Ok((i, n)),
-        _ => Err(bad("--shard", "i/n with 0 <= i < n", s.into())),
+        _ => Err(bad("shard", "i/n with 0 <= i < n", s.into())),
     }
 }
 

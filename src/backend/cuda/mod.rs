@@ -1,5 +1,5 @@
 //! The CUDA backend: device storage and the launch wrappers of the kernels in `kernels/`, one file per
-//! kernel file (`kernels/X.cu` ↔ `X.rs`), the helpers they share in [`launch`].
+//! kernel file (`kernels/X.cu` ↔ `X.rs`), the helpers they share in `launch.rs`.
 
 mod attention;
 mod cld_em;

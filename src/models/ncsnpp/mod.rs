@@ -2,10 +2,10 @@
 //! (`all_modules.{i}.…` in construction order, `z_transform.{i}.…` for DDGAN, `mixing_logit` for LSGM).
 //! Mirrors tools/reference/ncsnpp.py, which is checked bit for bit against the official code.
 //!
-//! - cld: (u = [x; v] [B, 2C, H, W], t [B] forward time) → α_θ [B, C, H, W]; Fourier features of
+//! - cld: (u = \[x; v\] \[B, 2C, H, W\], t \[B\] forward time) → α_θ \[B, C, H, W\]; Fourier features of
 //!   log t, or the sinusoid of t.
-//! - ddgan: (x_t [B, C, H, W], t [B] integer step index, z [B, nz]) → x0 (tanh), AdaGN everywhere.
-//! - lsgm: (z_t [B, C, H, W], t [B]) → ε′ [B, C, H, W]; sinusoid of 1000·t. The mixing logit is kept
+//! - ddgan: (x_t \[B, C, H, W\], t \[B\] integer step index, z \[B, nz\]) → x0 (tanh), AdaGN everywhere.
+//! - lsgm: (z_t \[B, C, H, W\], t \[B\]) → ε′ \[B, C, H, W\]; sinusoid of 1000·t. The mixing logit is kept
 //!   for the sampler, not applied here (as in the official forward).
 //!
 //! Options no released model uses and the official code cannot run (resblock_type="ddpm" for CLD,
