@@ -7,12 +7,19 @@ use std::path::{Path, PathBuf};
 
 /// The default models shipped in `assets/models/<name>/` (config.json + model.safetensors), embedded in
 /// the library by the generated `default_models.rs` so `trilemma sample` works from any directory.
+/// Without the `embedded-models` feature the list is empty (a library user who loads only converted
+/// directories does not link 6 MB of weights).
 pub fn embed(out_dir: &Path) {
     println!("cargo:rerun-if-changed=assets/models");
+    let wanted = env::var_os("CARGO_FEATURE_EMBEDDED_MODELS").is_some();
     let root =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let mut entries = Vec::new();
-    if let Ok(dir) = fs::read_dir(root.join("assets").join("models")) {
+    let dir = match wanted {
+        true => fs::read_dir(root.join("assets").join("models")).ok(),
+        false => None,
+    };
+    if let Some(dir) = dir {
         for e in dir.flatten() {
             let path = e.path();
             let (cfg, weights) = (path.join("config.json"), path.join("model.safetensors"));

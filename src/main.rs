@@ -22,8 +22,8 @@ struct Cli {
 enum Command {
     /// Print the build's kernels and the GPUs, driver and memory this machine has.
     Info,
-    /// Run one network call of a converted model on named input tensors and write the outputs
-    /// (names and shapes: docs/model-format.md).
+    /// Run one network call of a model on named input tensors and write the outputs, or compare them
+    /// with expected ones (--expect; names and shapes: docs/model-format.md).
     Forward(cli::forward::ForwardArgs),
     /// Sample images from a converted model and write them as a PNG grid, a folder of PNGs or an .npz.
     Sample(cli::sample::SampleArgs),
@@ -34,13 +34,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Info => cli::info::run(),
+        Command::Info => cli::info::run().map(|()| true),
         Command::Forward(args) => cli::forward::run(&args),
-        Command::Sample(args) => cli::sample::run(&args),
-        Command::Bench(args) => cli::bench::run(&args),
+        Command::Sample(args) => cli::sample::run(&args).map(|()| true),
+        Command::Bench(args) => cli::bench::run(&args).map(|()| true),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        // A check that ran and failed (forward --expect): 1, apart from errors (2).
+        Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {}", in_flag_words(&e));
             ExitCode::from(2)

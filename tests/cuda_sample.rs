@@ -499,7 +499,7 @@ fn graph_runs_replay_each_later_batch_with_one_launch_and_the_same_bits() {
         println!("{tag}: {launches3}/{launches4} host launches, {graphs3}/{graphs4} graph launches for 3/4 batches");
         assert!(px_on == px_off, "{tag}: graph and non-graph images differ");
         assert!(
-            text.contains("1 CUDA graph(s) captured, 3 replays"),
+            text.contains("1 CUDA graph captured, 3 replays"),
             "{tag}: {text}"
         );
         assert_eq!(graphs_off, 0, "{tag}");

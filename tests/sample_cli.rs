@@ -200,7 +200,7 @@ fn bad_settings_fail_before_any_work() {
         (
             vec!["--model", m.as_str()],
             tmp.path().join("no/such/dir/a.png"),
-            "No such file",
+            "does not exist",
         ),
     ];
     let mut cases = cases;

@@ -16,9 +16,9 @@ pub struct SampleArgs {
     /// 25, 4 network evaluations each); DDGAN runs its trained step count.
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Images in the whole run (all shards).
-    #[arg(long, default_value_t = 16)]
-    pub num: usize,
+    /// Images in the whole run (all shards); default 16, or with --noise-from the file's batch.
+    #[arg(long)]
+    pub num: Option<usize>,
     /// Images per batch, or `auto`: on a GPU the largest batch that fits its free memory (measured
     /// by two probes), on the CPU 16. A batch that runs out of GPU memory mid-run is retried at half
     /// its size.
@@ -34,7 +34,7 @@ pub struct SampleArgs {
     #[arg(long, default_value = "auto")]
     pub device: trilemma::device::DeviceSpec,
     /// Take every random draw from this file instead of Philox (names: docs/sampling.md); the run is
-    /// one batch of the file's size.
+    /// one batch of the file's size (its tensors' first dimension).
     #[arg(long)]
     pub noise_from: Option<PathBuf>,
     /// NAME.png (a grid), NAME.npz (uint8 NHWC `arr_0`) or a new folder (one PNG per image).
@@ -125,7 +125,23 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         }
     };
     let meter = super::host_memory::Meter;
-    let mut options = SampleOptions::new(a.num)
+    let num = match (&replay, a.num) {
+        (Some(st), given) => {
+            let from_file = replay_batch(st)?;
+            match given {
+                Some(n) if n != from_file => {
+                    return Err(trilemma::Error::BadSetting {
+                        what: "num",
+                        rule: format!("the batch of the --noise-from file ({from_file})"),
+                        found: n.to_string(),
+                    })
+                }
+                _ => from_file,
+            }
+        }
+        (None, n) => n.unwrap_or(16),
+    };
+    let mut options = SampleOptions::new(num)
         .seed(a.seed)
         .batch(match a.batch {
             BatchArg::Auto => BatchSize::Auto,
@@ -140,8 +156,8 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
     options.shard = shard;
     options.noise_from = replay.as_ref();
     let range = match (&replay, shard) {
-        (None, Some(s)) => trilemma::samplers::run::shard_range(a.num, s),
-        _ => 0..a.num,
+        (None, Some(s)) => trilemma::samplers::run::shard_range(num, s),
+        _ => 0..num,
     };
     let mut out = Output::new(kind, &a.out, range)?;
     let report = model.sample_batches(&options, &mut |b| out.take(b).map(|()| true))?;
@@ -150,11 +166,12 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let total = report.images;
     println!(
-        "{total} images ({} {}, {} NFE per batch over {} batches of {} on {}{}{}) in {secs:.1} s, {:.2} images/s -> {}",
+        "{} ({} {}, {} NFE per batch over {} of {} on {}{}{}) in {secs:.1} s, {:.2} images/s -> {}",
+        count(total, "image", "images"),
         model.family.name(),
         report.sampler.map_or("?", |s| s.name()),
         report.nfe / report.batches.max(1),
-        report.batches,
+        count(report.batches, "batch", "batches"),
         report.batch,
         match report.devices.as_slice() {
             [one] => one.clone(),
@@ -166,12 +183,49 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         },
         match report.graphs.captured {
             0 => String::new(),
-            n => format!(", {n} CUDA graph(s) captured, {} replays", report.graphs.replays),
+            n => format!(
+                ", {} captured, {}",
+                count(n, "CUDA graph", "CUDA graphs"),
+                count(report.graphs.replays, "replay", "replays")
+            ),
         },
         total as f64 / secs,
         a.out.display()
     );
     Ok(())
+}
+
+/// The batch of a noise file: the first dimension its tensors share.
+fn replay_batch(st: &trilemma::io::safetensors::SafeTensors) -> trilemma::Result<usize> {
+    let mut batch = None;
+    for (name, e) in st.entries() {
+        let Some(&b) = e.shape.first() else {
+            continue;
+        };
+        match batch {
+            None => batch = Some((b, name.clone())),
+            Some((first, ref other)) if first != b => {
+                return Err(trilemma::Error::BadInput {
+                    origin: st.file().display().to_string(),
+                    tensor: name.clone(),
+                    reason: format!("has batch {b}, but `{other}` has {first}"),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    batch
+        .map(|(b, _)| b)
+        .ok_or_else(|| trilemma::Error::BadInput {
+            origin: st.file().display().to_string(),
+            tensor: "*".into(),
+            reason: "none: the file holds no batched tensor".into(),
+        })
+}
+
+/// `n` and the noun in its number.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 #[derive(Clone, Copy)]
@@ -204,10 +258,18 @@ fn check_out(out: &std::path::Path) -> trilemma::Result<OutKind> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if !parent.is_dir() {
+        return Err(io_err(&format!(
+            "cannot write the output: its folder {} does not exist",
+            parent.display()
+        )));
+    }
     let probe = parent.join(format!(".trilemma-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| trilemma::Error::Io {
-        path: parent.clone(),
-        source: e,
+    std::fs::write(&probe, b"").map_err(|e| {
+        io_err(&format!(
+            "cannot write the output into {}: {e}",
+            parent.display()
+        ))
     })?;
     let _ = std::fs::remove_file(&probe);
     Ok(kind)

@@ -113,6 +113,24 @@ impl Model {
         })
     }
 
+    /// The shape [C, H, W] of one sampled image.
+    pub fn image_shape(&self) -> Result<[usize; 3]> {
+        Ok(match &self.network {
+            Network::Cld(net) => {
+                let a = net.arch();
+                [a.out_channels, a.image_size, a.image_size]
+            }
+            Network::Ddgan(net) => {
+                let a = net.arch();
+                [a.in_channels, a.image_size, a.image_size]
+            }
+            Network::Lsgm { vae, .. } => {
+                let a = vae.arch();
+                [a.image_channels, a.image_size, a.image_size]
+            }
+        })
+    }
+
     /// Loads the converted model directory `dir` onto `device` (no embedded names).
     pub fn load_dir(dir: impl AsRef<Path>, device: &Device) -> Result<Model> {
         let dir = dir.as_ref();

@@ -1,0 +1,264 @@
+//! `trilemma._native`, the compiled half of the Python package (`python/trilemma` wraps it): models,
+//! sampling and network calls over the Rust front door, the GIL released while the engine works.
+//! Arrays cross the boundary as DLPack (`dlpack.rs`): inputs are read from any DLPack producer on the
+//! host (numpy, torch, ...), outputs are [`Array`]s that export themselves without a copy.
+
+mod dlpack;
+
+use std::sync::{Arc, Mutex};
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use dlpack::Array;
+use trilemma_engine::{BatchSize, DeviceSpec, Error, Part, SampleOptions, Sampler, Tensor};
+
+create_exception!(
+    trilemma,
+    TrilemmaError,
+    PyException,
+    "Any failure of the engine; the message names the file, tensor or setting."
+);
+create_exception!(
+    trilemma,
+    BadSettingError,
+    TrilemmaError,
+    "A sampler setting the model or run cannot take (sampler, steps, batch, num)."
+);
+create_exception!(
+    trilemma,
+    BadModelError,
+    TrilemmaError,
+    "The model: unknown name, missing or corrupt file, a tensor missing or of the wrong shape."
+);
+create_exception!(
+    trilemma,
+    BadInputError,
+    TrilemmaError,
+    "A forward input: missing, of the wrong rank, dtype or values, or not an input of the network."
+);
+create_exception!(
+    trilemma,
+    NoGpuError,
+    TrilemmaError,
+    "No usable GPU, driver or kernel image."
+);
+create_exception!(
+    trilemma,
+    OutOfMemoryError,
+    TrilemmaError,
+    "The GPU ran out of memory."
+);
+create_exception!(
+    trilemma,
+    NonFiniteError,
+    TrilemmaError,
+    "The sampler's state turned NaN or infinite."
+);
+create_exception!(
+    trilemma,
+    CudaError,
+    TrilemmaError,
+    "A CUDA driver call failed."
+);
+
+/// The engine's error as the exception of its kind, with the same message.
+fn raise(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::NoCuda(_)
+        | Error::DriverTooOld { .. }
+        | Error::KernelsNotCompiled
+        | Error::NoKernelForDevice { .. } => NoGpuError::new_err(msg),
+        Error::OutOfMemory { .. } => OutOfMemoryError::new_err(msg),
+        Error::Driver { .. } | Error::MissingKernel { .. } => CudaError::new_err(msg),
+        Error::BadSetting { .. } => BadSettingError::new_err(msg),
+        Error::BadInput { .. } => BadInputError::new_err(msg),
+        Error::NonFinite { .. } => NonFiniteError::new_err(msg),
+        Error::UnknownModel { .. }
+        | Error::BadModel { .. }
+        | Error::UnexpectedTensors { .. }
+        | Error::Truncated { .. }
+        | Error::BadHeader { .. }
+        | Error::MissingTensor { .. }
+        | Error::TensorShape { .. }
+        | Error::TensorDType { .. }
+        | Error::Io { .. } => BadModelError::new_err(msg),
+        _ => TrilemmaError::new_err(msg),
+    }
+}
+
+/// A named array on the host: name, values, shape.
+type HostArray = (String, Vec<f32>, Vec<usize>);
+
+/// A loaded model. Calls on one model are serialized (it holds one GPU stream); the GIL is released
+/// while it works, so other Python threads run.
+#[pyclass(module = "trilemma._native", frozen)]
+struct Model {
+    model: Arc<Mutex<trilemma_engine::Model>>,
+}
+
+/// Loads a converted model directory or an embedded model by name onto `device` (`auto`, `cpu`,
+/// `cuda`, `cuda:N`).
+#[pyfunction]
+#[pyo3(signature = (name_or_dir, device = "auto"))]
+fn load(py: Python<'_>, name_or_dir: &str, device: &str) -> PyResult<Model> {
+    let spec: DeviceSpec = device.parse().map_err(raise)?;
+    let name = name_or_dir.to_string();
+    let model = py
+        .detach(move || {
+            let opened = spec.open_one("load")?;
+            trilemma_engine::Model::load(&name, &opened.devices[0])
+        })
+        .map_err(raise)?;
+    Ok(Model {
+        model: Arc::new(Mutex::new(model)),
+    })
+}
+
+impl Model {
+    fn with<T>(&self, f: impl FnOnce(&trilemma_engine::Model) -> T) -> T {
+        let guard = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+}
+
+#[pymethods]
+impl Model {
+    /// `cld`, `ddgan` or `lsgm`.
+    #[getter]
+    fn family(&self) -> &'static str {
+        self.with(|m| m.family.name())
+    }
+
+    /// The device the weights are on, described (`cpu`, `cuda:0 (NVIDIA H100 ...)`).
+    #[getter]
+    fn device(&self) -> String {
+        self.with(|m| m.device.describe())
+    }
+
+    /// The shape (C, H, W) of one sampled image.
+    #[getter]
+    fn image_shape(&self) -> PyResult<(usize, usize, usize)> {
+        let [c, h, w] = self.with(|m| m.image_shape()).map_err(raise)?;
+        Ok((c, h, w))
+    }
+
+    /// `num` images as one float32 array (N, C, H, W) in [0, 1], the CLI's images for the same seed.
+    // The arguments are the Python method's keyword arguments, one each.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (num, seed = 0, sampler = None, steps = None, batch = None, progress = false))]
+    fn sample(
+        &self,
+        py: Python<'_>,
+        num: usize,
+        seed: u64,
+        sampler: Option<&str>,
+        steps: Option<usize>,
+        batch: Option<usize>,
+        progress: bool,
+    ) -> PyResult<Array> {
+        let sampler: Option<Sampler> = sampler.map(str::parse).transpose().map_err(raise)?;
+        let model = Arc::clone(&self.model);
+        let images = py
+            .detach(move || {
+                let guard = model.lock().unwrap_or_else(|p| p.into_inner());
+                let report = |p: &trilemma_engine::Progress| {
+                    eprint!(
+                        "\r{}/{} images, {}/{} batches",
+                        p.images_done, p.images_total, p.batches_done, p.batches_total
+                    );
+                    if p.batches_done == p.batches_total {
+                        eprintln!();
+                    }
+                };
+                let mut o = SampleOptions::new(num).seed(seed);
+                o.sampler = sampler;
+                o.steps = steps;
+                o.batch = batch.map_or(BatchSize::Auto, BatchSize::Fixed);
+                if progress {
+                    o.progress = Some(&report);
+                }
+                guard.sample(&o)
+            })
+            .map_err(raise)?;
+        Ok(Array::new(images.values, &images.shape))
+    }
+
+    /// One network call on named arrays (any DLPack producer on the host, e.g. numpy or torch CPU
+    /// tensors; float or integer); returns the named outputs. `part` picks an LSGM network
+    /// (`score`, `encoder`, `decoder`).
+    #[pyo3(signature = (inputs, part = None))]
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyDict>,
+        part: Option<&str>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let part = match part {
+            None => None,
+            Some(p) => Some(Part::parse(p).ok_or_else(|| {
+                BadSettingError::new_err(format!(
+                    "part must be one of score, encoder, decoder, got {p}"
+                ))
+            })?),
+        };
+        let mut host = Vec::with_capacity(inputs.len());
+        for (k, v) in inputs.iter() {
+            let name: String = k.extract()?;
+            let (values, shape) = dlpack::read_f32(&v, &name)?;
+            host.push((name, values, shape));
+        }
+        let model = Arc::clone(&self.model);
+        let outputs = py
+            .detach(move || -> trilemma_engine::Result<Vec<HostArray>> {
+                let guard = model.lock().unwrap_or_else(|p| p.into_inner());
+                let device = guard.device.clone();
+                let tensors = host
+                    .iter()
+                    .map(|(n, v, s)| {
+                        let t = Tensor::from_f32(v, s, trilemma_engine::DType::F32, &device)?;
+                        Ok((n.as_str(), t))
+                    })
+                    .collect::<trilemma_engine::Result<Vec<_>>>()?;
+                let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+                guard
+                    .forward(&refs, part)?
+                    .into_iter()
+                    .map(|(n, t)| Ok((n, t.to_vec_f32()?, t.shape().to_vec())))
+                    .collect()
+            })
+            .map_err(raise)?;
+        let out = PyDict::new(py);
+        for (name, values, shape) in outputs {
+            out.set_item(name, Array::new(values, &shape))?;
+        }
+        Ok(out)
+    }
+}
+
+/// The names of the embedded models.
+#[pyfunction]
+fn embedded_models() -> Vec<&'static str> {
+    trilemma_engine::models::defaults::names()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Model>()?;
+    m.add_class::<Array>()?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(embedded_models, m)?)?;
+    m.add("TrilemmaError", py.get_type::<TrilemmaError>())?;
+    m.add("BadSettingError", py.get_type::<BadSettingError>())?;
+    m.add("BadModelError", py.get_type::<BadModelError>())?;
+    m.add("BadInputError", py.get_type::<BadInputError>())?;
+    m.add("NoGpuError", py.get_type::<NoGpuError>())?;
+    m.add("OutOfMemoryError", py.get_type::<OutOfMemoryError>())?;
+    m.add("NonFiniteError", py.get_type::<NonFiniteError>())?;
+    m.add("CudaError", py.get_type::<CudaError>())?;
+    Ok(())
+}
