@@ -5,7 +5,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -28,12 +28,20 @@ enum Command {
     /// Sample images from a converted model and write them as a PNG grid, a folder of PNGs or an .npz.
     Sample(cli::sample::SampleArgs),
     /// Time network calls and sampling runs under the PyTorch baseline's ids, side by side with a
-    /// baseline file (tools/bench_pytorch.py) measured on the same machine.
+    /// baseline file (tools/bench_pytorch.py) measured on the same machine (`--list` prints the ids;
+    /// `--help` lists them too).
     Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    // `bench --help` lists its cases (generated from the released networks).
+    let command =
+        Cli::command().mut_subcommand("bench", |c| c.after_long_help(cli::bench::case_help()));
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let result = match cli.command {
         Command::Info => cli::info::run().map(|()| true),
         Command::Forward(args) => cli::forward::run(&args),
         Command::Sample(args) => cli::sample::run(&args).map(|()| true),

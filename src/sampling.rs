@@ -40,6 +40,9 @@ pub enum BatchSize {
     Fixed(usize),
 }
 
+/// How often [`SampleOptions::progress`] hears of a run between finished batches.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The batch [`BatchSize::Auto`] means on the CPU (the host's cores are busy with one batch of this
 /// size).
 pub const CPU_AUTO_BATCH: usize = 16;
@@ -56,15 +59,23 @@ pub trait HostMemory: Sync {
     fn peak(&self) -> usize;
 }
 
-/// Where a run stands, given to [`SampleOptions::progress`] after each finished batch.
+/// Where a run stands, given to [`SampleOptions::progress`] after each finished batch and about four
+/// times a second in between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     pub images_done: usize,
     pub images_total: usize,
     pub batches_done: usize,
     pub batches_total: usize,
-    /// Network evaluations so far, summed over batches.
+    /// Network evaluations of the finished batches, summed over batches.
     pub nfe: usize,
+    /// Network calls issued so far in the run, over all its devices and batches, the one in flight
+    /// included (on a GPU a call is counted when it is queued; a CUDA graph's replay counts its
+    /// calls at once).
+    pub evaluations: u64,
+    /// The run's network calls when the sampler fixes them (DDGAN, SSCS, EM, RK4: per batch times
+    /// batches); None for the adaptive ODE.
+    pub evaluations_expected: Option<u64>,
 }
 
 /// What to sample. [`SampleOptions::new`] gives the defaults; the methods set one field each.
@@ -329,6 +340,8 @@ impl Model {
             },
         };
         let plan = &plan;
+        // The run's network calls are counted from here (the memory probes before are not).
+        let evaluations_before: u64 = models.iter().map(|m| m.network_evaluations()).sum();
         let (to_caller, finished) = mpsc::sync_channel::<(usize, SampledBatch)>(2);
         let worker = |model: &Model,
                       mine: &[Range<usize>],
@@ -366,9 +379,25 @@ impl Model {
                 batches_done: 0,
                 batches_total: batches.len(),
                 nfe: 0,
+                evaluations: 0,
+                evaluations_expected: plan
+                    .evaluations_per_batch()
+                    .map(|n| (n * batches.len()) as u64),
             };
+            let issued = || -> u64 { models.iter().map(|m| m.network_evaluations()).sum() };
             let mut delivered: Result<()> = Ok(());
-            for (first, b) in &finished {
+            loop {
+                let (first, b) = match finished.recv_timeout(PROGRESS_EVERY) {
+                    Ok(next) => next,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if let Some(progress) = o.progress {
+                            p.evaluations = issued().saturating_sub(evaluations_before);
+                            progress(&p);
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
                 p.images_done += b.shape[0];
                 p.batches_done += 1;
                 p.nfe += b.nfe;
@@ -386,6 +415,7 @@ impl Model {
                     }
                 }
                 if let Some(progress) = o.progress {
+                    p.evaluations = issued().saturating_sub(evaluations_before);
                     progress(&p);
                 }
             }

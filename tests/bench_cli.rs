@@ -107,3 +107,55 @@ fn bad_baselines_and_filters_are_errors_before_any_timing() {
         assert!(!msg.contains("panicked"), "{msg}");
     }
 }
+
+/// `--list` prints the ids a command would time, without timing anything (no model is built, so it
+/// is instant); `--only` filters it; `--help` lists the released cases; `--quick` is accepted.
+#[test]
+fn the_cases_are_listed_without_timing_them() {
+    let o = bench(&["--list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "net/ddgan/cifar10/b1/fp32",
+            "sample/ddgan/cifar10/b1/fp32",
+            "net/cld/cifar10/b1/fp32",
+            "sample/cld/cifar10/sscs50/b1/fp32",
+            "net/lsgm/mnist/b1/fp32",
+        ]
+    );
+    let o = bench(&[
+        "--list",
+        "--only",
+        "net/",
+        "--batch",
+        "4",
+        "--sscs-steps",
+        "150",
+    ]);
+    let listed = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .all(|l| l.starts_with("net/") && l.contains("/b4/")),
+        "{listed}"
+    );
+    let o = bench(&["--list", "--model", "ddgan-digits", "--quick"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["net/ddgan-digits/b1/fp32", "sample/ddgan-digits/b1/fp32"]
+    );
+    let o = bench(&["--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains("sample/cld/cifar10/sscs50/b1/fp32") && help.contains("--quick"),
+        "{help}"
+    );
+}

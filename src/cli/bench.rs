@@ -22,6 +22,13 @@ pub struct BenchArgs {
     /// Keep calling each benchmark for at least this long (at least 3 calls).
     #[arg(long, default_value_t = 2.0)]
     pub min_seconds: f64,
+    /// Quick figures: each benchmark called for 0.2 s (at least 3 calls) instead of --min-seconds;
+    /// the ids stay those of the baseline's --quick run.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the ids this command would time (after --model, --batch, --only) and exit.
+    #[arg(long)]
+    pub list: bool,
     /// Network evaluations of the CLD CIFAR-10 SSCS run (`sample/cld/cifar10/sscs<N>/...`; the
     /// baseline's --quick uses 50, its full run 150).
     #[arg(long, default_value_t = 50)]
@@ -34,8 +41,47 @@ pub struct BenchArgs {
     pub device: trilemma::device::DeviceSpec,
 }
 
+/// The ids of the released networks' benchmarks at `batch` (the cases without --model), in order.
+pub fn released_ids(batch: usize, sscs_steps: usize) -> Vec<String> {
+    use trilemma::models::Family;
+    let mut ids = Vec::new();
+    for r in trilemma::models::released::RELEASED_NETWORKS {
+        ids.push(format!("net/{}/b{batch}/fp32", r.id()));
+        match r.family {
+            Family::Cld => ids.push(format!("sample/{}/sscs{sscs_steps}/b{batch}/fp32", r.id())),
+            Family::Ddgan => ids.push(format!("sample/{}/b{batch}/fp32", r.id())),
+            Family::Lsgm => {}
+        }
+    }
+    ids
+}
+
+/// `bench --help`'s list of cases.
+pub fn case_help() -> String {
+    let mut s = String::from(
+        "Benchmarks without --model (batch 1, SSCS 50; --batch and --sscs-steps change the ids):\n",
+    );
+    for id in released_ids(1, 50) {
+        s.push_str("  ");
+        s.push_str(&id);
+        s.push('\n');
+    }
+    s.push_str(
+        "With --model NAME|DIR: net/NAME/b<batch>/fp32 (one call of each network) and \
+         sample/NAME/b<batch>/fp32 (a whole run with the model's sampler).",
+    );
+    s
+}
+
 /// A benchmark: its id and the call it times.
 type BenchCase<'a> = (String, Box<dyn FnMut() -> trilemma::Result<()> + 'a>);
+
+/// The id part of a --model value: an embedded name, or a directory's last component.
+fn model_name(spec: &str) -> String {
+    std::path::Path::new(spec)
+        .file_name()
+        .map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned())
+}
 
 /// `trilemma bench`.
 pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
@@ -62,12 +108,33 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
         .as_deref()
         .map(trilemma::bench::read_baseline)
         .transpose()?;
-    let device = super::open_device(a.device, "bench")?;
     let b = a.batch;
     let wanted = |id: &str| match a.only.as_deref() {
         Some(prefix) => id.starts_with(prefix),
         None => true,
     };
+    if a.list {
+        let ids: Vec<String> = if a.model.is_empty() {
+            released_ids(b, a.sscs_steps)
+        } else {
+            a.model
+                .iter()
+                .flat_map(|spec| {
+                    let name = model_name(spec);
+                    [
+                        format!("net/{name}/b{b}/fp32"),
+                        format!("sample/{name}/b{b}/fp32"),
+                    ]
+                })
+                .collect()
+        };
+        for id in ids.iter().filter(|id| wanted(id)) {
+            println!("{id}");
+        }
+        return Ok(());
+    }
+    let min_seconds = if a.quick { 0.2 } else { a.min_seconds };
+    let device = super::open_device(a.device, "bench")?;
     let noise = Noise::Philox {
         seed: 0,
         first_sample: 0,
@@ -146,9 +213,7 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
         }
     } else {
         for spec in &a.model {
-            let name = std::path::Path::new(spec)
-                .file_name()
-                .map_or_else(|| spec.clone(), |n| n.to_string_lossy().into_owned());
+            let name = model_name(spec);
             let (id, sample_id) = (
                 format!("net/{name}/b{b}/fp32"),
                 format!("sample/{name}/b{b}/fp32"),
@@ -186,8 +251,14 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
         ));
     }
     let mut timings = Vec::new();
-    for (id, run) in &mut cases {
-        let t = trilemma::bench::time(id, &device, a.min_seconds, run.as_mut())?;
+    let n = cases.len();
+    for (i, (id, run)) in cases.iter_mut().enumerate() {
+        // Said before the timing starts: a slow case (a whole sampling run on the CPU) is not silent.
+        eprintln!(
+            "[{}/{n}] {id}: timing for {min_seconds} s (at least 3 calls) ...",
+            i + 1
+        );
+        let t = trilemma::bench::time(id, &device, min_seconds, run.as_mut())?;
         let memory = t.peak_device_bytes.map_or_else(String::new, |p| {
             let mib = p as f64 / (1u64 << 20) as f64;
             format!(

@@ -45,6 +45,9 @@ pub struct SampleArgs {
     /// launch; `off` launches every kernel from the host. The images are the same bits either way.
     #[arg(long, value_enum, default_value_t = GraphArg::On)]
     pub graph: GraphArg,
+    /// No progress bar (it is shown only on a terminal, after the first second).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `--graph`.
@@ -109,18 +112,39 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
         .as_ref()
         .map(trilemma::io::safetensors::SafeTensors::open)
         .transpose()?;
+    // A bar of network evaluations (NFE), batches and images, shown on stderr once a run has gone
+    // on for a second, when stderr is a terminal and --quiet is not given.
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} images, {elapsed} ({eta} left)",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let fixed = indicatif::ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} NFE, {per_sec}, {eta} left, {msg}",
     );
+    let adaptive = indicatif::ProgressStyle::with_template("{spinner} {pos} NFE, {per_sec}, {msg}");
+    let (fixed, adaptive) = (
+        fixed.unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        adaptive.unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let show = !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let styled = std::cell::Cell::new(false);
     let progress = |p: &trilemma::Progress| {
-        bar.set_length(p.images_total as u64);
-        bar.set_position(p.images_done as u64);
-        if start.elapsed().as_secs_f64() > 1.0 && bar.is_hidden() {
+        if !styled.replace(true) {
+            match p.evaluations_expected {
+                Some(n) => {
+                    bar.set_style(fixed.clone());
+                    bar.set_length(n);
+                }
+                None => bar.set_style(adaptive.clone()),
+            }
+        }
+        bar.set_position(p.evaluations);
+        bar.set_message(format!(
+            "batch {} of {}, {}/{} images",
+            (p.batches_done + 1).min(p.batches_total),
+            p.batches_total,
+            p.images_done,
+            p.images_total
+        ));
+        if show && start.elapsed().as_secs_f64() > 1.0 && bar.is_hidden() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
     };

@@ -113,6 +113,15 @@ impl Model {
         })
     }
 
+    /// Network evaluations issued so far by the score network or generator (the samplers' NFE; the
+    /// NVAE's calls are not counted).
+    pub fn network_evaluations(&self) -> u64 {
+        match &self.network {
+            Network::Cld(n) | Network::Ddgan(n) => n.evaluations(),
+            Network::Lsgm { score, .. } => score.evaluations(),
+        }
+    }
+
     /// The shape [C, H, W] of one sampled image.
     pub fn image_shape(&self) -> Result<[usize; 3]> {
         Ok(match &self.network {

@@ -231,6 +231,18 @@ impl Plan {
         self.sampler
     }
 
+    /// Network evaluations per batch when the sampler fixes them (DDGAN's T, SSCS/EM steps, 4 per
+    /// RK4 step); None for the adaptive ODE solves.
+    pub fn evaluations_per_batch(&self) -> Option<usize> {
+        match &self.method {
+            Method::Lsgm {
+                solver: LsgmSolver::Rk4 { steps },
+                ..
+            } => Some(4 * steps),
+            _ => self.steps(),
+        }
+    }
+
     /// Steps of a fixed-step sampler (CLD's SSCS/EM steps, DDGAN's T, RK4 steps); None for the
     /// adaptive ODE solves.
     pub fn steps(&self) -> Option<usize> {
@@ -291,10 +303,23 @@ impl Plan {
             Noise::Philox { first_sample, .. } => Some(*first_sample),
             Noise::Replay(_) => None,
         };
-        let mut run = |body: &dyn Fn() -> Result<super::graph::Watched>, centered: bool| {
+        // `net` makes `nfe` calls per batch: a graph replay makes them without calling it, so they
+        // are counted here (a capture called it, and its first replay is that same batch).
+        let mut run = |body: &dyn Fn() -> Result<super::graph::Watched>,
+                       centered: bool,
+                       net: &crate::models::Ncsnpp,
+                       nfe: usize| {
             let collect = |x: &Tensor, watch: &FiniteWatch| Pending::read(x, watch, Some(centered));
             match first {
-                Some(first) => graphs.run(device, batch, first, body, &collect),
+                Some(first) => {
+                    let before = graphs.stats();
+                    let r = graphs.run(device, batch, first, body, &collect)?;
+                    let after = graphs.stats();
+                    if after.replays > before.replays && after.captured == before.captured {
+                        net.count_evaluations(nfe as u64);
+                    }
+                    Ok(r)
+                }
                 None => {
                     let (out, watch) = body()?;
                     collect(&out, &watch)
@@ -304,7 +329,8 @@ impl Plan {
         match (&model.network, &self.method) {
             (Network::Ddgan(g), Method::Ddgan(coefs)) => {
                 let body = || super::ddgan::sample_watched(g, coefs, batch, noise, device);
-                Ok(PendingBatch::new(run(&body, true)?, coefs.steps()))
+                let nfe = coefs.steps();
+                Ok(PendingBatch::new(run(&body, true, g, nfe)?, nfe))
             }
             (
                 Network::Cld(net),
@@ -329,7 +355,7 @@ impl Plan {
                         )?;
                         Ok((out.x, watch))
                     };
-                    Ok(PendingBatch::new(run(&body, *center)?, *steps))
+                    Ok(PendingBatch::new(run(&body, *center, net, *steps)?, *steps))
                 }
             },
             (Network::Lsgm { vae, score }, Method::Lsgm { config, solver }) => {

@@ -166,13 +166,17 @@ impl Model {
             .detach(move || {
                 let guard = model.lock().unwrap_or_else(|p| p.into_inner());
                 let report = |p: &trilemma_engine::Progress| {
+                    let expected = p
+                        .evaluations_expected
+                        .map_or_else(String::new, |n| format!("/{n}"));
                     eprint!(
-                        "\r{}/{} images, {}/{} batches",
-                        p.images_done, p.images_total, p.batches_done, p.batches_total
+                        "\r{}{expected} NFE, {}/{} images, {}/{} batches",
+                        p.evaluations,
+                        p.images_done,
+                        p.images_total,
+                        p.batches_done,
+                        p.batches_total
                     );
-                    if p.batches_done == p.batches_total {
-                        eprintln!();
-                    }
                 };
                 let mut o = SampleOptions::new(num).seed(seed);
                 o.sampler = sampler;
@@ -181,7 +185,11 @@ impl Model {
                 if progress {
                     o.progress = Some(&report);
                 }
-                guard.sample(&o)
+                let images = guard.sample(&o);
+                if progress {
+                    eprintln!();
+                }
+                images
             })
             .map_err(raise)?;
         Ok(Array::new(images.values, &images.shape))

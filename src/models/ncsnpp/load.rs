@@ -175,6 +175,7 @@ impl Ncsnpp {
             z_transform,
             mixing_logit,
             inputs: Default::default(),
+            evaluations: Default::default(),
         })
     }
 }

@@ -57,9 +57,23 @@ pub struct Ncsnpp {
     z_transform: Option<ZMapping>,
     mixing_logit: Option<Vec<f32>>,
     inputs: input_cache::InputCache,
+    /// Calls of [`Ncsnpp::forward_nhwc`] so far (issued: on a GPU the work may still be queued); a
+    /// run's progress reads it.
+    evaluations: std::sync::atomic::AtomicU64,
 }
 
 impl Ncsnpp {
+    /// Network calls issued so far (a CUDA graph's replayed calls included, as its runner adds them).
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Adds `n` calls made without [`Ncsnpp::forward_nhwc`] (a graph replay).
+    pub(crate) fn count_evaluations(&self, n: u64) {
+        self.evaluations
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A vector of `len` values `value` on `device`, uploaded once.
     fn constant(&self, value: f32, len: usize, device: &Device) -> Result<std::sync::Arc<Tensor>> {
         let key = InputKey::Constant {
@@ -112,6 +126,7 @@ impl Ncsnpp {
     /// and, for DDGAN, `z` [B, nz]. Returns [B, H, W, C_out].
     pub fn forward_nhwc(&self, x: &Tensor, t: &[f32], z: Option<&Tensor>) -> Result<Tensor> {
         const OP: &str = "ncsnpp";
+        self.count_evaluations(1);
         let a = &self.arch;
         let [b, h, w, c] = x.dims(OP, "input", "a 4-D image batch")?;
         if h != a.image_size || w != a.image_size || c != a.in_channels {

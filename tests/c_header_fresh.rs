@@ -1,12 +1,13 @@
 //! The committed C header `include/trilemma.h` must equal what cbindgen generates from
-//! `crates/trilemma-c/src` now. `TRILEMMA_BLESS=1 cargo test -p trilemma-c` rewrites it.
+//! `crates/trilemma-c/src` now. `TRILEMMA_BLESS=1 cargo test --test c_header_fresh` rewrites it.
 
 use std::path::PathBuf;
 
 #[test]
 fn the_committed_header_is_what_cbindgen_generates() {
-    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let header = crate_dir.join("../../include/trilemma.h");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let crate_dir = root.join("crates/trilemma-c");
+    let header = root.join("include/trilemma.h");
     let config =
         cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml");
     let mut generated = Vec::new();
@@ -24,6 +25,6 @@ fn the_committed_header_is_what_cbindgen_generates() {
     let committed = std::fs::read_to_string(&header).unwrap_or_default();
     assert!(
         committed == generated,
-        "include/trilemma.h is stale: run TRILEMMA_BLESS=1 cargo test -p trilemma-c and commit it"
+        "include/trilemma.h is stale: run TRILEMMA_BLESS=1 cargo test --test c_header_fresh and commit it"
     );
 }
