@@ -213,3 +213,60 @@ fn sample_speaks_of_the_output_the_noise_files_count_and_its_numbers() {
         "{summary}"
     );
 }
+
+/// A network input of the wrong size is refused before the network runs, in the user's layout
+/// (NCHW), naming the file and the tensor; so is a z whose batch is not x_t's.
+#[test]
+fn shape_errors_are_in_the_users_layout_and_name_the_file() {
+    let tmp = TempDir::new("shape-words");
+    let dir = test_model("ddgan_small");
+    let t = |v: Vec<f32>, s: &[usize]| {
+        Tensor::from_f32(&v, s, trilemma::DType::F32, &Device::Cpu).unwrap()
+    };
+    let cases = [
+        (
+            vec![2, 3, 32, 32],
+            vec![2, 8],
+            "input `x_t` has shape [2, 3, 32, 32], expected [B, 3, 16, 16] (NCHW)",
+        ),
+        (
+            vec![2, 3, 16, 16],
+            vec![3, 8],
+            "input `z` has batch 3, but `x_t` has 2",
+        ),
+        (
+            vec![2, 3, 16, 16],
+            vec![2, 5],
+            "input `z` has shape [2, 5], expected [B, 8]",
+        ),
+    ];
+    for (x_shape, z_shape, want) in cases {
+        let x_t = t(common::random_vec(x_shape.iter().product(), 1), &x_shape);
+        let z = t(common::random_vec(z_shape.iter().product(), 2), &z_shape);
+        let tt = t(vec![1.0, 2.0], &[2]);
+        let inputs = tmp.path().join("in.safetensors");
+        safetensors::save(
+            &inputs,
+            &[("x_t", &x_t), ("t", &tt), ("z", &z)],
+            &Default::default(),
+        )
+        .unwrap();
+        let out = tmp.path().join("out.safetensors");
+        let o = run(&[
+            "forward",
+            "--model",
+            dir.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{err}");
+        assert!(err.contains("in.safetensors"), "{err}");
+        assert!(!out.exists());
+    }
+}

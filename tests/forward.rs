@@ -213,7 +213,11 @@ fn a_wrong_input_shape_is_named() {
         &test_model("ddgan_small"),
         &inputs,
         &[],
-        &["input (NHWC)", "[3, 16, 16, 3]", "[3, 8, 8, 3]"],
+        // In the user's layout (NCHW), naming the file and the tensor.
+        &[
+            "in.safetensors: input `x_t` has shape [3, 3, 8, 8]",
+            "expected [B, 3, 16, 16] (NCHW)",
+        ],
     );
 }
 

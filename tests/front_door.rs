@@ -249,7 +249,7 @@ fn forward_on_tensors_equals_forward_on_a_file() {
     assert!(a.iter().any(|&v| v != a[0]), "a constant output");
 
     // Inputs by name: missing, extra, wrong rank, non-finite, and a part for a DDGAN model.
-    let bad_z = Tensor::from_f32(&[f32::NAN; 32], &[2, 16], DType::F32, &dev).unwrap();
+    let bad_z = Tensor::from_f32(&vec![f32::NAN; 2 * nz], &[2, nz], DType::F32, &dev).unwrap();
     let flat = tensor(&[2 * c * h * w], 3);
     type Case<'a> = (Vec<(&'a str, &'a Tensor)>, &'a str, &'a str);
     let cases: Vec<Case> = vec![
@@ -262,7 +262,7 @@ fn forward_on_tensors_equals_forward_on_a_file() {
         (
             vec![("x_t", &flat), ("t", &t), ("z", &z)],
             "x_t",
-            "expected 4 dimensions",
+            "expected [B, 3, 16, 16] (NCHW)",
         ),
         (
             vec![("x_t", &x_t), ("t", &t), ("z", &bad_z)],

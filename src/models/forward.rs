@@ -180,6 +180,34 @@ impl Inputs<'_> {
         Tensor::from_f32(&values, &shape, crate::dtype::DType::F32, &self.device)
     }
 
+    /// [`Inputs::take`] of an input whose shape the network fixes: `want` in the user's layout (NCHW),
+    /// None where any size goes (the batch). A mismatch names the tensor, the source and both shapes.
+    fn take_shaped(&mut self, name: &str, want: &[Option<usize>]) -> Result<Tensor> {
+        if let Some(shape) = self.src.shape(name) {
+            let fits = shape.len() == want.len()
+                && shape
+                    .iter()
+                    .zip(want)
+                    .all(|(&d, w)| w.map_or(true, |w| w == d));
+            if !fits {
+                let expected: Vec<String> = want
+                    .iter()
+                    .zip(["B", "C", "H", "W"].iter().chain(std::iter::repeat(&"?")))
+                    .map(|(w, axis)| w.map_or_else(|| axis.to_string(), |d| d.to_string()))
+                    .collect();
+                let layout = if want.len() == 4 { " (NCHW)" } else { "" };
+                return Err(self.bad(
+                    name,
+                    format!(
+                        "has shape {shape:?}, expected [{}]{layout}",
+                        expected.join(", ")
+                    ),
+                ));
+            }
+        }
+        self.take(name, want.len())
+    }
+
     /// `t` as host values, read as `times` says (see [`Times`]).
     fn take_times(&mut self, times: Times) -> Result<Vec<f32>> {
         const NAME: &str = "t";
@@ -280,9 +308,20 @@ fn run_ncsnpp(
     times: Times,
     z: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let x = inp.take(x_name, 4)?;
+    let a = net.arch();
+    let (c, s) = (a.in_channels, a.image_size);
+    let x = inp.take_shaped(x_name, &[None, Some(c), Some(s), Some(s)])?;
+    let b = x.shape()[0];
+    if let Some(z) = z {
+        if z.shape()[0] != b {
+            return Err(inp.bad(
+                "z",
+                format!("has batch {}, but `{x_name}` has {b}", z.shape()[0]),
+            ));
+        }
+    }
     let t = inp.take_times(times)?;
-    batch_times(inp, &t, x.shape()[0])?;
+    batch_times(inp, &t, b)?;
     net.forward(&x, &t, z)
 }
 
@@ -363,7 +402,8 @@ fn forward_from(
             if part.is_some() {
                 return Err(wrong_part("ddgan"));
             }
-            let z = inp.take("z", 2)?;
+            let nz = net.arch().zemb.map(|(nz, _, _)| nz);
+            let z = inp.take_shaped("z", &[None, nz])?;
             let steps = model.config.usize("num_timesteps").ok();
             vec![(
                 "x0".to_string(),
@@ -386,7 +426,9 @@ fn forward_from(
                 )]
             }
             Some(Part::Encoder) => {
-                let x = inp.take("x", 4)?;
+                let a = vae.arch();
+                let (c, s) = (a.image_channels, a.image_size);
+                let x = inp.take_shaped("x", &[None, Some(c), Some(s), Some(s)])?;
                 let noise = inp.take_numbered("noise", 4)?;
                 let p = vae.encode_nchw(&x, &noise)?;
                 let mut out = Vec::new();
