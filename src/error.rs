@@ -185,6 +185,33 @@ fn hint_suffix(hint: &str) -> String {
     }
 }
 
+/// What kind of failure an [`Error`] is, for callers that sort errors into fewer classes than the
+/// variants (the C ABI's status codes, the Python package's exception classes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No usable GPU, driver or kernel image.
+    NoGpu,
+    /// The GPU ran out of memory.
+    OutOfMemory,
+    /// A CUDA driver call failed.
+    Cuda,
+    /// A run setting the model or run cannot take.
+    BadSetting,
+    /// A network input (missing, wrong shape or values, not an input).
+    BadInput,
+    /// A sampler's state turned non-finite.
+    NonFinite,
+    /// The model: unknown, or a file or tensor of it missing, corrupt or mis-shaped.
+    BadModel,
+    /// A file could not be read or written.
+    Io,
+    /// An op's argument (shape, dtype, device, parameter).
+    InvalidArgument,
+    /// Anything else.
+    Other,
+}
+
 /// A CUDA driver error code with the driver's name and description of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CudaError {
@@ -219,6 +246,36 @@ impl CudaError {
 }
 
 impl Error {
+    /// The kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Error::NoCuda(_)
+            | Error::DriverTooOld { .. }
+            | Error::KernelsNotCompiled
+            | Error::NoKernelForDevice { .. } => K::NoGpu,
+            Error::OutOfMemory { .. } => K::OutOfMemory,
+            Error::Driver { .. } | Error::MissingKernel { .. } => K::Cuda,
+            Error::BadSetting { .. } => K::BadSetting,
+            Error::BadInput { .. } => K::BadInput,
+            Error::NonFinite { .. } => K::NonFinite,
+            Error::Io { .. } => K::Io,
+            Error::UnknownModel { .. }
+            | Error::BadModel { .. }
+            | Error::UnexpectedTensors { .. }
+            | Error::Truncated { .. }
+            | Error::BadHeader { .. }
+            | Error::MissingTensor { .. }
+            | Error::TensorShape { .. }
+            | Error::TensorDType { .. } => K::BadModel,
+            Error::InvalidParam { .. }
+            | Error::ShapeMismatch { .. }
+            | Error::DTypeMismatch { .. }
+            | Error::DeviceMismatch { .. } => K::InvalidArgument,
+            Error::NotOnDevice { .. } => K::Other,
+        }
+    }
+
     /// Wraps a driver error with the op and the driver call that failed.
     pub(crate) fn driver(
         op: &'static str,

@@ -43,7 +43,7 @@ pub mod tensor;
 
 pub use device::{Device, DeviceSpec};
 pub use dtype::DType;
-pub use error::{CudaError, Error, Result};
+pub use error::{CudaError, Error, ErrorKind, Result};
 pub use models::forward::Part;
 pub use models::{Family, Model};
 pub use sampling::{BatchSize, Images, Progress, SampleOptions, SampleReport, Sampler};

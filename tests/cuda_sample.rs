@@ -12,23 +12,11 @@
 //! every pixel within 8 levels.
 
 mod common;
-
-use std::io::Read;
-
 use common::{gpu_or_skip, output_text, TempDir};
 
 /// The uint8 pixels of an npz written by `sample` (`arr_0.npy`).
 fn npz_pixels(path: &std::path::Path) -> Vec<u8> {
-    let file = std::fs::File::open(path).unwrap();
-    let mut zip = zip::ZipArchive::new(file).unwrap();
-    let mut npy = Vec::new();
-    zip.by_name("arr_0.npy")
-        .unwrap()
-        .read_to_end(&mut npy)
-        .unwrap();
-    assert_eq!(&npy[..6], b"\x93NUMPY", "{}", path.display());
-    let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
-    npy[10 + header_len..].to_vec()
+    common::npz_u8(path).0
 }
 
 /// Whether the GPU under test is the emulator; says why `test` skips otherwise (`why`: what it needs).

@@ -5,31 +5,9 @@
 
 mod common;
 
-use common::{output_text, random_vec, test_model, TempDir};
+use common::{npz_u8 as read_npz, output_text, random_vec, test_model, TempDir};
 use trilemma::io::safetensors::SafeTensors;
 use trilemma::{BatchSize, DType, Device, Error, Model, Part, SampleOptions, Sampler, Tensor};
-
-/// The uint8 NHWC array of an .npz the CLI wrote, with its shape.
-fn read_npz(path: &std::path::Path) -> (Vec<u8>, Vec<usize>) {
-    let bytes = std::fs::read(path).unwrap();
-    let npy = bytes
-        .windows(6)
-        .position(|w| w == b"\x93NUMPY")
-        .expect("npy magic");
-    let hlen = u16::from_le_bytes([bytes[npy + 8], bytes[npy + 9]]) as usize;
-    let header = String::from_utf8_lossy(&bytes[npy + 10..npy + 10 + hlen]).into_owned();
-    let dims = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .expect("shape in the npy header");
-    let shape: Vec<usize> = dims
-        .split(',')
-        .filter_map(|d| d.trim().parse().ok())
-        .collect();
-    let n: usize = shape.iter().product();
-    (bytes[npy + 10 + hlen..npy + 10 + hlen + n].to_vec(), shape)
-}
 
 /// NCHW values in [0, 1] → NHWC bytes, quantised as the image writers do.
 fn to_nhwc_u8(values: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<u8> {

@@ -172,3 +172,25 @@ pub fn output_text(o: &std::process::Output) -> String {
 }
 pub mod cld_ode_fixture;
 pub mod devices;
+
+/// The uint8 array `arr_0` of an .npz `trilemma sample` wrote (a stored zip), with its shape.
+pub fn npz_u8(path: &std::path::Path) -> (Vec<u8>, Vec<usize>) {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = bytes
+        .windows(6)
+        .position(|w| w == b"\x93NUMPY")
+        .unwrap_or_else(|| panic!("{}: no npy magic", path.display()));
+    let hlen = u16::from_le_bytes([bytes[npy + 8], bytes[npy + 9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[npy + 10..npy + 10 + hlen]).into_owned();
+    let dims = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("shape in the npy header");
+    let shape: Vec<usize> = dims
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    let n: usize = shape.iter().product();
+    (bytes[npy + 10 + hlen..npy + 10 + hlen + n].to_vec(), shape)
+}

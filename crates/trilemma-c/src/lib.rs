@@ -49,29 +49,18 @@ fn set_last_error(msg: &str) {
 }
 
 fn status_of(e: &Error) -> TrilemmaStatus {
+    use trilemma_engine::ErrorKind as K;
     use TrilemmaStatus as S;
-    match e {
-        Error::NoCuda(_)
-        | Error::DriverTooOld { .. }
-        | Error::KernelsNotCompiled
-        | Error::NoKernelForDevice { .. } => S::NoGpu,
-        Error::OutOfMemory { .. } => S::OutOfMemory,
-        Error::Driver { .. } | Error::MissingKernel { .. } => S::CudaError,
-        Error::BadSetting { .. } => S::BadSetting,
-        Error::BadInput { .. } => S::BadInput,
-        Error::NonFinite { .. } => S::NonFinite,
-        Error::Io { .. } => S::IoError,
-        Error::UnknownModel { .. }
-        | Error::BadModel { .. }
-        | Error::UnexpectedTensors { .. }
-        | Error::Truncated { .. }
-        | Error::BadHeader { .. }
-        | Error::MissingTensor { .. }
-        | Error::TensorShape { .. }
-        | Error::TensorDType { .. } => S::BadModel,
-        Error::InvalidParam { .. } | Error::ShapeMismatch { .. } | Error::DTypeMismatch { .. } => {
-            S::InvalidArgument
-        }
+    match e.kind() {
+        K::NoGpu => S::NoGpu,
+        K::OutOfMemory => S::OutOfMemory,
+        K::Cuda => S::CudaError,
+        K::BadSetting => S::BadSetting,
+        K::BadInput => S::BadInput,
+        K::NonFinite => S::NonFinite,
+        K::Io => S::IoError,
+        K::BadModel => S::BadModel,
+        K::InvalidArgument => S::InvalidArgument,
         _ => S::Internal,
     }
 }

@@ -245,54 +245,55 @@ pub fn read_f32(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<f32>, Vec<u
     let capsule = capsule
         .cast::<PyCapsule>()
         .map_err(|_| bad(name, "__dlpack__ did not return a capsule".into()))?;
-    if let Ok(ptr) = capsule.pointer_checked(Some(DLTENSOR_VERSIONED)) {
-        let managed = ptr.as_ptr() as *mut DLManagedTensorVersioned;
-        // Consumed from here on: the capsule must not free it, the deleter below does.
-        // SAFETY: the capsule is live and valid; SetName only changes its name.
-        if unsafe {
-            pyo3::ffi::PyCapsule_SetName(capsule.as_ptr(), USED_DLTENSOR_VERSIONED.as_ptr())
-        } != 0
-        {
-            return Err(PyErr::fetch(py));
-        }
+    if let Some(ptr) = consume(capsule, DLTENSOR_VERSIONED, USED_DLTENSOR_VERSIONED)? {
+        let managed = ptr as *mut DLManagedTensorVersioned;
         // SAFETY: a `dltensor_versioned` capsule holds a live DLManagedTensorVersioned whose
-        // DLTensor describes memory valid until its deleter runs; the deleter is called once, below.
-        let result = unsafe {
-            match (*managed).version[0] {
+        // DLTensor describes memory valid until its deleter runs; the deleter is called once, after
+        // the read.
+        unsafe {
+            let result = match (*managed).version[0] {
                 1 => read_managed(&(*managed).dl_tensor, name),
                 v => Err(bad(name, format!("is DLPack version {v}.x (1.x is read)"))),
-            }
-        };
-        // SAFETY: as above; after this nothing reads the tensor.
-        unsafe {
+            };
             if let Some(deleter) = (*managed).deleter {
                 deleter(managed);
             }
+            return result;
         }
-        return result;
     }
-    let ptr = capsule.pointer_checked(Some(DLTENSOR)).map_err(|_| {
-        bad(
+    let Some(ptr) = consume(capsule, DLTENSOR, USED_DLTENSOR)? else {
+        return Err(bad(
             name,
             "__dlpack__ returned a capsule that is not a DLPack tensor".into(),
-        )
-    })?;
-    let managed = ptr.as_ptr() as *mut DLManagedTensor;
-    // Consumed from here on: the capsule must not free it, the deleter below does.
-    // SAFETY: the capsule is live and valid; SetName only changes its name.
-    if unsafe { pyo3::ffi::PyCapsule_SetName(capsule.as_ptr(), USED_DLTENSOR.as_ptr()) } != 0 {
-        return Err(PyErr::fetch(py));
-    }
-    // SAFETY: a `dltensor` capsule holds a live DLManagedTensor whose DLTensor describes memory
-    // valid until its deleter runs (the DLPack contract); the deleter is called once, below.
-    let result = unsafe { read_managed(&(*managed).dl_tensor, name) };
-    // SAFETY: as above; after this nothing reads the tensor.
+        ));
+    };
+    let managed = ptr as *mut DLManagedTensor;
+    // SAFETY: a `dltensor` capsule holds a live DLManagedTensor whose DLTensor describes memory valid
+    // until its deleter runs (the DLPack contract); the deleter is called once, after the read.
     unsafe {
+        let result = read_managed(&(*managed).dl_tensor, name);
         if let Some(deleter) = (*managed).deleter {
             deleter(managed);
         }
+        result
     }
-    result
+}
+
+/// The pointer of `capsule` if it is named `name`, renamed `used` so that the capsule no longer frees
+/// it (the consumer calls its deleter); None for a capsule of another name.
+fn consume(
+    capsule: &Bound<'_, PyCapsule>,
+    name: &'static CStr,
+    used: &'static CStr,
+) -> PyResult<Option<*mut c_void>> {
+    let Ok(ptr) = capsule.pointer_checked(Some(name)) else {
+        return Ok(None);
+    };
+    // SAFETY: the capsule is live and valid; SetName only changes its name.
+    if unsafe { pyo3::ffi::PyCapsule_SetName(capsule.as_ptr(), used.as_ptr()) } != 0 {
+        return Err(PyErr::fetch(capsule.py()));
+    }
+    Ok(Some(ptr.as_ptr()))
 }
 
 /// # Safety

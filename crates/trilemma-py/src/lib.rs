@@ -66,26 +66,17 @@ create_exception!(
 
 /// The engine's error as the exception of its kind, with the same message.
 fn raise(e: Error) -> PyErr {
+    use trilemma_engine::ErrorKind as K;
     let msg = e.to_string();
-    match e {
-        Error::NoCuda(_)
-        | Error::DriverTooOld { .. }
-        | Error::KernelsNotCompiled
-        | Error::NoKernelForDevice { .. } => NoGpuError::new_err(msg),
-        Error::OutOfMemory { .. } => OutOfMemoryError::new_err(msg),
-        Error::Driver { .. } | Error::MissingKernel { .. } => CudaError::new_err(msg),
-        Error::BadSetting { .. } => BadSettingError::new_err(msg),
-        Error::BadInput { .. } => BadInputError::new_err(msg),
-        Error::NonFinite { .. } => NonFiniteError::new_err(msg),
-        Error::UnknownModel { .. }
-        | Error::BadModel { .. }
-        | Error::UnexpectedTensors { .. }
-        | Error::Truncated { .. }
-        | Error::BadHeader { .. }
-        | Error::MissingTensor { .. }
-        | Error::TensorShape { .. }
-        | Error::TensorDType { .. }
-        | Error::Io { .. } => BadModelError::new_err(msg),
+    match e.kind() {
+        K::NoGpu => NoGpuError::new_err(msg),
+        K::OutOfMemory => OutOfMemoryError::new_err(msg),
+        K::Cuda => CudaError::new_err(msg),
+        K::BadSetting => BadSettingError::new_err(msg),
+        K::BadInput => BadInputError::new_err(msg),
+        K::NonFinite => NonFiniteError::new_err(msg),
+        // A model file that cannot be read is the model's problem to a Python caller.
+        K::BadModel | K::Io => BadModelError::new_err(msg),
         _ => TrilemmaError::new_err(msg),
     }
 }
