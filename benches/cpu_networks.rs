@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use trilemma::io::safetensors::SafeTensors;
-use trilemma::models::forward::{self, Part};
 use trilemma::models::released::RELEASED_NETWORKS;
 use trilemma::models::{Family, Model};
 use trilemma::ops::{self, Conv2dParams};
+use trilemma::Part;
 use trilemma::{DType, Device, Tensor};
 
 fn source_dir() -> PathBuf {
@@ -70,7 +70,7 @@ fn small_models(c: &mut Criterion) {
         let inputs = SafeTensors::open(dir.join(format!("forward_{part}.inputs.safetensors")))
             .expect("inputs");
         let mut run = || {
-            forward::forward(&m, &inputs, lsgm_part, &Device::Cpu).expect("forward");
+            m.forward_safetensors(&inputs, lsgm_part).expect("forward");
         };
         let flops = flops_of(&mut run);
         let batch = inputs

@@ -21,30 +21,42 @@
 //! Every failure is an [`Error`] naming what went wrong (the file and tensor, the setting and what
 //! it must be, the driver call), never a panic; no GPU is an error value too.
 //!
-//! Layers, bottom up: [`kernels`] (the embedded fatbins and their shared parameter structs),
-//! [`device`] (CPU or one GPU: context, stream, caching allocator), [`tensor`], [`backend`] (every op
-//! once for the CPU, the reference, and once for CUDA), [`ops`] (validation and dispatch), [`rng`]
-//! (Philox noise), [`io`] (safetensors), [`models`], [`samplers`] and [`sampling`] (the run).
+//! Cargo features: `cli` (the command line, [`cli`]; clap, indicatif, png, zip) and
+//! `embedded-models` (the digits models, loadable by name) are on by default; a library user can turn
+//! both off (`default-features = false`). `internals` makes the layers under the front door public,
+//! for the engine's own tests and benchmarks, with no stability promise: bottom up, `kernels` (the
+//! embedded fatbins), `device` (CPU or one GPU: context, stream, caching allocator), `tensor`,
+//! `backend` (every op once for the CPU, the reference, and once for CUDA), `ops` (validation and
+//! dispatch), `rng` (Philox noise), `io` (safetensors), `models`, `samplers` and `sampling` (the run).
 
-pub mod backend;
-pub mod bench;
-pub mod device;
-pub mod dtype;
-pub mod error;
-pub mod io;
-pub mod kernels;
-pub mod models;
-pub mod nn;
-pub mod ops;
-pub mod rng;
-pub mod samplers;
-pub mod sampling;
-pub mod tensor;
+// Without `internals`, what only the tests and benchmarks call (the CPU references of host-side
+// helpers, kernel resource reports, ...) is unreachable from the front door, and re-exports inside the
+// private modules are unused: both are expected, not dead code to remove.
+#![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 
-pub use device::{Device, DeviceSpec};
+/// The layers under the front door are the crate's own: public only with the `internals` feature,
+/// which the test suite and the benchmarks turn on (no stability promise comes with them).
+macro_rules! internal_modules {
+    ($($name:ident)*) => {$(
+        #[cfg(feature = "internals")]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+
+internal_modules!(backend bench device dtype error io kernels models nn ops rng samplers sampling tensor);
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use device::{Device, DeviceSpec, OpenedDevices};
 pub use dtype::DType;
 pub use error::{CudaError, Error, ErrorKind, Result};
+pub use io::safetensors::SafeTensors;
 pub use models::forward::Part;
-pub use models::{Family, Model};
-pub use sampling::{BatchSize, Images, Progress, SampleOptions, SampleReport, Sampler};
+pub use models::{Config, Family, Model};
+pub use sampling::{
+    BatchSize, GraphStats, HostMemory, Images, Progress, SampleOptions, SampleReport, Sampler,
+};
 pub use tensor::Tensor;

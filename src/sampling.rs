@@ -24,7 +24,8 @@ use crate::error::{Error, Result};
 use crate::io::safetensors::SafeTensors;
 use crate::models::Model;
 use crate::samplers::batches::run_batches;
-use crate::samplers::graph::{GraphRuns, GraphStats};
+use crate::samplers::graph::GraphRuns;
+pub use crate::samplers::graph::GraphStats;
 pub use crate::samplers::run::Sampler;
 use crate::samplers::run::{shard_range, MemoryEstimate, Plan, SampledBatch};
 use crate::samplers::Noise;
@@ -33,7 +34,7 @@ use crate::samplers::Noise;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BatchSize {
     /// On a GPU the largest batch that fits its free memory (measured by two probe calls); on the
-    /// CPU [`CPU_AUTO_BATCH`].
+    /// CPU 16 images.
     #[default]
     Auto,
     /// This many (the last batch of a run may be shorter); checked to fit before any work.

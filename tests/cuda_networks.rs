@@ -9,9 +9,9 @@ mod common;
 
 use common::{gpu_or_skip, max_abs_err, rel_err, test_model};
 use trilemma::io::safetensors::SafeTensors;
-use trilemma::models::forward::{forward, Part};
 use trilemma::models::Model;
 use trilemma::Device;
+use trilemma::Part;
 
 #[test]
 fn test_models_match_cpu_and_reference_on_gpu() {
@@ -29,14 +29,13 @@ fn test_models_match_cpu_and_reference_on_gpu() {
         let dir = test_model(model);
         let inputs = SafeTensors::open(dir.join(format!("{call}.inputs.safetensors"))).unwrap();
         let expected = SafeTensors::open(dir.join(format!("{call}.expected.safetensors"))).unwrap();
-        let on_cpu = forward(
-            &Model::load(&dir, &Device::Cpu).unwrap(),
-            &inputs,
-            part,
-            &Device::Cpu,
-        )
-        .unwrap();
-        let on_gpu = forward(&Model::load(&dir, &gpu).unwrap(), &inputs, part, &gpu)
+        let on_cpu = Model::load(&dir, &Device::Cpu)
+            .unwrap()
+            .forward_safetensors(&inputs, part)
+            .unwrap();
+        let on_gpu = Model::load(&dir, &gpu)
+            .unwrap()
+            .forward_safetensors(&inputs, part)
             .unwrap_or_else(|e| panic!("{model} {call} on the GPU: {e}"));
         assert_eq!(on_cpu.len(), on_gpu.len());
         for ((name, c), (gname, g)) in on_cpu.iter().zip(&on_gpu) {

@@ -87,7 +87,7 @@ fn lsgm_small(dev: &Device) -> (Model, LsgmConfig) {
 }
 
 fn score(m: &Model) -> &trilemma::models::Ncsnpp {
-    match &m.network {
+    match m.network() {
         Network::Lsgm { score, .. } => score,
         _ => panic!("not an LSGM model"),
     }

@@ -684,7 +684,7 @@ fn a_ddgan_run_on_the_device_copies_nothing_to_the_host_per_step() {
     let path =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/models/ddgan_small");
     let m = Model::load(&path, &gpu).unwrap();
-    let Network::Ddgan(g) = &m.network else {
+    let Network::Ddgan(g) = m.network() else {
         panic!("ddgan_small is a DDGAN model")
     };
     let c = &m.config;

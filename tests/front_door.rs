@@ -215,7 +215,7 @@ fn forward_on_tensors_equals_forward_on_a_file() {
     let file = tmp.path().join("in.safetensors");
     trilemma::io::safetensors::save(&file, &inputs, &Default::default()).unwrap();
     let st = SafeTensors::open(&file).unwrap();
-    let from_file = trilemma::models::forward::forward(&ddgan, &st, None, &dev).unwrap();
+    let from_file = ddgan.forward_safetensors(&st, None).unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, "x0");
     assert_eq!(out[0].1.shape(), &[2, c, h, w]);
@@ -284,7 +284,7 @@ fn forward_on_tensors_equals_forward_on_a_file() {
             .collect();
         let refs: Vec<(&str, &Tensor)> = loaded.iter().map(|(n, t)| (n.as_str(), t)).collect();
         let a = lsgm.forward(&refs, Some(part)).unwrap();
-        let b = trilemma::models::forward::forward(&lsgm, &st, Some(part), &dev).unwrap();
+        let b = lsgm.forward_safetensors(&st, Some(part)).unwrap();
         assert_eq!(a.len(), b.len(), "{stem}");
         for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
             assert_eq!(na, nb, "{stem}");

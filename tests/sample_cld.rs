@@ -18,7 +18,7 @@ fn setup() -> (Model, CldConfig) {
 }
 
 fn net(m: &Model) -> &trilemma::models::Ncsnpp {
-    match &m.network {
+    match m.network() {
         Network::Cld(n) => n,
         _ => panic!("not a CLD model"),
     }

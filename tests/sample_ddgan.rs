@@ -24,7 +24,7 @@ fn setup() -> (Model, PosteriorCoefficients) {
 }
 
 fn generator(m: &Model) -> &trilemma::models::Ncsnpp {
-    match &m.network {
+    match m.network() {
         Network::Ddgan(g) => g,
         _ => panic!("not a DDGAN model"),
     }

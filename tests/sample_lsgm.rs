@@ -12,7 +12,7 @@ use trilemma::samplers::Noise;
 use trilemma::Device;
 
 fn parts(m: &Model) -> (&trilemma::models::Nvae, &trilemma::models::Ncsnpp) {
-    match &m.network {
+    match m.network() {
         Network::Lsgm { vae, score } => (vae, score),
         _ => panic!("not an LSGM model"),
     }

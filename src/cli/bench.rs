@@ -38,14 +38,14 @@ pub struct BenchArgs {
     pub json: Option<PathBuf>,
     /// auto (a GPU where there is one, else the CPU), cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
-    pub device: trilemma::device::DeviceSpec,
+    pub device: crate::device::DeviceSpec,
 }
 
 /// The ids of the released networks' benchmarks at `batch` (the cases without --model), in order.
 pub fn released_ids(batch: usize, sscs_steps: usize) -> Vec<String> {
-    use trilemma::models::Family;
+    use crate::models::Family;
     let mut ids = Vec::new();
-    for r in trilemma::models::released::RELEASED_NETWORKS {
+    for r in crate::models::released::RELEASED_NETWORKS {
         ids.push(format!("net/{}/b{batch}/fp32", r.id()));
         match r.family {
             Family::Cld => ids.push(format!("sample/{}/sscs{sscs_steps}/b{batch}/fp32", r.id())),
@@ -74,7 +74,7 @@ pub fn case_help() -> String {
 }
 
 /// A benchmark: its id and the call it times.
-type BenchCase<'a> = (String, Box<dyn FnMut() -> trilemma::Result<()> + 'a>);
+type BenchCase<'a> = (String, Box<dyn FnMut() -> crate::Result<()> + 'a>);
 
 /// The id part of a --model value: an embedded name, or a directory's last component.
 fn model_name(spec: &str) -> String {
@@ -84,17 +84,16 @@ fn model_name(spec: &str) -> String {
 }
 
 /// `trilemma bench`.
-pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
-    use trilemma::models::released::RELEASED_NETWORKS;
-    use trilemma::samplers::{ddgan, run::Plan, Noise};
-    use trilemma::{DType, Tensor};
-    let bad =
-        |what: &'static str, rule: &'static str, found: String| trilemma::Error::InvalidParam {
-            op: "bench",
-            what,
-            rule,
-            found,
-        };
+pub fn run(a: &BenchArgs) -> crate::Result<()> {
+    use crate::models::released::RELEASED_NETWORKS;
+    use crate::samplers::{ddgan, run::Plan, Noise};
+    use crate::{DType, Tensor};
+    let bad = |what: &'static str, rule: &'static str, found: String| crate::Error::InvalidParam {
+        op: "bench",
+        what,
+        rule,
+        found,
+    };
     if a.batch == 0 || a.sscs_steps < 2 || !(a.min_seconds >= 0.0 && a.min_seconds.is_finite()) {
         return Err(bad(
             "--batch, --sscs-steps, --min-seconds",
@@ -106,7 +105,7 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
     let baseline = a
         .baseline
         .as_deref()
-        .map(trilemma::bench::read_baseline)
+        .map(crate::bench::read_baseline)
         .transpose()?;
     let b = a.batch;
     let wanted = |id: &str| match a.only.as_deref() {
@@ -139,7 +138,7 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
         seed: 0,
         first_sample: 0,
     };
-    let random = |shape: &[usize], seed: u64| -> trilemma::Result<Tensor> {
+    let random = |shape: &[usize], seed: u64| -> crate::Result<Tensor> {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n)
             .map(|i| ((i as u64 * 2654435761 + seed) % 2000) as f32 / 1000.0 - 1.0)
@@ -151,8 +150,8 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
         for r in RELEASED_NETWORKS {
             let id = format!("net/{}/b{b}/fp32", r.id());
             let sample_id = format!("sample/{}/b{b}/fp32", r.id());
-            let is_ddgan = r.family == trilemma::models::Family::Ddgan;
-            let is_cld = r.family == trilemma::models::Family::Cld;
+            let is_ddgan = r.family == crate::models::Family::Ddgan;
+            let is_cld = r.family == crate::models::Family::Cld;
             let sample_id = if is_cld {
                 format!("sample/{}/sscs{}/b{b}/fp32", r.id(), a.sscs_steps)
             } else {
@@ -178,13 +177,13 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
                 ));
             }
             if is_cld && samples {
-                let cfg = trilemma::samplers::cld::CldConfig::cifar10();
+                let cfg = crate::samplers::cld::CldConfig::cifar10();
                 let (net, noise, device, steps) =
                     (std::rc::Rc::clone(&net), &noise, &device, a.sscs_steps);
                 cases.push((
                     sample_id.clone(),
                     Box::new(move || {
-                        use trilemma::samplers::cld::{sample, CldSampler};
+                        use crate::samplers::cld::{sample, CldSampler};
                         sample(
                             net.as_ref(),
                             &cfg,
@@ -199,7 +198,7 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
                 ));
             }
             if is_ddgan && samples {
-                let steps = trilemma::models::Config::from_json_str("released", r.config_json)?
+                let steps = crate::models::Config::from_json_str("released", r.config_json)?
                     .usize("num_timesteps")?;
                 let coefs = ddgan::PosteriorCoefficients::new(steps, 0.1, 20.0)?;
                 let (net, noise, device) = (std::rc::Rc::clone(&net), &noise, &device);
@@ -221,7 +220,7 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
             if !wanted(&id) && !wanted(&sample_id) {
                 continue;
             }
-            let model = std::rc::Rc::new(trilemma::Model::load(spec, &device)?);
+            let model = std::rc::Rc::new(crate::Model::load(spec, &device)?);
             let plan = std::rc::Rc::new(Plan::new(&model, None, None)?);
             if wanted(&id) {
                 let (model, plan, device) = (
@@ -258,7 +257,7 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
             "[{}/{n}] {id}: timing for {min_seconds} s (at least 3 calls) ...",
             i + 1
         );
-        let t = trilemma::bench::time(id, &device, min_seconds, run.as_mut())?;
+        let t = crate::bench::time(id, &device, min_seconds, run.as_mut())?;
         let memory = t.peak_device_bytes.map_or_else(String::new, |p| {
             let mib = p as f64 / (1u64 << 20) as f64;
             format!(
@@ -272,13 +271,13 @@ pub fn run(a: &BenchArgs) -> trilemma::Result<()> {
     let described = device.describe();
     print!(
         "{}",
-        trilemma::bench::table(&described, &timings, baseline.as_ref())
+        crate::bench::table(&described, &timings, baseline.as_ref())
     );
     if let Some(path) = &a.json {
         let tmp = path.with_extension("json.partial");
-        std::fs::write(&tmp, trilemma::bench::to_json(&described, &timings))
+        std::fs::write(&tmp, crate::bench::to_json(&described, &timings))
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|source| trilemma::Error::Io {
+            .map_err(|source| crate::Error::Io {
                 path: path.clone(),
                 source,
             })?;

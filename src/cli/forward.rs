@@ -28,33 +28,32 @@ pub struct ForwardArgs {
     pub rtol: f64,
     /// auto (a GPU where there is one, else the CPU), cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
-    pub device: trilemma::device::DeviceSpec,
+    pub device: crate::device::DeviceSpec,
     /// For LSGM models: which network to run.
     #[arg(long, value_enum)]
     pub part: Option<PartArg>,
 }
 
 /// `trilemma forward`: Ok(false) when --expect found an output outside the tolerance.
-pub fn run(a: &ForwardArgs) -> trilemma::Result<bool> {
+pub fn run(a: &ForwardArgs) -> crate::Result<bool> {
     let (model, inputs) = (&a.model, &a.inputs);
-    use trilemma::models::forward::{self, Part};
+    use crate::Part;
     let device = super::open_device(a.device, "forward")?;
     let part = a.part.map(|p| match p {
         PartArg::Encoder => Part::Encoder,
         PartArg::Decoder => Part::Decoder,
         PartArg::Score => Part::Score,
     });
-    let m = trilemma::Model::load(model, &device)?;
-    let st = trilemma::io::safetensors::SafeTensors::open(inputs)?;
-    let outputs = forward::forward(&m, &st, part, &device)?;
-    let refs: Vec<(&str, &trilemma::Tensor)> =
-        outputs.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let m = crate::Model::load(model, &device)?;
+    let st = crate::SafeTensors::open(inputs)?;
+    let outputs = m.forward_safetensors(&st, part)?;
+    let refs: Vec<(&str, &crate::Tensor)> = outputs.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut meta = BTreeMap::new();
     meta.insert("family".to_string(), m.family.name().to_string());
     meta.insert("device".to_string(), device.describe());
     meta.insert("layout".to_string(), "NCHW".to_string());
     if let Some(out) = &a.out {
-        trilemma::io::safetensors::save(out, &refs, &meta)?;
+        crate::io::safetensors::save(out, &refs, &meta)?;
     }
     let Some(expect) = &a.expect else {
         for (name, t) in &outputs {
@@ -68,16 +67,16 @@ pub fn run(a: &ForwardArgs) -> trilemma::Result<bool> {
 /// Each tensor of the file `expect` against the output of its name: a line per tensor, and whether all
 /// are within `rtol`. An expected tensor the call did not produce is an error naming it.
 fn compare(
-    outputs: &[(String, trilemma::Tensor)],
+    outputs: &[(String, crate::Tensor)],
     expect: &std::path::Path,
     rtol: f64,
-) -> trilemma::Result<bool> {
-    let st = trilemma::io::safetensors::SafeTensors::open(expect)?;
+) -> crate::Result<bool> {
+    let st = crate::io::safetensors::SafeTensors::open(expect)?;
     let mut all = true;
     let names: Vec<String> = st.names().map(str::to_string).collect();
     for name in &names {
         let Some((_, out)) = outputs.iter().find(|(n, _)| n == name) else {
-            return Err(trilemma::Error::BadInput {
+            return Err(crate::Error::BadInput {
                 origin: expect.display().to_string(),
                 tensor: name.clone(),
                 reason: format!(
@@ -90,7 +89,7 @@ fn compare(
                 ),
             });
         };
-        let want = st.load_any_shape(name, &trilemma::Device::Cpu)?;
+        let want = st.load_any_shape(name, &crate::Device::Cpu)?;
         if want.shape() != out.shape() {
             println!(
                 "{name}: FAIL shape {:?}, expected {:?}",

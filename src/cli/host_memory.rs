@@ -78,7 +78,7 @@ static ALLOCATOR: Counting = Counting;
 /// The counting allocator as the library's measure of host memory.
 pub struct Meter;
 
-impl trilemma::sampling::HostMemory for Meter {
+impl crate::sampling::HostMemory for Meter {
     fn available(&self) -> Option<usize> {
         available()
     }

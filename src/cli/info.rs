@@ -5,17 +5,17 @@ fn gib(bytes: usize) -> String {
 }
 
 /// `trilemma info`: never fails; what is missing is printed.
-pub fn run() -> trilemma::Result<()> {
+pub fn run() -> crate::Result<()> {
     println!("trilemma {}", env!("CARGO_PKG_VERSION"));
-    match trilemma::kernels::NVCC_RELEASE {
+    match crate::kernels::NVCC_RELEASE {
         Some(release) => println!(
             "kernels: {} modules built by nvcc {release} for {}",
-            trilemma::kernels::FATBINS.len(),
-            trilemma::kernels::CUDA_ARCHS.join(", ")
+            crate::kernels::FATBINS.len(),
+            crate::kernels::CUDA_ARCHS.join(", ")
         ),
         None => println!("kernels: none (built without nvcc; only the CPU backend is available)"),
     }
-    match trilemma::device::driver_version() {
+    match crate::device::driver_version() {
         Ok(v) => println!("driver: CUDA {}.{}", v / 1000, (v % 1000) / 10),
         Err(e) => {
             println!("driver: none ({e})");
@@ -23,7 +23,7 @@ pub fn run() -> trilemma::Result<()> {
             return Ok(());
         }
     }
-    match trilemma::device::cuda_devices() {
+    match crate::device::cuda_devices() {
         Ok(devs) => {
             for d in devs {
                 println!(

@@ -32,7 +32,7 @@ pub struct SampleArgs {
     /// auto (a GPU where there is one, else the CPU), cpu, cuda, cuda:N or cuda:all (every GPU, samples split
     /// by index).
     #[arg(long, default_value = "auto")]
-    pub device: trilemma::device::DeviceSpec,
+    pub device: crate::device::DeviceSpec,
     /// Take every random draw from this file instead of Philox (names: docs/sampling.md); the run is
     /// one batch of the file's size (its tensors' first dimension).
     #[arg(long)]
@@ -65,9 +65,9 @@ pub enum BatchArg {
 }
 
 impl std::str::FromStr for BatchArg {
-    type Err = trilemma::Error;
+    type Err = crate::Error;
 
-    fn from_str(s: &str) -> trilemma::Result<BatchArg> {
+    fn from_str(s: &str) -> crate::Result<BatchArg> {
         match s {
             "auto" => Ok(BatchArg::Auto),
             n => n
@@ -75,7 +75,7 @@ impl std::str::FromStr for BatchArg {
                 .ok()
                 .filter(|&b| b > 0)
                 .map(BatchArg::Fixed)
-                .ok_or_else(|| trilemma::Error::InvalidParam {
+                .ok_or_else(|| crate::Error::InvalidParam {
                     op: "sample",
                     what: "--batch",
                     rule: "auto or a whole number of at least 1",
@@ -85,32 +85,32 @@ impl std::str::FromStr for BatchArg {
     }
 }
 
-/// `trilemma sample`: the library's [`trilemma::Model::sample_batches`], its batches written as they
+/// `trilemma sample`: the library's [`crate::Model::sample_batches`], its batches written as they
 /// arrive.
-pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
-    use trilemma::{BatchSize, SampleOptions};
+pub fn run(a: &SampleArgs) -> crate::Result<()> {
+    use crate::{BatchSize, SampleOptions};
     let start = std::time::Instant::now();
     let kind = check_out(&a.out)?;
     let shard = a
         .shard
         .as_deref()
-        .map(trilemma::samplers::run::parse_shard)
+        .map(crate::samplers::run::parse_shard)
         .transpose()?;
     let sampler = a
         .sampler
         .as_deref()
-        .map(str::parse::<trilemma::Sampler>)
+        .map(str::parse::<crate::Sampler>)
         .transpose()?;
     let opened = a.device.open()?;
     if let Some(note) = &opened.note {
         eprintln!("{note}");
     }
     let devices = opened.devices;
-    let model = trilemma::Model::load(&a.model, &devices[0])?;
+    let model = crate::Model::load(&a.model, &devices[0])?;
     let replay = a
         .noise_from
         .as_ref()
-        .map(trilemma::io::safetensors::SafeTensors::open)
+        .map(crate::io::safetensors::SafeTensors::open)
         .transpose()?;
     // A bar of network evaluations (NFE), batches and images, shown on stderr once a run has gone
     // on for a second, when stderr is a terminal and --quiet is not given.
@@ -126,7 +126,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
     );
     let show = !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let styled = std::cell::Cell::new(false);
-    let progress = |p: &trilemma::Progress| {
+    let progress = |p: &crate::Progress| {
         if !styled.replace(true) {
             match p.evaluations_expected {
                 Some(n) => {
@@ -154,7 +154,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
             let from_file = replay_batch(st)?;
             match given {
                 Some(n) if n != from_file => {
-                    return Err(trilemma::Error::BadSetting {
+                    return Err(crate::Error::BadSetting {
                         what: "num",
                         rule: format!("the batch of the --noise-from file ({from_file})"),
                         found: n.to_string(),
@@ -180,7 +180,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
     options.shard = shard;
     options.noise_from = replay.as_ref();
     let range = match (&replay, shard) {
-        (None, Some(s)) => trilemma::samplers::run::shard_range(num, s),
+        (None, Some(s)) => crate::samplers::run::shard_range(num, s),
         _ => 0..num,
     };
     let mut out = Output::new(kind, &a.out, range)?;
@@ -220,7 +220,7 @@ pub fn run(a: &SampleArgs) -> trilemma::Result<()> {
 }
 
 /// The batch of a noise file: the first dimension its tensors share.
-fn replay_batch(st: &trilemma::io::safetensors::SafeTensors) -> trilemma::Result<usize> {
+fn replay_batch(st: &crate::io::safetensors::SafeTensors) -> crate::Result<usize> {
     let mut batch = None;
     for (name, e) in st.entries() {
         let Some(&b) = e.shape.first() else {
@@ -229,7 +229,7 @@ fn replay_batch(st: &trilemma::io::safetensors::SafeTensors) -> trilemma::Result
         match batch {
             None => batch = Some((b, name.clone())),
             Some((first, ref other)) if first != b => {
-                return Err(trilemma::Error::BadInput {
+                return Err(crate::Error::BadInput {
                     origin: st.file().display().to_string(),
                     tensor: name.clone(),
                     reason: format!("has batch {b}, but `{other}` has {first}"),
@@ -238,13 +238,11 @@ fn replay_batch(st: &trilemma::io::safetensors::SafeTensors) -> trilemma::Result
             Some(_) => {}
         }
     }
-    batch
-        .map(|(b, _)| b)
-        .ok_or_else(|| trilemma::Error::BadInput {
-            origin: st.file().display().to_string(),
-            tensor: "*".into(),
-            reason: "none: the file holds no batched tensor".into(),
-        })
+    batch.map(|(b, _)| b).ok_or_else(|| crate::Error::BadInput {
+        origin: st.file().display().to_string(),
+        tensor: "*".into(),
+        reason: "none: the file holds no batched tensor".into(),
+    })
 }
 
 /// `n` and the noun in its number.
@@ -260,8 +258,8 @@ enum OutKind {
 }
 
 /// The output kind of `out`, checked writable before any sampling.
-fn check_out(out: &std::path::Path) -> trilemma::Result<OutKind> {
-    let io_err = |msg: &str| trilemma::Error::Io {
+fn check_out(out: &std::path::Path) -> crate::Result<OutKind> {
+    let io_err = |msg: &str| crate::Error::Io {
         path: out.to_path_buf(),
         source: std::io::Error::other(msg.to_string()),
     };
@@ -306,8 +304,8 @@ struct Output<'p> {
     kind: OutKind,
     path: &'p std::path::Path,
     range: std::ops::Range<usize>,
-    folder: Option<trilemma::io::images::PngFolder>,
-    kept: std::collections::BTreeMap<usize, trilemma::Images>,
+    folder: Option<crate::io::images::PngFolder>,
+    kept: std::collections::BTreeMap<usize, crate::Images>,
     received: usize,
 }
 
@@ -316,9 +314,9 @@ impl<'p> Output<'p> {
         kind: OutKind,
         path: &'p std::path::Path,
         range: std::ops::Range<usize>,
-    ) -> trilemma::Result<Output<'p>> {
+    ) -> crate::Result<Output<'p>> {
         let folder = match kind {
-            OutKind::Folder => Some(trilemma::io::images::PngFolder::create(path)?),
+            OutKind::Folder => Some(crate::io::images::PngFolder::create(path)?),
             _ => None,
         };
         Ok(Output {
@@ -331,7 +329,7 @@ impl<'p> Output<'p> {
         })
     }
 
-    fn take(&mut self, b: trilemma::Images) -> trilemma::Result<()> {
+    fn take(&mut self, b: crate::Images) -> crate::Result<()> {
         self.received += b.shape[0];
         match &mut self.folder {
             Some(f) => f.write(&view(&b.values, b.shape), b.first),
@@ -342,10 +340,10 @@ impl<'p> Output<'p> {
         }
     }
 
-    fn finish(self) -> trilemma::Result<()> {
+    fn finish(self) -> crate::Result<()> {
         let total = self.range.len();
         if self.received != total {
-            return Err(trilemma::Error::BadSetting {
+            return Err(crate::Error::BadSetting {
                 what: "run",
                 rule: format!("{total} images"),
                 found: format!("{} images delivered", self.received),
@@ -359,12 +357,12 @@ impl<'p> Output<'p> {
         let data: Vec<f32> = self.kept.into_values().flat_map(|b| b.values).collect();
         let imgs = view(&data, shape);
         match self.kind {
-            OutKind::Grid => trilemma::io::images::write_png_grid(self.path, &imgs),
-            _ => trilemma::io::images::write_npz(self.path, &imgs),
+            OutKind::Grid => crate::io::images::write_png_grid(self.path, &imgs),
+            _ => crate::io::images::write_npz(self.path, &imgs),
         }
     }
 }
 
-fn view(data: &[f32], [n, c, h, w]: [usize; 4]) -> trilemma::io::images::Images<'_> {
-    trilemma::io::images::Images { data, n, c, h, w }
+fn view(data: &[f32], [n, c, h, w]: [usize; 4]) -> crate::io::images::Images<'_> {
+    crate::io::images::Images { data, n, c, h, w }
 }

@@ -325,17 +325,6 @@ fn run_ncsnpp(
     net.forward(&x, &t, z)
 }
 
-/// Runs one call of `model` (for LSGM, of `part`) on the tensors of the file `inputs`; returns the
-/// named outputs in NCHW on `device`.
-pub fn forward(
-    model: &Model,
-    inputs: &SafeTensors,
-    part: Option<Part>,
-    device: &Device,
-) -> Result<Vec<(String, Tensor)>> {
-    forward_from(model, inputs, part, device)
-}
-
 impl Model {
     /// One network call on named tensors (NCHW, the official input names of docs/model-format.md);
     /// returns the named outputs on the model's device. `part` picks an LSGM model's network
@@ -368,6 +357,26 @@ impl Model {
         part: Option<Part>,
     ) -> Result<Vec<(String, Tensor)>> {
         forward_from(self, &InMemory(inputs), part, &self.device)
+    }
+
+    /// [`Model::forward`] on the tensors of a safetensors file (what `trilemma forward --inputs`
+    /// reads): any floating dtype, NCHW, the same names; errors name the file and the tensor.
+    ///
+    /// ```no_run
+    /// # fn main() -> trilemma::Result<()> {
+    /// let model = trilemma::Model::load("cld-digits", &trilemma::Device::Cpu)?;
+    /// let inputs = trilemma::SafeTensors::open("inputs.safetensors")?;
+    /// for (name, out) in model.forward_safetensors(&inputs, None)? {
+    ///     println!("{name} {:?}", out.shape());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn forward_safetensors(
+        &self,
+        inputs: &SafeTensors,
+        part: Option<Part>,
+    ) -> Result<Vec<(String, Tensor)>> {
+        forward_from(self, inputs, part, &self.device)
     }
 }
 

@@ -59,9 +59,13 @@ pub struct Model {
     /// The model directory (embedded models: `<embedded>/NAME`).
     pub dir: PathBuf,
     pub family: Family,
+    /// The config's named preset (`cifar10`, ...), when it names one.
     pub preset: Option<String>,
+    /// `config.json`: the official hyperparameters.
     pub config: Config,
-    pub network: Network,
+    /// The networks; reached through [`Model::forward`] (and, with the `internals` feature,
+    /// [`Model::network`]).
+    pub(crate) network: Network,
     /// The device holding the weights.
     pub device: Device,
     /// What [`Model::load`] was given (a directory or an embedded name): where copies for other
@@ -138,6 +142,23 @@ impl Model {
                 [a.image_channels, a.image_size, a.image_size]
             }
         })
+    }
+
+    /// The networks themselves (feature `internals`: the engine's tests reach into them).
+    #[cfg(feature = "internals")]
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The names [`Model::load`] takes for the models embedded in this build (feature
+    /// `embedded-models`; none without it).
+    ///
+    /// ```
+    /// # #[cfg(feature = "embedded-models")]
+    /// assert!(trilemma::Model::embedded().contains(&"ddgan-digits"));
+    /// ```
+    pub fn embedded() -> Vec<&'static str> {
+        super::defaults::names()
     }
 
     /// Loads the converted model directory `dir` onto `device` (no embedded names).

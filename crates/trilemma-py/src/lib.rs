@@ -241,7 +241,7 @@ impl Model {
 /// The names of the embedded models.
 #[pyfunction]
 fn embedded_models() -> Vec<&'static str> {
-    trilemma_engine::models::defaults::names()
+    trilemma_engine::Model::embedded()
 }
 
 #[pymodule]
