@@ -296,3 +296,84 @@ fn forward_on_tensors_equals_forward_on_a_file() {
         }
     }
 }
+
+/// Device memory of another owner (a DLPack import) is read in place: the borrowed tensor has the
+/// owner's address, a forward on it equals one on an uploaded copy, the owner is handed back only
+/// when the tensor drops, and misaligned memory is refused. Stream ordering with the driver's
+/// default-stream handles (1, 2) goes through.
+#[test]
+fn gpu_memory_of_another_owner_is_borrowed_without_a_copy() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let Some(gpu) = common::gpu_or_skip("gpu_memory_of_another_owner_is_borrowed_without_a_copy")
+    else {
+        return;
+    };
+    let ddgan = Model::load(test_model("ddgan_small"), &gpu).unwrap();
+    let st =
+        SafeTensors::open(test_model("ddgan_small").join("forward_generator.inputs.safetensors"))
+            .unwrap();
+    let load = |name: &str| st.load_any_shape(name, &gpu).unwrap();
+    let (x_t, t, z) = (load("x_t"), load("t"), load("z"));
+    let reference = ddgan
+        .forward(&[("x_t", &x_t), ("t", &t), ("z", &z)], None)
+        .unwrap()
+        .remove(0)
+        .1
+        .to_vec_f32()
+        .unwrap();
+
+    // The "other framework": a device buffer it owns (here an engine tensor kept alive by the owner).
+    struct Owner(#[allow(dead_code)] Tensor, Arc<AtomicBool>);
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+    let theirs = x_t.to_device(&gpu).unwrap();
+    let address = theirs.cuda_ptr().unwrap();
+    let shape = theirs.shape().to_vec();
+    let returned = Arc::new(AtomicBool::new(false));
+    // SAFETY: `address` is `theirs`'s memory: shape's f32 elements on this GPU, kept allocated by
+    // the owner, which holds `theirs` until it drops; nothing else writes it.
+    let borrowed = unsafe {
+        Tensor::from_cuda_memory(
+            address,
+            &shape,
+            DType::F32,
+            &gpu,
+            Box::new(Owner(theirs, Arc::clone(&returned))),
+        )
+    }
+    .unwrap();
+    assert_eq!(borrowed.cuda_ptr(), Some(address), "borrowed, not copied");
+    let out = ddgan
+        .forward(&[("x_t", &borrowed), ("t", &t), ("z", &z)], None)
+        .unwrap();
+    assert_eq!(out[0].1.to_vec_f32().unwrap(), reference);
+    assert!(!returned.load(Ordering::SeqCst), "handed back while in use");
+    drop(borrowed);
+    assert!(
+        returned.load(Ordering::SeqCst),
+        "handed back when the tensor drops"
+    );
+
+    // SAFETY: the address is refused before any use (misaligned); the owner is a unit.
+    let misaligned =
+        unsafe { Tensor::from_cuda_memory(address + 4, &[4], DType::F32, &gpu, Box::new(())) };
+    assert!(matches!(
+        misaligned,
+        Err(Error::InvalidParam {
+            what: "address",
+            ..
+        })
+    ));
+    // SAFETY: 1 and 2 are the driver's legacy and per-thread default streams.
+    unsafe {
+        gpu.order_before(1).unwrap();
+        gpu.order_after(2).unwrap();
+        let own = gpu.cuda_stream().unwrap();
+        gpu.order_after(own).unwrap();
+    }
+    assert_eq!(Device::Cpu.cuda_stream(), None);
+}

@@ -5,20 +5,24 @@
 >>> x = m.sample(4, seed=7)                     # numpy float32 (4, 1, 16, 16) in [0, 1]
 >>> out = m.forward({"x_t": x_t, "t": t, "z": z})   # {"x0": array}
 
-Arrays go in as numpy arrays or any DLPack producer on the host (torch CPU tensors, ...); they come
-out as numpy arrays, which are DLPack producers themselves (``torch.from_dlpack(out)`` works). Errors
-raise ``trilemma.TrilemmaError`` subclasses with the engine's messages. The GIL is released while the
+Arrays go in as numpy arrays or any DLPack producer (torch tensors, CPU or CUDA, ...). Host inputs
+give numpy outputs (DLPack producers themselves: ``torch.from_dlpack(out)`` works). Inputs on the
+model's GPU are read there without a copy (contiguous float32; other layouts are copied once), and
+then the outputs stay on the GPU as ``trilemma.Array`` (``torch.from_dlpack(out)`` views it, streams
+ordered as the DLPack protocol says; ``out.to_host()`` copies it). Errors raise
+``trilemma.TrilemmaError`` subclasses with the engine's messages. The GIL is released while the
 engine works.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _native
 from ._native import (
+    Array,
     BadInputError,
     BadModelError,
     BadSettingError,
@@ -31,6 +35,7 @@ from ._native import (
 
 __all__ = [
     "load",
+    "Array",
     "embedded_models",
     "Model",
     "TrilemmaError",
@@ -86,17 +91,29 @@ class Model:
 
     def forward(
         self, inputs: Mapping[str, Any], part: Optional[str] = None
-    ) -> Dict[str, np.ndarray]:
+    ) -> Dict[str, Union[np.ndarray, Array]]:
         """One network call on named arrays (official names, NCHW; docs/model-format.md).
 
-        ``part`` picks an LSGM network: ``score``, ``encoder`` or ``decoder``.
+        ``part`` picks an LSGM network: ``score``, ``encoder`` or ``decoder``. Outputs are numpy
+        arrays when every input is on the host; when an input is on the model's GPU they stay on
+        the GPU as ``trilemma.Array`` (a DLPack producer: ``torch.from_dlpack``).
         """
         prepared = {name: _as_array(value) for name, value in inputs.items()}
         outputs = self._native.forward(prepared, part)
-        return {name: np.from_dlpack(a) for name, a in outputs.items()}
+        return {name: _host_as_numpy(a) for name, a in outputs.items()}
+
+    def to_device(self, array: Any) -> Union[np.ndarray, Array]:
+        """``array`` as float32 on the model's device: a ``trilemma.Array`` on the GPU for a model
+        on a GPU (an input ``forward`` reads without a copy), a numpy array on the CPU."""
+        return _host_as_numpy(self._native.to_device(_as_array(array)))
 
     def __repr__(self) -> str:
         return f"trilemma.Model(family={self.family!r}, device={self.device!r})"
+
+
+def _host_as_numpy(a: Array) -> Union[np.ndarray, Array]:
+    """Host arrays as numpy arrays (no copy); GPU arrays as they are."""
+    return np.from_dlpack(a) if a.device == "cpu" else a
 
 
 def _as_array(value: Any) -> Any:

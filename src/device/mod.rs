@@ -4,6 +4,7 @@ pub mod allocator;
 mod cuda;
 mod driver_choice;
 mod graph;
+mod interop;
 mod spec;
 mod staging;
 

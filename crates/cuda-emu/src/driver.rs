@@ -122,9 +122,16 @@ fn current() -> Result<&'static Context, i32> {
 }
 
 /// The context a stream belongs to (0 is the current context's default stream).
+/// `CU_STREAM_LEGACY` (1) and `CU_STREAM_PER_THREAD` (2): handles the driver takes for the default
+/// streams (other frameworks pass them, e.g. through DLPack). The emulator runs work at the call, so
+/// both are the legacy stream here.
+fn is_default_stream(stream: *mut c_void) -> bool {
+    stream.is_null() || stream as usize == 1 || stream as usize == 2
+}
+
 fn stream_ctx(stream: *mut c_void) -> Result<&'static Context, i32> {
     let cur = current()?;
-    if stream.is_null() {
+    if is_default_stream(stream) {
         return Ok(cur);
     }
     if !live(&STREAMS, stream as usize) {
@@ -140,7 +147,7 @@ fn stream_ctx(stream: *mut c_void) -> Result<&'static Context, i32> {
 
 /// The live stream behind a non-null handle (None: the legacy stream, or not a stream).
 fn stream_of(s: *mut c_void) -> Option<&'static Stream> {
-    if s.is_null() || !live(&STREAMS, s as usize) {
+    if is_default_stream(s) || !live(&STREAMS, s as usize) {
         return None;
     }
     // SAFETY: a live stream handle is a Box<Stream> we created and have not freed.
@@ -176,7 +183,7 @@ fn unsafe_during_capture(what: &str) -> Option<i32> {
 fn captured(s: *mut c_void, what: &str, record: impl FnOnce(&mut Capture) -> i32) -> Option<i32> {
     match stream_of(s) {
         Some(st) => lock(&st.capture).as_mut().map(record),
-        None if s.is_null() => {
+        None if is_default_stream(s) => {
             let hit = graph::colliding_captures();
             (!hit.is_empty()).then(|| break_captures(&hit, STREAM_CAPTURE_IMPLICIT, what))
         }
@@ -470,7 +477,7 @@ unsafe extern "C" fn cuStreamSynchronize(s: *mut c_void) -> i32 {
 /// The page-locked copies queued on stream `s` before point `upto` land; the legacy stream (null)
 /// waits for every stream's work.
 fn land_before(s: *mut c_void, upto: u64) {
-    if s.is_null() {
+    if is_default_stream(s) {
         host::land_all()
     } else if upto == u64::MAX {
         host::land_stream(s as usize)

@@ -1,7 +1,10 @@
 //! DLPack (the `dltensor` capsule of the array-API protocol) both ways: [`Array`] exports the engine's
-//! outputs without a copy (its values are shared with the consumer until both let go), and
-//! [`read_f32`] imports any producer's host array (numpy, torch CPU tensors, ...) as f32 values,
-//! following its strides and dtype.
+//! outputs without a copy, on the host or on the GPU (their memory is shared with the consumer until
+//! both let go), and [`read_input`] imports any producer's array: on the host as f32 values following
+//! its strides and dtype; on the model's GPU without a copy when it is contiguous float32 (else
+//! through one copy to the host). Streams are ordered as the protocol says: the engine's stream is
+//! given to a GPU producer, and a GPU consumer's stream waits for the engine's work (an event, never
+//! a host wait).
 
 use std::ffi::{c_void, CStr};
 use std::ptr::NonNull;
@@ -9,11 +12,13 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
+use trilemma_engine::{DType, Device, Tensor};
 
 use super::BadInputError;
 
 /// DLPack's device types used here.
 const DL_CPU: i32 = 1;
+const DL_CUDA: i32 = 2;
 const DL_CUDA_HOST: i32 = 3;
 
 /// DLPack's dtype codes.
@@ -71,19 +76,52 @@ const USED_DLTENSOR: &CStr = c"used_dltensor";
 const DLTENSOR_VERSIONED: &CStr = c"dltensor_versioned";
 const USED_DLTENSOR_VERSIONED: &CStr = c"used_dltensor_versioned";
 
-/// An engine output: float32, C-contiguous, on the host. `numpy.from_dlpack(a)` and
-/// `torch.from_dlpack(a)` view it without a copy.
+/// An engine output: float32, C-contiguous, on the host or on a GPU. `numpy.from_dlpack(a)` (host)
+/// and `torch.from_dlpack(a)` (either) view it without a copy.
 #[pyclass(module = "trilemma._native", frozen)]
 pub struct Array {
-    values: Arc<[f32]>,
+    values: Values,
     shape: Vec<i64>,
+}
+
+enum Values {
+    Host(Arc<[f32]>),
+    /// A tensor on the GPU; the device's stream orders the engine's writes to it.
+    Device(Arc<Tensor>),
 }
 
 /// What an exported capsule owns: a share of the values and the shape the DLTensor points into.
 struct Export {
     managed: DLManagedTensor,
-    _values: Arc<[f32]>,
+    _values: Owned,
     shape: Vec<i64>,
+}
+
+/// An export's share of the memory. For a GPU tensor: the consumer's stream (None: the consumer
+/// asked for no ordering), which the engine's stream waits for when the consumer lets go, so the
+/// memory is recycled only after the consumer's queued reads.
+enum Owned {
+    Host(#[allow(dead_code)] Arc<[f32]>),
+    Device {
+        tensor: Arc<Tensor>,
+        consumer_stream: Option<u64>,
+    },
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Owned::Device {
+            tensor,
+            consumer_stream: Some(stream),
+        } = self
+        {
+            // SAFETY: `stream` is the handle the consumer passed to __dlpack__, which the protocol
+            // requires to be a stream of this device (or 1/2, the default streams) that outlives
+            // its use of the array. An error cannot be returned from here: the driver records it
+            // on the context and the next engine call on it reports it.
+            let _ = unsafe { tensor.device().order_after(*stream) };
+        }
+    }
 }
 
 /// The DLPack deleter: frees the export (the values go when their last share does).
@@ -117,9 +155,53 @@ unsafe extern "C" fn capsule_destructor(capsule: *mut pyo3::ffi::PyObject) {
 impl Array {
     pub fn new(values: Vec<f32>, shape: &[usize]) -> Array {
         Array {
-            values: values.into(),
+            values: Values::Host(values.into()),
             shape: shape.iter().map(|&d| d as i64).collect(),
         }
+    }
+
+    /// A float32 tensor: on the GPU it stays there; on the host its values are taken.
+    pub fn from_tensor(t: Tensor) -> trilemma_engine::Result<Array> {
+        let shape = t.shape().iter().map(|&d| d as i64).collect();
+        let values = match t.device() {
+            Device::Cpu => Values::Host(t.to_vec_f32()?.into()),
+            Device::Cuda(_) => Values::Device(Arc::new(t)),
+        };
+        Ok(Array { values, shape })
+    }
+
+    /// (DLPack device type, device id).
+    fn dl_device(&self) -> (i32, i32) {
+        match &self.values {
+            Values::Host(_) => (DL_CPU, 0),
+            Values::Device(t) => match t.device() {
+                Device::Cuda(d) => (DL_CUDA, d.ordinal() as i32),
+                Device::Cpu => (DL_CPU, 0),
+            },
+        }
+    }
+}
+
+/// The consumer's `stream` argument as a CUDA stream handle to order before: None for -1 (the
+/// consumer orders itself); the protocol's None is the legacy default stream (1); 0 is refused (it
+/// is ambiguous in the protocol).
+fn consumer_stream(stream: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    let Some(s) = stream.filter(|s| !s.is_none()) else {
+        return Ok(Some(1));
+    };
+    let v: i64 = s.extract().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err("stream must be an integer CUDA stream handle")
+    })?;
+    match v {
+        -1 => Ok(None),
+        0 => Err(pyo3::exceptions::PyValueError::new_err(
+            "stream 0 is ambiguous for CUDA in the DLPack protocol: pass 1 (legacy default), 2 \
+             (per-thread default) or a stream handle",
+        )),
+        v if v < -1 => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "stream {v} is not a CUDA stream handle"
+        ))),
+        v => Ok(Some(v as u64)),
     }
 }
 
@@ -135,8 +217,41 @@ impl Array {
         "float32"
     }
 
-    /// A `dltensor` capsule viewing the values (no copy). The values are on the host, so there is no
-    /// stream to order with; any `stream` is accepted.
+    /// `cpu` or `cuda:N`.
+    #[getter]
+    fn device(&self) -> String {
+        match self.dl_device() {
+            (DL_CUDA, n) => format!("cuda:{n}"),
+            _ => "cpu".to_string(),
+        }
+    }
+
+    /// The values on the host: this array itself for a host array, else a copy (waits for the GPU).
+    fn to_host(slf: &Bound<'_, Self>) -> PyResult<Py<Array>> {
+        let a = slf.get();
+        match &a.values {
+            Values::Host(_) => Ok(slf.clone().unbind()),
+            Values::Device(t) => {
+                let t = Arc::clone(t);
+                let values = slf
+                    .py()
+                    .detach(move || t.to_vec_f32())
+                    .map_err(super::raise)?;
+                Py::new(
+                    slf.py(),
+                    Array {
+                        values: Values::Host(values.into()),
+                        shape: a.shape.clone(),
+                    },
+                )
+            }
+        }
+    }
+
+    /// A `dltensor` capsule viewing the values (no copy). For a GPU array, the consumer's `stream`
+    /// (a CUDA stream handle; None: the legacy default stream; -1: none) waits for the engine's work
+    /// on it, and the engine's stream waits for that consumer stream's work before the memory is
+    /// reused once the consumer lets go, so the stream must outlive the consumer's use of the array.
     #[pyo3(signature = (*, stream = None, max_version = None, dl_device = None, copy = None))]
     fn __dlpack__<'py>(
         &self,
@@ -146,21 +261,47 @@ impl Array {
         dl_device: Option<(i32, i32)>,
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
-        let _ = (stream, max_version, copy);
-        if let Some((t, _)) = dl_device {
-            if t != DL_CPU {
+        let _ = max_version;
+        let here = self.dl_device();
+        if let Some(want) = dl_device {
+            if want != here {
                 return Err(pyo3::exceptions::PyBufferError::new_err(format!(
-                    "trilemma arrays are on the host (DLPack device 1), not device type {t}"
+                    "this trilemma array is on DLPack device {here:?}, not {want:?} (no cross-device \
+                     export; to_host() copies a GPU array to the host)"
                 )));
             }
         }
+        if copy == Some(true) {
+            return Err(pyo3::exceptions::PyBufferError::new_err(
+                "trilemma arrays export without a copy (copy=True is not offered)",
+            ));
+        }
+        let (data, owned) = match &self.values {
+            Values::Host(v) => (v.as_ptr() as *mut c_void, Owned::Host(Arc::clone(v))),
+            Values::Device(t) => {
+                let consumer = consumer_stream(stream.as_ref())?;
+                if let Some(s) = consumer {
+                    // SAFETY: the protocol's contract: the consumer passes a live stream of this
+                    // device (or 1/2, the driver's default-stream handles).
+                    unsafe { t.device().order_before(s) }.map_err(super::raise)?;
+                }
+                let ptr = t.cuda_ptr().unwrap_or(0);
+                (
+                    ptr as *mut c_void,
+                    Owned::Device {
+                        tensor: Arc::clone(t),
+                        consumer_stream: consumer,
+                    },
+                )
+            }
+        };
         let mut export = Box::new(Export {
             managed: DLManagedTensor {
                 dl_tensor: DLTensor {
-                    data: self.values.as_ptr() as *mut c_void,
+                    data,
                     device: DLDevice {
-                        device_type: DL_CPU,
-                        device_id: 0,
+                        device_type: here.0,
+                        device_id: here.1,
                     },
                     ndim: self.shape.len() as i32,
                     dtype: DLDataType {
@@ -176,7 +317,7 @@ impl Array {
                 manager_ctx: std::ptr::null_mut(),
                 deleter: Some(delete_export),
             },
-            _values: Arc::clone(&self.values),
+            _values: owned,
             shape: self.shape.clone(),
         });
         export.managed.dl_tensor.shape = export.shape.as_mut_ptr();
@@ -207,7 +348,7 @@ impl Array {
     }
 
     fn __dlpack_device__(&self) -> (i32, i32) {
-        (DL_CPU, 0)
+        self.dl_device()
     }
 
     fn __len__(&self) -> usize {
@@ -219,8 +360,61 @@ fn bad(name: &str, reason: String) -> PyErr {
     BadInputError::new_err(format!("inputs: input `{name}` {reason}"))
 }
 
-/// The values (as f32) and shape of `obj`, a DLPack producer on the host, named `name` in errors.
-pub fn read_f32(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<f32>, Vec<usize>)> {
+/// An imported array: f32 values on the host, or a tensor borrowing a GPU producer's memory.
+pub enum Input {
+    Host(Vec<f32>, Vec<usize>),
+    Device(Tensor),
+}
+
+/// A consumed DLPack tensor, legacy or versioned: its deleter runs when this drops (once).
+struct Managed {
+    ptr: *mut c_void,
+    versioned: bool,
+}
+
+// SAFETY: a DLPack deleter may be called from any thread (the protocol's producers take what locks
+// they need, numpy the GIL), and the pointer is used only through `tensor` and the deleter.
+unsafe impl Send for Managed {}
+// SAFETY: shared references give no access to the pointer at all.
+unsafe impl Sync for Managed {}
+
+impl Managed {
+    fn tensor(&self) -> &DLTensor {
+        // SAFETY: `ptr` is a live managed tensor of the kind `versioned` says until the deleter runs
+        // in drop.
+        unsafe {
+            if self.versioned {
+                &(*(self.ptr as *mut DLManagedTensorVersioned)).dl_tensor
+            } else {
+                &(*(self.ptr as *mut DLManagedTensor)).dl_tensor
+            }
+        }
+    }
+}
+
+impl Drop for Managed {
+    fn drop(&mut self) {
+        // SAFETY: the managed tensor is live; its deleter (if any) is called once, here.
+        unsafe {
+            if self.versioned {
+                let m = self.ptr as *mut DLManagedTensorVersioned;
+                if let Some(d) = (*m).deleter {
+                    d(m);
+                }
+            } else {
+                let m = self.ptr as *mut DLManagedTensor;
+                if let Some(d) = (*m).deleter {
+                    d(m);
+                }
+            }
+        }
+    }
+}
+
+/// The array `obj` (any DLPack producer) named `name` in errors, for a model on `device`: a host
+/// array as f32 values; a GPU array on `device` without a copy when it is contiguous float32 and
+/// 16-byte aligned, else copied to the host once. A GPU array elsewhere is an error.
+pub fn read_input(obj: &Bound<'_, PyAny>, name: &str, device: &Device) -> PyResult<Input> {
     if !obj.hasattr("__dlpack__")? {
         return Err(bad(
             name,
@@ -230,53 +424,186 @@ pub fn read_f32(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<f32>, Vec<u
             ),
         ));
     }
-    // DLPack 1.0 first (read-only arrays export only that way); producers that do not take
-    // `max_version` get the plain call.
     let py = obj.py();
+    let on: Option<(i32, i32)> = if obj.hasattr("__dlpack_device__")? {
+        obj.call_method0("__dlpack_device__")?.extract().ok()
+    } else {
+        None
+    };
     let kwargs = pyo3::types::PyDict::new(py);
+    if let Some((DL_CUDA, id)) = on {
+        let ours = match device {
+            Device::Cuda(d) if d.ordinal() as i32 == id => device.cuda_stream(),
+            _ => None,
+        };
+        let Some(stream) = ours else {
+            return Err(bad(
+                name,
+                format!(
+                    "is on cuda:{id}, but the model is on {} (move the array there, or load the \
+                     model on cuda:{id})",
+                    match device {
+                        Device::Cpu => "cpu".to_string(),
+                        Device::Cuda(d) => format!("cuda:{}", d.ordinal()),
+                    }
+                ),
+            ));
+        };
+        // The producer orders its writes before the engine's stream (the protocol's `stream`).
+        kwargs.set_item("stream", stream)?;
+    }
+    // DLPack 1.0 first (read-only arrays export only that way); producers that do not take
+    // `max_version` get the call without it.
     kwargs.set_item("max_version", (1, 0))?;
     let capsule = match obj.call_method("__dlpack__", (), Some(&kwargs)) {
         Ok(c) => c,
         Err(e) if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) => {
-            obj.call_method0("__dlpack__")?
+            kwargs.del_item("max_version")?;
+            obj.call_method("__dlpack__", (), Some(&kwargs))?
         }
         Err(e) => return Err(e),
     };
     let capsule = capsule
         .cast::<PyCapsule>()
         .map_err(|_| bad(name, "__dlpack__ did not return a capsule".into()))?;
-    if let Some(ptr) = consume(capsule, DLTENSOR_VERSIONED, USED_DLTENSOR_VERSIONED)? {
-        let managed = ptr as *mut DLManagedTensorVersioned;
-        // SAFETY: a `dltensor_versioned` capsule holds a live DLManagedTensorVersioned whose
-        // DLTensor describes memory valid until its deleter runs; the deleter is called once, after
-        // the read.
-        unsafe {
-            let result = match (*managed).version[0] {
-                1 => read_managed(&(*managed).dl_tensor, name),
-                v => Err(bad(name, format!("is DLPack version {v}.x (1.x is read)"))),
-            };
-            if let Some(deleter) = (*managed).deleter {
-                deleter(managed);
-            }
-            return result;
+    let managed = if let Some(ptr) = consume(capsule, DLTENSOR_VERSIONED, USED_DLTENSOR_VERSIONED)?
+    {
+        let m = Managed {
+            ptr,
+            versioned: true,
+        };
+        // SAFETY: a `dltensor_versioned` capsule holds a live DLManagedTensorVersioned.
+        let major = unsafe { (*(ptr as *mut DLManagedTensorVersioned)).version[0] };
+        if major != 1 {
+            return Err(bad(
+                name,
+                format!("is DLPack version {major}.x (1.x is read)"),
+            ));
         }
-    }
-    let Some(ptr) = consume(capsule, DLTENSOR, USED_DLTENSOR)? else {
+        m
+    } else if let Some(ptr) = consume(capsule, DLTENSOR, USED_DLTENSOR)? {
+        Managed {
+            ptr,
+            versioned: false,
+        }
+    } else {
         return Err(bad(
             name,
             "__dlpack__ returned a capsule that is not a DLPack tensor".into(),
         ));
     };
-    let managed = ptr as *mut DLManagedTensor;
-    // SAFETY: a `dltensor` capsule holds a live DLManagedTensor whose DLTensor describes memory valid
-    // until its deleter runs (the DLPack contract); the deleter is called once, after the read.
-    unsafe {
-        let result = read_managed(&(*managed).dl_tensor, name);
-        if let Some(deleter) = (*managed).deleter {
-            deleter(managed);
+    let t = managed.tensor();
+    match t.device.device_type {
+        DL_CPU | DL_CUDA_HOST => {
+            // SAFETY: the DLTensor describes memory valid until the deleter runs (when `managed`
+            // drops, after the read).
+            let (values, dims) = unsafe { read_managed(t, name) }?;
+            Ok(Input::Host(values, dims))
         }
-        result
+        DL_CUDA => read_device(managed, name, device),
+        other => Err(bad(
+            name,
+            format!("is on DLPack device type {other} (host arrays and CUDA arrays are taken)"),
+        )),
     }
+}
+
+/// A CUDA DLTensor on the model's GPU: borrowed when contiguous aligned float32, else copied to the
+/// host and read there.
+fn read_device(managed: Managed, name: &str, device: &Device) -> PyResult<Input> {
+    let t = managed.tensor();
+    let ndim = usize::try_from(t.ndim).map_err(|_| bad(name, format!("has ndim {}", t.ndim)))?;
+    let shape: Vec<i64> = match ndim {
+        0 => Vec::new(),
+        // SAFETY: `shape` holds ndim entries (the DLPack contract).
+        n => unsafe { std::slice::from_raw_parts(t.shape, n) }.to_vec(),
+    };
+    if shape.iter().any(|&d| d < 0) {
+        return Err(bad(name, format!("has shape {shape:?}")));
+    }
+    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let strides: Option<Vec<i64>> = (!t.strides.is_null() && ndim > 0)
+        // SAFETY: non-null strides hold ndim entries (the DLPack contract).
+        .then(|| unsafe { std::slice::from_raw_parts(t.strides, ndim) }.to_vec());
+    let contiguous = match &strides {
+        None => true,
+        Some(s) => {
+            let mut want = 1i64;
+            (0..ndim).rev().all(|i| {
+                let ok = shape[i] == 1 || s[i] == want;
+                want *= shape[i];
+                ok
+            })
+        }
+    };
+    let d = t.dtype;
+    let size = usize::from(d.bits / 8).max(1);
+    let address = (t.data as u64).wrapping_add(t.byte_offset);
+    let count: usize = dims.iter().product();
+    if (d.code, d.bits, d.lanes) == (DL_FLOAT, 32, 1) && contiguous && address % 16 == 0 {
+        // SAFETY: the DLTensor describes `count` contiguous float32 on this GPU (the DLPack
+        // contract; its device id was checked to be the model's), allocated until the deleter
+        // runs, which `managed` (the owner) does when the tensor drops. The producer ordered its
+        // writes before the engine's stream (the stream given to __dlpack__), and the engine only
+        // reads inputs.
+        let tensor = unsafe {
+            Tensor::from_cuda_memory(address, &dims, DType::F32, device, Box::new(managed))
+        }
+        .map_err(super::raise)?;
+        return Ok(Input::Device(tensor));
+    }
+    // One copy of the bytes the strides reach, then the host reader on it.
+    let elem_strides: Vec<i64> = match &strides {
+        Some(s) => s.clone(),
+        None => {
+            let mut s = vec![1i64; ndim];
+            for i in (0..ndim.saturating_sub(1)).rev() {
+                s[i] = s[i + 1] * shape[i + 1];
+            }
+            s
+        }
+    };
+    let (mut lo, mut hi) = (0i64, 0i64);
+    if count > 0 {
+        for (&n, &st) in shape.iter().zip(&elem_strides) {
+            let reach = (n - 1) * st;
+            if reach < 0 {
+                lo += reach;
+            } else {
+                hi += reach;
+            }
+        }
+    }
+    let span = if count == 0 {
+        0
+    } else {
+        (hi - lo + 1) as usize * size
+    };
+    let first = address.wrapping_add_signed(lo * size as i64);
+    // SAFETY: every element the shape and strides address lies in [first, first + span) of the
+    // producer's device memory (the DLPack contract), live until `managed` drops below.
+    let host = unsafe { device.copy_to_host(first, span) }.map_err(super::raise)?;
+    let mut view = DLTensor {
+        data: host.as_ptr() as *mut c_void,
+        device: DLDevice {
+            device_type: DL_CPU,
+            device_id: 0,
+        },
+        ndim: t.ndim,
+        dtype: t.dtype,
+        shape: t.shape,
+        strides: t.strides,
+        byte_offset: (-lo * size as i64) as u64,
+    };
+    if count == 0 {
+        view.byte_offset = 0;
+    }
+    // SAFETY: `view` describes the host copy: the same shape and strides, its first element at
+    // byte_offset; shape and strides still point into the live managed tensor.
+    let result = unsafe { read_managed(&view, name) };
+    drop(managed);
+    let (values, dims) = result?;
+    Ok(Input::Host(values, dims))
 }
 
 /// The pointer of `capsule` if it is named `name`, renamed `used` so that the capsule no longer frees

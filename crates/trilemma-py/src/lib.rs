@@ -81,9 +81,6 @@ fn raise(e: Error) -> PyErr {
     }
 }
 
-/// A named array on the host: name, values, shape.
-type HostArray = (String, Vec<f32>, Vec<usize>);
-
 /// A loaded model. Calls on one model are serialized (it holds one GPU stream); the GIL is released
 /// while it works, so other Python threads run.
 #[pyclass(module = "trilemma._native", frozen)]
@@ -186,8 +183,10 @@ impl Model {
         Ok(Array::new(images.values, &images.shape))
     }
 
-    /// One network call on named arrays (any DLPack producer on the host, e.g. numpy or torch CPU
-    /// tensors; float or integer); returns the named outputs. `part` picks an LSGM network
+    /// One network call on named arrays (numpy arrays or any DLPack producer, e.g. torch tensors;
+    /// float or integer); returns the named outputs. Arrays on the model's GPU are read there without
+    /// a copy when they are contiguous float32; when any input is on the GPU the outputs stay there
+    /// (DLPack producers on the GPU), else they are host arrays. `part` picks an LSGM network
     /// (`score`, `encoder`, `decoder`).
     #[pyo3(signature = (inputs, part = None))]
     fn forward<'py>(
@@ -204,37 +203,91 @@ impl Model {
                 ))
             })?),
         };
-        let mut host = Vec::with_capacity(inputs.len());
+        let device = self.with(|m| m.device.clone());
+        let mut read = Vec::with_capacity(inputs.len());
         for (k, v) in inputs.iter() {
             let name: String = k.extract()?;
-            let (values, shape) = dlpack::read_f32(&v, &name)?;
-            host.push((name, values, shape));
+            let input = dlpack::read_input(&v, &name, &device)?;
+            read.push((name, input));
         }
+        let keep_on_device = read
+            .iter()
+            .any(|(_, i)| matches!(i, dlpack::Input::Device(_)));
         let model = Arc::clone(&self.model);
+        // Borrowed GPU inputs are dropped after the call, with the GIL held: their producers'
+        // deleters may need it.
+        let read = &read;
         let outputs = py
-            .detach(move || -> trilemma_engine::Result<Vec<HostArray>> {
-                let guard = model.lock().unwrap_or_else(|p| p.into_inner());
-                let device = guard.device.clone();
-                let tensors = host
-                    .iter()
-                    .map(|(n, v, s)| {
-                        let t = Tensor::from_f32(v, s, trilemma_engine::DType::F32, &device)?;
-                        Ok((n.as_str(), t))
-                    })
-                    .collect::<trilemma_engine::Result<Vec<_>>>()?;
-                let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
-                guard
-                    .forward(&refs, part)?
-                    .into_iter()
-                    .map(|(n, t)| Ok((n, t.to_vec_f32()?, t.shape().to_vec())))
-                    .collect()
-            })
+            .detach(
+                move || -> trilemma_engine::Result<Vec<(String, dlpack::Array)>> {
+                    let guard = model.lock().unwrap_or_else(|p| p.into_inner());
+                    let uploaded = read
+                        .iter()
+                        .map(|(n, i)| {
+                            match i {
+                                dlpack::Input::Host(v, s) => Tensor::from_f32(
+                                    v,
+                                    s,
+                                    trilemma_engine::DType::F32,
+                                    &guard.device,
+                                )
+                                .map(Some),
+                                dlpack::Input::Device(_) => Ok(None),
+                            }
+                            .map(|t| (n.as_str(), t))
+                        })
+                        .collect::<trilemma_engine::Result<Vec<_>>>()?;
+                    let refs: Vec<(&str, &Tensor)> = uploaded
+                        .iter()
+                        .zip(read)
+                        .map(|((n, up), (_, i))| match (up, i) {
+                            (Some(t), _) => (*n, t),
+                            (None, dlpack::Input::Device(t)) => (*n, t),
+                            (None, dlpack::Input::Host(..)) => {
+                                unreachable!("host inputs are uploaded")
+                            }
+                        })
+                        .collect();
+                    guard
+                        .forward(&refs, part)?
+                        .into_iter()
+                        .map(|(n, t)| {
+                            let a = if keep_on_device {
+                                dlpack::Array::from_tensor(t)?
+                            } else {
+                                dlpack::Array::new(t.to_vec_f32()?, t.shape())
+                            };
+                            Ok((n, a))
+                        })
+                        .collect()
+                },
+            )
             .map_err(raise)?;
         let out = PyDict::new(py);
-        for (name, values, shape) in outputs {
-            out.set_item(name, Array::new(values, &shape))?;
+        for (name, array) in outputs {
+            out.set_item(name, array)?;
         }
         Ok(out)
+    }
+
+    /// `array` (numpy or any DLPack producer) as float32 on the model's device: a GPU array for a
+    /// model on a GPU (an input `forward` reads without a copy), a host array on the CPU.
+    fn to_device(&self, py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<dlpack::Array> {
+        let device = self.with(|m| m.device.clone());
+        match dlpack::read_input(array, "array", &device)? {
+            dlpack::Input::Host(values, shape) => py
+                .detach(|| {
+                    let t =
+                        Tensor::from_f32(&values, &shape, trilemma_engine::DType::F32, &device)?;
+                    dlpack::Array::from_tensor(t)
+                })
+                .map_err(raise),
+            dlpack::Input::Device(t) => {
+                // Already there: a copy of the borrowed memory, owned by the engine.
+                let t = py.detach(|| t.to_device(&device)).map_err(raise)?;
+                dlpack::Array::from_tensor(t).map_err(raise)
+            }
+        }
     }
 }
 

@@ -1,8 +1,10 @@
-//! Device storage: a block of the device's caching allocator holding `len` elements of `dtype`.
+//! Device storage: a block of the device's caching allocator holding `len` elements of `dtype`, or
+//! memory another framework owns, borrowed without a copy (a DLPack import; device/interop.rs).
 
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaView, CudaViewMut};
+use cudarc::driver::{CudaSlice, CudaStream, CudaView, CudaViewMut};
 
 use crate::backend::cpu::CpuStorage;
 use crate::device::{allocator::PooledBlock, CudaDevice};
@@ -19,8 +21,52 @@ pub(super) fn byte_len(len: usize, size: usize) -> Result<usize> {
     })
 }
 
+/// Where a storage's bytes are.
+enum Block {
+    Pooled(PooledBlock<crate::device::CudaRaw>),
+    Borrowed(Borrowed),
+}
+
+/// Device memory of another owner. It is never freed here: when the storage drops, the device's
+/// stream is synchronized (no queued kernel reads it any more) and then `owner` is dropped, which
+/// hands the memory back (a DLPack deleter).
+struct Borrowed {
+    slice: ManuallyDrop<CudaSlice<u8>>,
+    stream: Arc<CudaStream>,
+    owner: Option<Box<dyn Send + Sync>>,
+}
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        // Errors cannot be returned from drop; cudarc records them on the context. The memory goes
+        // back to its owner only after the wait, whatever it returned: a failed synchronize means the
+        // context is lost and nothing will run on it again.
+        let _ = self.stream.synchronize();
+        // SAFETY: `slice` is taken once, here; leaking it returns the pointer without freeing it
+        // (the owner frees it).
+        let _ = unsafe { ManuallyDrop::take(&mut self.slice) }.leak();
+        drop(self.owner.take());
+    }
+}
+
+impl Block {
+    fn slice(&self) -> &CudaSlice<u8> {
+        match self {
+            Block::Pooled(b) => b.block(),
+            Block::Borrowed(b) => &b.slice,
+        }
+    }
+
+    fn slice_mut(&mut self) -> &mut CudaSlice<u8> {
+        match self {
+            Block::Pooled(b) => b.block_mut(),
+            Block::Borrowed(b) => &mut b.slice,
+        }
+    }
+}
+
 pub struct CudaStorage {
-    block: PooledBlock<crate::device::CudaRaw>,
+    block: Block,
     len: usize,
     dtype: DType,
     device: Arc<CudaDevice>,
@@ -43,7 +89,7 @@ impl CudaStorage {
     pub(crate) fn alloc(device: &Arc<CudaDevice>, len: usize, dtype: DType) -> Result<CudaStorage> {
         let block = device.alloc("alloc", byte_len(len, dtype.size_in_bytes())?)?;
         Ok(CudaStorage {
-            block,
+            block: Block::Pooled(block),
             len,
             dtype,
             device: Arc::clone(device),
@@ -72,12 +118,50 @@ impl CudaStorage {
 
     /// The tensor's bytes (the block may be larger).
     pub(crate) fn view(&self) -> CudaView<'_, u8> {
-        self.block.block().slice(0..self.num_bytes())
+        self.block.slice().slice(0..self.num_bytes())
     }
 
     pub(crate) fn view_mut(&mut self) -> CudaViewMut<'_, u8> {
         let n = self.num_bytes();
-        self.block.block_mut().slice_mut(0..n)
+        self.block.slice_mut().slice_mut(0..n)
+    }
+
+    /// `len` elements of `dtype` at device address `ptr`, owned by another framework; `owner` is
+    /// dropped (and the memory with it) once this device's stream no longer uses it.
+    ///
+    /// # Safety
+    /// `ptr` addresses at least `len * dtype.size_in_bytes()` bytes of device memory in `device`'s
+    /// context, readable and writable by its stream, and stays allocated until `owner` drops.
+    pub(crate) unsafe fn borrow(
+        device: &Arc<CudaDevice>,
+        ptr: u64,
+        len: usize,
+        dtype: DType,
+        owner: Box<dyn Send + Sync>,
+    ) -> Result<CudaStorage> {
+        let bytes = byte_len(len, dtype.size_in_bytes())?;
+        let stream = Arc::clone(device.stream());
+        // SAFETY: the caller's contract: `bytes` live bytes at `ptr` in this context. The slice is
+        // never dropped as a CudaSlice (Borrowed::drop leaks it), so cudarc never frees it, and event
+        // tracking is off on the engine's contexts, so no event is attached to it.
+        let slice = unsafe { stream.upgrade_device_ptr::<u8>(ptr, bytes) };
+        Ok(CudaStorage {
+            block: Block::Borrowed(Borrowed {
+                slice: ManuallyDrop::new(slice),
+                stream,
+                owner: Some(owner),
+            }),
+            len,
+            dtype,
+            device: Arc::clone(device),
+        })
+    }
+
+    /// The device address of the first element.
+    pub(crate) fn device_ptr(&self) -> u64 {
+        use cudarc::driver::DevicePtr;
+        let (ptr, _sync) = self.block.slice().device_ptr(self.device.stream());
+        ptr
     }
 
     /// Zero-filled storage (a memset queued on the stream).
