@@ -74,6 +74,18 @@ for t in "$BUNDLE"/tests/*; do
   record_rc tests "$name" $rc "$summary"
 done
 
+echo "== the Python package on the GPU (python/tests/test_gpu.py: DLPack with torch CUDA tensors)" | tee -a "$LOG"
+# The package the bundle holds unpacked (nothing is fetched there); the image's python3 has torch,
+# numpy and pytest.
+if [ -d "$BUNDLE/python/trilemma" ]; then
+  out=$(PYTHONPATH=$BUNDLE/python step 120 python3 -m pytest -q -p no:cacheprovider \
+    "$BUNDLE/src/python/tests/test_gpu.py" 2>&1); rc=$?
+  echo "$out" >> "$LOG"
+  record_rc python test_gpu $rc "$(echo "$out" | tail -1)"
+else
+  record python test_gpu skip "no Python package in the bundle"
+fi
+
 echo "== compute-sanitizer" | tee -a "$LOG"
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck initcheck racecheck synccheck; do
