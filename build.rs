@@ -68,7 +68,14 @@ fn main() {
                 "cargo:warning=trilemma: nvcc not found (NVCC, CUDA_HOME, CUDA_PATH, PATH); building without \
                  CUDA kernels. The CPU backend works; asking for a CUDA device returns KernelsNotCompiled."
             );
-            write_generated(&out_dir, None, &[], &[], "", &emulated_kernels::no_emulated_kernels());
+            write_generated(
+                &out_dir,
+                None,
+                &[],
+                (&[], &[]),
+                "",
+                &emulated_kernels::no_emulated_kernels(),
+            );
         }
     }
 }
@@ -90,15 +97,21 @@ fn compile_kernels(nvcc: &Path, out_dir: &Path) {
     // kept out of the resource report: some are broken on purpose).
     // TRILEMMA_EMU_KERNELS=0 leaves them out (the GPU bundle: the GPU machine never emulates).
     let wanted = env::var("TRILEMMA_EMU_KERNELS").map_or(true, |v| v != "0");
+    // The test kernels' fatbins are built in every case: the tests that check the tensor-core building
+    // blocks against a scalar GEMM run them on a real GPU too.
+    let selftest_results = fatbins::compile_all(
+        nvcc,
+        &fatbins::cu_sources("tests/emulator_kernels"),
+        &archs,
+        out_dir,
+    );
+    let test_modules: Vec<(String, PathBuf)> = selftest_results
+        .iter()
+        .map(|(stem, fatbin, _)| (stem.clone(), fatbin.clone()))
+        .collect();
     let emulated = match emulated_kernels::cuda_include(nvcc).filter(|_| wanted) {
         Some(inc) => {
             let product = emulated_kernels::emu_modules(&results, &root.join("kernels"), out_dir);
-            let selftest_results = fatbins::compile_all(
-                nvcc,
-                &fatbins::cu_sources("tests/emulator_kernels"),
-                &archs,
-                out_dir,
-            );
             let selftest = emulated_kernels::emu_modules(
                 &selftest_results,
                 &root.join("tests").join("emulator_kernels"),
@@ -126,14 +139,24 @@ fn compile_kernels(nvcc: &Path, out_dir: &Path) {
             emulated_kernels::no_emulated_kernels()
         }
     };
-    write_generated(out_dir, Some(&release), &archs, &modules, &tsv, &emulated);
+    write_generated(
+        out_dir,
+        Some(&release),
+        &archs,
+        (&modules, &test_modules),
+        &tsv,
+        &emulated,
+    );
 }
+
+/// Compiled modules: (name, fatbin path).
+type Fatbins<'a> = &'a [(String, PathBuf)];
 
 fn write_generated(
     out_dir: &Path,
     release: Option<&str>,
     archs: &[String],
-    modules: &[(String, PathBuf)],
+    (modules, test_modules): (Fatbins<'_>, Fatbins<'_>),
     tsv: &str,
     emulated: &str,
 ) {
@@ -146,16 +169,18 @@ fn write_generated(
     }
     .expect("write to String");
     writeln!(src, "pub const CUDA_ARCHS: &[&str] = &{archs:?};").expect("write to String");
-    src.push_str("pub const FATBINS: &[(&str, &[u8])] = &[\n");
-    for (name, path) in modules {
-        writeln!(
-            src,
-            "    ({name:?}, include_bytes!({:?})),",
-            path.display().to_string()
-        )
-        .expect("write to String");
+    for (constant, list) in [("FATBINS", modules), ("TEST_FATBINS", test_modules)] {
+        writeln!(src, "pub const {constant}: &[(&str, &[u8])] = &[").expect("write to String");
+        for (name, path) in list {
+            writeln!(
+                src,
+                "    ({name:?}, include_bytes!({:?})),",
+                path.display().to_string()
+            )
+            .expect("write to String");
+        }
+        src.push_str("];\n");
     }
-    src.push_str("];\n");
     writeln!(
         src,
         "pub const PTXAS_RESOURCES_TSV: &str = include_str!({:?});",

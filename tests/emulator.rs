@@ -477,16 +477,21 @@ fn warp_collectives_follow_the_hardware_rules() {
             .launch(cfg(1, 128))
     }
     .unwrap();
-    let (mut up, mut down, mut ballot) =
-        (e.zeros::<u32>(32), e.zeros::<u32>(32), e.zeros::<u32>(32));
+    let (mut up, mut down, mut ballot, mut gather) = (
+        e.zeros::<u32>(32),
+        e.zeros::<u32>(32),
+        e.zeros::<u32>(32),
+        e.zeros::<u32>(32),
+    );
     let g = e.f("shuffle_edges_u32");
-    // SAFETY: (unsigned*, unsigned*, unsigned*), one warp.
+    // SAFETY: (unsigned*, unsigned*, unsigned*, unsigned*), one warp.
     unsafe {
         e.stream
             .launch_builder(&g)
             .arg(&mut up)
             .arg(&mut down)
             .arg(&mut ballot)
+            .arg(&mut gather)
             .launch(cfg(1, 32))
     }
     .unwrap();
@@ -501,6 +506,10 @@ fn warp_collectives_follow_the_hardware_rules() {
         e.stream.clone_dtoh(&down).unwrap(),
         e.stream.clone_dtoh(&ballot).unwrap(),
     );
+    let gather = e.stream.clone_dtoh(&gather).unwrap();
+    for l in 0..32u32 {
+        assert_eq!(gather[l as usize], (l * 7) % 32 * 10, "gather, lane {l}");
+    }
     let want_ballot: u32 = (0..32).filter(|l| l % 3 == 0).fold(0, |m, l| m | (1 << l));
     for l in 0..32u32 {
         // A source lane outside the warp leaves the caller's own value.

@@ -76,6 +76,9 @@ pub mod emulated {
 }
 
 pub use generated::{CUDA_ARCHS, FATBINS, NVCC_RELEASE, PTXAS_RESOURCES_TSV};
+/// The test kernels of `tests/emulator_kernels/` (the emulator's self-tests, the tensor-core building
+/// blocks' checks), compiled like the library's: the tests load them on a GPU or on the emulator.
+pub use generated::TEST_FATBINS;
 
 /// One kernel entry point: its file (`kernels/<module>.cu`) and its name. The launch wrappers take
 /// them from [`names`] only, so every name they use exists in the sources.

@@ -24,9 +24,11 @@ extern "C" __global__ void warp_sum_f32(const float* x, float* y) {
     if (!__all_sync(0xffffffffu, lane0 == v) && (threadIdx.x & 31) == 0) y[i / 32] = -1.0f;
 }
 
-// y[k] = lane k's value shifted: up by 1, down by 2, as the hardware defines the edges.
-extern "C" __global__ void shuffle_edges_u32(unsigned* up, unsigned* down, unsigned* ballot) {
+// y[k] = lane k's value shifted: up by 1, down by 2, as the hardware defines the edges; gather[k] =
+// the value of lane 7k mod 32 (each lane its own source lane, as an ldmatrix-style gather has).
+extern "C" __global__ void shuffle_edges_u32(unsigned* up, unsigned* down, unsigned* ballot, unsigned* gather) {
     const unsigned lane = threadIdx.x & 31;
+    gather[threadIdx.x] = __shfl_sync(0xffffffffu, lane * 10u, (int)((lane * 7) % 32));
     up[threadIdx.x] = __shfl_up_sync(0xffffffffu, lane * 10u, 1);
     down[threadIdx.x] = __shfl_down_sync(0xffffffffu, lane * 10u, 2);
     ballot[threadIdx.x] = __ballot_sync(0xffffffffu, lane % 3 == 0);

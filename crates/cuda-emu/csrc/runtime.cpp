@@ -6,13 +6,19 @@
 //     memory and shared-memory arenas live in one reserved range with a byte-exact shadow (ASan's
 //     encoding: per 8-byte granule, 0 = addressable, k = only the first k bytes, >= 0xf0 = not
 //     addressable, the value says why), written by src/memory.rs;
+//   - cp.async: each emulated thread's copies in flight, landing at the wait that covers them;
 //   - the loop that runs the threads of a block one after the other when the kernel has no barrier or
 //     warp collective (no fiber needed), with a longjmp escape for a faulting thread.
 #include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <string.h>
+
+#include <map>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "tri_emu_abi.h"
 
@@ -161,6 +167,65 @@ static inline __attribute__((always_inline)) void check(uintptr_t a, uintptr_t n
 
 void tri_emu_check_access(const void* addr, uint64_t bytes, int is_write) {
     check((uintptr_t)addr, (uintptr_t)bytes, is_write);
+}
+
+// ---- cp.async ---------------------------------------------------------------------------------------
+// A thread's copies in flight, by group; they land (are written to shared memory) only at the wait that
+// covers them, so a kernel that reads before waiting reads what was there (the arena's NaN fill, or
+// stale data), as it could on a GPU. Fibers of one block run on one OS thread: a thread-local map keyed
+// by the block and the thread's index serves them.
+namespace {
+struct PendingCopy {
+    uint8_t* dst;
+    uint8_t data[16];
+    unsigned bytes;
+    unsigned group;  // the number of commits before its issue
+};
+struct CopyQueue {
+    std::vector<PendingCopy> pending;
+    unsigned commits = 0;
+};
+thread_local std::map<std::pair<const void*, unsigned>, CopyQueue> copy_queues;
+CopyQueue& copy_queue() { return copy_queues[std::make_pair((const void*)tri_emu_cur->block, tri_emu_cur->linear)]; }
+}  // namespace
+
+void tri_emu_cp_async(void* dst, const void* src, unsigned bytes, unsigned src_bytes) {
+    const uintptr_t d = (uintptr_t)dst, s = (uintptr_t)src;
+    if ((bytes != 4 && bytes != 8 && bytes != 16) || src_bytes > bytes)
+        tri_emu_fault_here(TRI_FAULT_TRAP, d, bytes, 1);
+    if ((d | s) & (bytes - 1)) tri_emu_fault_here(TRI_FAULT_MISALIGNED, (d & (bytes - 1)) ? d : s, bytes, 1);
+    PendingCopy c;
+    c.dst = (uint8_t*)dst;
+    c.bytes = bytes;
+    memset(c.data, 0, sizeof c.data);
+    if (src_bytes > 0) {
+        check(s, src_bytes, 0);
+        memcpy(c.data, src, src_bytes);
+    }
+    CopyQueue& q = copy_queue();
+    c.group = q.commits;
+    q.pending.push_back(c);
+}
+
+void tri_emu_cp_async_commit(void) { copy_queue().commits += 1; }
+
+void tri_emu_cp_async_wait(unsigned in_flight) {
+    const auto key = std::make_pair((const void*)tri_emu_cur->block, tri_emu_cur->linear);
+    const auto it = copy_queues.find(key);
+    if (it == copy_queues.end()) return;
+    CopyQueue& q = it->second;
+    const unsigned landed = q.commits > in_flight ? q.commits - in_flight : 0;
+    std::vector<PendingCopy> still;
+    for (const PendingCopy& c : q.pending) {
+        if (c.group < landed) {
+            check((uintptr_t)c.dst, c.bytes, 1);
+            memcpy(c.dst, c.data, c.bytes);
+        } else {
+            still.push_back(c);
+        }
+    }
+    q.pending.swap(still);
+    if (q.pending.empty()) copy_queues.erase(it);
 }
 
 #define TRI_EMU_HOOKS(N)                                                       \

@@ -33,6 +33,13 @@ void* tri_emu_shared(const void* tag, size_t bytes, size_t align);
 // Implemented in csrc/runtime.cpp: records a fault of the running thread and abandons it.
 void tri_emu_fault_here(int kind, uint64_t addr, uint64_t bytes, int is_write);
 void tri_emu_check_access(const void* addr, uint64_t bytes, int is_write);
+// cp.async (csrc/runtime.cpp): `bytes` (4, 8 or 16) from global `src` to shared `dst`, the first
+// `src_bytes` read at issue and the rest zero; the copy lands when the issuing thread's
+// tri_emu_cp_async_wait covers its group (the copies since its previous commit).
+void tri_emu_cp_async(void* dst, const void* src, unsigned bytes, unsigned src_bytes);
+void tri_emu_cp_async_commit(void);
+// Lands every copy of the calling thread except those of its newest `in_flight` committed groups.
+void tri_emu_cp_async_wait(unsigned in_flight);
 
 typedef void (*TriEmuLaunchFn)(void** params);
 struct TriEmuKernelEntry {

@@ -485,8 +485,10 @@ fn try_complete_warp(block: &mut Block, warp: u32, mask: u32) -> Option<FaultKin
             Some(s) if mask & (1 << s) != 0 => value(s),
             _ => own,
         };
-        // The delta is an unsigned PTX operand: a negative C int is a huge one (the caller's own value).
-        let arg = req.arg as u32;
+        // Each lane's own source lane or delta (they may differ: ldmatrix-style gathers shuffle with
+        // lane-dependent sources). The delta is an unsigned PTX operand: a negative C int is a huge
+        // one (the caller's own value).
+        let arg = block.slots[(base + l) as usize].req.arg as u32;
         let r = match req.op {
             OP_SHFL => pick(Some(seg + (arg & (w - 1)))),
             OP_SHFL_UP => pick(((l - seg) >= arg).then(|| l - arg)),

@@ -1,0 +1,109 @@
+//! What the compiler made of the tensor-core building blocks, read from the embedded fatbins with
+//! cuobjdump (no GPU needed): for sm_80 and sm_90a, the SASS of `tensor_core_check.cu` holds the
+//! tensor-core instructions (HMMA for bf16, fp16 and TF32), the shared-memory matrix loads (LDSM, plain
+//! and transposed) and the asynchronous copies (LDGSTS, with zero-fill, and their barriers), so none of
+//! the building blocks quietly compiled to something else.
+//!
+//! cuobjdump is looked up beside `NVCC` (the CI's pinned wheels put it there), then as `CUOBJDUMP`;
+//! it needs nvdisasm beside it. Without it the test skips, unless `TRILEMMA_REQUIRE_CUOBJDUMP=1`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+
+fn cuobjdump() -> Option<PathBuf> {
+    let beside_nvcc = std::env::var_os("NVCC")
+        .map(PathBuf::from)
+        .and_then(|n| n.parent().map(|d| d.join("cuobjdump")));
+    let named = std::env::var_os("CUOBJDUMP").map(PathBuf::from);
+    let found = beside_nvcc.into_iter().chain(named).find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("TRILEMMA_REQUIRE_CUOBJDUMP").as_deref() != Ok("1"),
+            "TRILEMMA_REQUIRE_CUOBJDUMP=1 but no cuobjdump beside NVCC or at CUOBJDUMP"
+        );
+        eprintln!("SKIP: no cuobjdump beside NVCC or at CUOBJDUMP");
+    }
+    found
+}
+
+/// The SASS of `fatbin` for `arch`, by cuobjdump (with nvdisasm from the same folder).
+fn sass(tool: &Path, fatbin: &[u8], arch: &str, tmp: &common::TempDir) -> String {
+    let file = tmp.path().join(format!("{arch}.fatbin"));
+    std::fs::write(&file, fatbin).unwrap();
+    let dir = tool.parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let out = Command::new(tool)
+        .args(["--dump-sass", "--gpu-architecture", arch])
+        .arg(&file)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cuobjdump --dump-sass {arch}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The number of instructions of `sass` whose opcode (with its modifiers) is exactly `opcode`.
+fn count(sass: &str, opcode: &str) -> usize {
+    sass.split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| *w == opcode)
+        .count()
+}
+
+#[test]
+fn tensor_core_building_blocks_compile_to_tensor_core_instructions() {
+    let Some(tool) = cuobjdump() else {
+        return;
+    };
+    let Some((_, fatbin)) = trilemma::kernels::TEST_FATBINS
+        .iter()
+        .find(|(m, _)| *m == "tensor_core_check")
+    else {
+        assert!(
+            std::env::var("TRILEMMA_REQUIRE_NVCC").as_deref() != Ok("1"),
+            "the test kernels were not built"
+        );
+        eprintln!("SKIP: built without nvcc");
+        return;
+    };
+    let tmp = common::TempDir::new("sass");
+    for arch in ["sm_80", "sm_90a"] {
+        if !trilemma::kernels::CUDA_ARCHS.contains(&arch) {
+            eprintln!("SKIP {arch}: not in this build's architectures");
+            continue;
+        }
+        let s = sass(&tool, fatbin, arch, &tmp);
+        // (opcode, at least): one mma per 16-bit type, 1 + 3 TF32 mmas (plain and 3xTF32), the six
+        // ldmatrix forms of ldmatrix_layouts plus the two of mma_tile, and cp.async's forms.
+        for (opcode, least) in [
+            ("HMMA.16816.F32.BF16", 1),
+            ("HMMA.16816.F32", 1),
+            ("HMMA.1688.F32.TF32", 4),
+            ("LDSM.16.M88", 1),
+            ("LDSM.16.M88.2", 1),
+            ("LDSM.16.M88.4", 2),
+            ("LDSM.16.MT88", 1),
+            ("LDSM.16.MT88.2", 2),
+            ("LDSM.16.MT88.4", 1),
+            ("LDGSTS.E.BYPASS.128.ZFILL", 1),
+            ("LDGSTS.E.64", 1),
+            ("LDGSTS.E", 2),
+            ("LDGDEPBAR", 2),
+            ("DEPBAR.LE", 2),
+        ] {
+            let n = count(&s, opcode);
+            assert!(
+                n >= least,
+                "{arch}: {n} {opcode} in tensor_core_check (expected at least {least})"
+            );
+        }
+    }
+}
