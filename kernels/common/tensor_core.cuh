@@ -4,8 +4,8 @@
 // groups).
 //
 // On the GPU each is one PTX instruction. For the CUDA driver emulator (TRI_EMU) each has a twin that
-// reproduces the PTX ISA's fragment layout lane by lane: the warp's registers are exchanged through
-// warp shuffles (so every twin is a warp collective, checked like one: all 32 lanes must arrive), and
+// reproduces the PTX ISA's fragment layout lane by lane: the warp's registers are exchanged between
+// two warp barriers (so every twin is a warp collective, checked like one: all 32 lanes must arrive), and
 // cp.async copies land only when a wait_group covers them, so a kernel that reads shared memory before
 // waiting reads the emulator's NaN fill, as it could read stale data on a GPU.
 //
@@ -84,6 +84,20 @@ static inline float tri_emu_bits_to_float(uint32_t b) {
     return f;
 }
 
+// Every lane's WORDS 32-bit words, gathered by every lane of the warp: all[src][i] is lane src's
+// mine[i]. One exchange for the whole fragment set (two warp barriers) instead of a shuffle per word:
+// the fibers of a warp run on one OS thread, so a thread-local scratch per warp is theirs alone, and
+// the second barrier keeps a fast lane from overwriting it before the others have read.
+template <int WORDS>
+static inline void tri_emu_warp_gather(const uint32_t (&mine)[WORDS], uint32_t (&all)[32][WORDS]) {
+    static thread_local uint32_t scratch[32][32][WORDS];  // [warp][lane][word]; 1024 threads at most
+    const unsigned w = tri_emu_cur->warp, l = tri_emu_cur->lane;
+    for (int i = 0; i < WORDS; ++i) scratch[w][l][i] = mine[i];
+    __syncwarp();
+    memcpy(all, scratch[w], sizeof all);
+    __syncwarp();
+}
+
 // D = A·B + C for one m16n8 tile whose A (16 x K) and B (K x 8) the whole warp gathered; each lane
 // keeps its four accumulators. The sum runs in k order in fp32 with fused multiply-adds.
 template <int K>
@@ -100,17 +114,20 @@ static inline void tri_emu_mma_tile(float d[4], const float (&A)[16][K], const f
 // The m16n8k16 operands of the warp, gathered from every lane's fragments (bf16 or fp16 pairs).
 static inline void tri_emu_mma_16816(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4],
                                      float (*to_float)(uint32_t)) {
+    const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+    uint32_t all[32][6];
+    tri_emu_warp_gather<6>(mine, all);
     float A[16][16], B[16][8];
     for (unsigned src = 0; src < 32; ++src) {
         const unsigned g = src >> 2, t = src & 3;
         for (int r = 0; r < 4; ++r) {
-            const uint32_t v = __shfl_sync(TRI_FULL_WARP, a[r], (int)src);
+            const uint32_t v = all[src][r];
             const unsigned row = g + 8 * (r & 1), col = 2 * t + 8 * (r >> 1);
             A[row][col] = to_float(v & 0xffffu);
             A[row][col + 1] = to_float(v >> 16);
         }
         for (int r = 0; r < 2; ++r) {
-            const uint32_t v = __shfl_sync(TRI_FULL_WARP, b[r], (int)src);
+            const uint32_t v = all[src][4 + r];
             const unsigned k = 2 * t + 8 * r;
             B[k][g] = to_float(v & 0xffffu);
             B[k + 1][g] = to_float(v >> 16);
@@ -153,13 +170,14 @@ __device__ __forceinline__ void tri_mma_f16_16816(float d[4], const uint32_t a[4
 // d = A·B + c, m16n8k8, TF32 operands (tri_to_tf32 patterns), fp32 accumulators. All 32 lanes.
 __device__ __forceinline__ void tri_mma_tf32_1688(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
 #if defined(TRI_EMU)
+    const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+    uint32_t all[32][6];
+    tri_emu_warp_gather<6>(mine, all);
     float A[16][8], B[8][8];
     for (unsigned src = 0; src < 32; ++src) {
         const unsigned g = src >> 2, t = src & 3;
-        for (int r = 0; r < 4; ++r)
-            A[g + 8 * (r & 1)][t + 4 * (r >> 1)] = tri_emu_bits_to_float(__shfl_sync(TRI_FULL_WARP, a[r], (int)src));
-        for (int r = 0; r < 2; ++r)
-            B[t + 4 * r][g] = tri_emu_bits_to_float(__shfl_sync(TRI_FULL_WARP, b[r], (int)src));
+        for (int r = 0; r < 4; ++r) A[g + 8 * (r & 1)][t + 4 * (r >> 1)] = tri_emu_bits_to_float(all[src][r]);
+        for (int r = 0; r < 2; ++r) B[t + 4 * r][g] = tri_emu_bits_to_float(all[src][4 + r]);
     }
     tri_emu_mma_tile<8>(d, A, B, c);
 #else
@@ -195,23 +213,20 @@ __device__ __forceinline__ void tri_mma_3xtf32_1688(float d[4], const float a[4]
 template <int N, bool TRANS>
 static inline void tri_emu_ldmatrix(uint32_t* r, const void* row_address) {
     const unsigned lane = tri_emu_cur->lane;
+    uint32_t mine[2], all[32][2];
+    memcpy(mine, &row_address, sizeof row_address);
+    tri_emu_warp_gather<2>(mine, all);
+    auto row = [&](unsigned src) {
+        const void* p;
+        memcpy(&p, all[src], sizeof p);
+        return (const uint16_t*)p;
+    };
     for (int j = 0; j < N; ++j) {
         uint16_t e[2];
-        if (!TRANS) {
-            const uint16_t* row = (const uint16_t*)__shfl_sync(TRI_FULL_WARP, row_address, (int)(8 * j + (lane >> 2)));
-            e[0] = row[2 * (lane & 3)];
-            e[1] = row[2 * (lane & 3) + 1];
-        } else {
-            for (int i = 0; i < 2; ++i) {
-                const uint16_t* row =
-                    (const uint16_t*)__shfl_sync(TRI_FULL_WARP, row_address, (int)(8 * j + 2 * (lane & 3) + i));
-                e[i] = row[lane >> 2];
-            }
-        }
+        for (int i = 0; i < 2; ++i)
+            e[i] = TRANS ? row(8 * j + 2 * (lane & 3) + i)[lane >> 2] : row(8 * j + (lane >> 2))[2 * (lane & 3) + i];
         r[j] = (uint32_t)e[0] | ((uint32_t)e[1] << 16);
     }
-    // Lanes whose matrices are fewer still took part in every exchange above.
-    for (int j = N; j < 4; ++j) (void)__shfl_sync(TRI_FULL_WARP, row_address, 0);
 }
 #else
 __device__ __forceinline__ unsigned tri_shared_address(const void* p) {
