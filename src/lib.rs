@@ -50,7 +50,7 @@ internal_modules!(backend bench device dtype error io kernels models nn ops rng 
 #[cfg(feature = "cli")]
 pub mod cli;
 
-pub use device::{Device, DeviceSpec, OpenedDevices};
+pub use device::{Device, DeviceSpec, OpenedDevices, Precision};
 pub use dtype::DType;
 pub use error::{CudaError, Error, ErrorKind, Result};
 pub use io::safetensors::SafeTensors;

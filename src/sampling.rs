@@ -19,7 +19,7 @@
 use std::ops::Range;
 use std::sync::mpsc;
 
-use crate::device::Device;
+use crate::device::{Device, Precision};
 use crate::error::{Error, Result};
 use crate::io::safetensors::SafeTensors;
 use crate::models::Model;
@@ -100,6 +100,9 @@ pub struct SampleOptions<'a> {
     pub devices: Vec<Device>,
     /// CUDA graphs for the fixed-step samplers on a GPU (same bits either way).
     pub graph: bool,
+    /// How the GPUs compute convolutions and linear layers during the run ([`Precision`]; restored
+    /// afterwards). The CPU takes only fp32.
+    pub precision: Precision,
     /// Every random draw from this file instead of Philox (names: docs/sampling.md); the run is one
     /// batch of `num` images and takes no shard.
     pub noise_from: Option<&'a SafeTensors>,
@@ -120,6 +123,7 @@ impl std::fmt::Debug for SampleOptions<'_> {
             .field("shard", &self.shard)
             .field("devices", &self.devices.len())
             .field("graph", &self.graph)
+            .field("precision", &self.precision)
             .field(
                 "noise_from",
                 &self.noise_from.map(|s| s.file().to_path_buf()),
@@ -141,6 +145,7 @@ impl<'a> SampleOptions<'a> {
             shard: None,
             devices: Vec::new(),
             graph: true,
+            precision: Precision::Fp32,
             noise_from: None,
             progress: None,
             host_memory: None,
@@ -150,6 +155,12 @@ impl<'a> SampleOptions<'a> {
     #[must_use]
     pub fn sampler(mut self, sampler: Sampler) -> Self {
         self.sampler = Some(sampler);
+        self
+    }
+
+    #[must_use]
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
         self
     }
 
@@ -291,6 +302,7 @@ impl Model {
             &o.devices
         };
         let plan = Plan::new(self, o.sampler, o.steps)?;
+        let _precision = PrecisionFor::set(devices, o.precision)?;
         let (range, batch) = match o.noise_from {
             Some(_) => {
                 if let Some((i, n)) = o.shard {
@@ -455,6 +467,30 @@ fn panicked() -> Error {
 /// The batch of the run: a fixed batch checked to fit, or for `Auto` the largest that fits the
 /// device's memory (on the CPU [`CPU_AUTO_BATCH`]), never more than the run's images; with the
 /// probed bytes per sample.
+/// The run's precision on its devices, the one before restored when the run ends (also on an error).
+struct PrecisionFor(Vec<(Device, Precision)>);
+
+impl PrecisionFor {
+    fn set(devices: &[Device], precision: Precision) -> Result<PrecisionFor> {
+        let mut before = PrecisionFor(Vec::with_capacity(devices.len()));
+        for d in devices {
+            let was = d.precision();
+            d.set_precision(precision)?;
+            before.0.push((d.clone(), was));
+        }
+        Ok(before)
+    }
+}
+
+impl Drop for PrecisionFor {
+    fn drop(&mut self) {
+        for (d, was) in &self.0 {
+            // Setting a precision the device had cannot fail.
+            let _ = d.set_precision(*was);
+        }
+    }
+}
+
 fn fit_batch(
     plan: &Plan,
     model: &Model,

@@ -135,6 +135,53 @@ static inline void tri_emu_mma_16816(float d[4], const uint32_t a[4], const uint
     }
     tri_emu_mma_tile<16>(d, A, B, c);
 }
+
+// A warp's MT x NT tiles of one k step from one exchange of all their fragments: acc[mt][nt] =
+// A_mt · B_nt + acc[mt][nt]. 16-bit operands (m16n8k16) when K = 16, TF32 bit patterns (m16n8k8) when
+// K = 8.
+template <int K, int MT, int NT>
+static inline void tri_emu_mma_tiles(float (&acc)[MT][NT][4], const uint32_t (&a)[MT][4], const uint32_t (&b)[NT][2],
+                                     float (*to_float)(uint32_t)) {
+    constexpr int W = MT * 4 + NT * 2;
+    uint32_t mine[W];
+    for (int mt = 0; mt < MT; ++mt)
+        for (int r = 0; r < 4; ++r) mine[4 * mt + r] = a[mt][r];
+    for (int nt = 0; nt < NT; ++nt)
+        for (int r = 0; r < 2; ++r) mine[4 * MT + 2 * nt + r] = b[nt][r];
+    uint32_t all[32][W];
+    tri_emu_warp_gather<W>(mine, all);
+    float B[NT][K][8];
+    for (int nt = 0; nt < NT; ++nt)
+        for (unsigned src = 0; src < 32; ++src) {
+            const unsigned g = src >> 2, t = src & 3;
+            for (int r = 0; r < 2; ++r) {
+                const uint32_t v = all[src][4 * MT + 2 * nt + r];
+                if (K == 16) {
+                    B[nt][2 * t + 8 * r][g] = to_float(v & 0xffffu);
+                    B[nt][2 * t + 8 * r + 1][g] = to_float(v >> 16);
+                } else {
+                    B[nt][t + 4 * r][g] = to_float(v);
+                }
+            }
+        }
+    for (int mt = 0; mt < MT; ++mt) {
+        float A[16][K];
+        for (unsigned src = 0; src < 32; ++src) {
+            const unsigned g = src >> 2, t = src & 3;
+            for (int r = 0; r < 4; ++r) {
+                const uint32_t v = all[src][4 * mt + r];
+                if (K == 16) {
+                    const unsigned row = g + 8 * (r & 1), col = 2 * t + 8 * (r >> 1);
+                    A[row][col] = to_float(v & 0xffffu);
+                    A[row][col + 1] = to_float(v >> 16);
+                } else {
+                    A[g + 8 * (r & 1)][t + 4 * (r >> 1)] = to_float(v);
+                }
+            }
+        }
+        for (int nt = 0; nt < NT; ++nt) tri_emu_mma_tile<K>(acc[mt][nt], A, B[nt], acc[mt][nt]);
+    }
+}
 #endif
 
 // ---- mma.sync ------------------------------------------------------------------------------------------
@@ -201,6 +248,69 @@ __device__ __forceinline__ void tri_mma_3xtf32_1688(float d[4], const float a[4]
     tri_mma_tf32_1688(acc, a_small, b_big, c);
     tri_mma_tf32_1688(acc, a_big, b_small, acc);
     tri_mma_tf32_1688(d, a_big, b_big, acc);
+}
+
+// ---- a warp's tile of one k step ------------------------------------------------------------------------
+// acc[mt][nt] = A_mt · B_nt + acc[mt][nt] for MT x NT mma tiles: what a mainloop's warp does per k
+// step. On the GPU, MT·NT mma instructions; on the emulator one exchange of all the fragments (a
+// twin's cost is its exchange, not its arithmetic).
+
+template <int MT, int NT>
+__device__ __forceinline__ void tri_mma_bf16_16816_tiles(float (&acc)[MT][NT][4], const uint32_t (&a)[MT][4],
+                                                         const uint32_t (&b)[NT][2]) {
+#if defined(TRI_EMU)
+    tri_emu_mma_tiles<16, MT, NT>(acc, a, b, tri_emu_bf16_bits_to_float);
+#else
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) tri_mma_bf16_16816(acc[mt][nt], a[mt], b[nt], acc[mt][nt]);
+#endif
+}
+
+template <int MT, int NT>
+__device__ __forceinline__ void tri_mma_f16_16816_tiles(float (&acc)[MT][NT][4], const uint32_t (&a)[MT][4],
+                                                        const uint32_t (&b)[NT][2]) {
+#if defined(TRI_EMU)
+    tri_emu_mma_tiles<16, MT, NT>(acc, a, b, tri_emu_f16_bits_to_float);
+#else
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) tri_mma_f16_16816(acc[mt][nt], a[mt], b[nt], acc[mt][nt]);
+#endif
+}
+
+template <int MT, int NT>
+__device__ __forceinline__ void tri_mma_tf32_1688_tiles(float (&acc)[MT][NT][4], const uint32_t (&a)[MT][4],
+                                                        const uint32_t (&b)[NT][2]) {
+#if defined(TRI_EMU)
+    tri_emu_mma_tiles<8, MT, NT>(acc, a, b, tri_emu_bits_to_float);
+#else
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) tri_mma_tf32_1688(acc[mt][nt], a[mt], b[nt], acc[mt][nt]);
+#endif
+}
+
+// The 3xTF32 tile of fp32 fragments: per tile the same three products in the same order as
+// tri_mma_3xtf32_1688 (small·big, big·small, big·big).
+template <int MT, int NT>
+__device__ __forceinline__ void tri_mma_3xtf32_1688_tiles(float (&acc)[MT][NT][4], const float (&a)[MT][4],
+                                                          const float (&b)[NT][2]) {
+    uint32_t a_big[MT][4], a_small[MT][4], b_big[NT][2], b_small[NT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) tri_split_tf32(a[mt][r], a_big[mt][r], a_small[mt][r]);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) tri_split_tf32(b[nt][r], b_big[nt][r], b_small[nt][r]);
+    tri_mma_tf32_1688_tiles<MT, NT>(acc, a_small, b_big);
+    tri_mma_tf32_1688_tiles<MT, NT>(acc, a_big, b_small);
+    tri_mma_tf32_1688_tiles<MT, NT>(acc, a_big, b_big);
 }
 
 // ---- ldmatrix ------------------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Benchmark these models (embedded names or directories): one call of each network
-    /// (`net/<name>/b<batch>/fp32`) and a whole sampling run with the default sampler
-    /// (`sample/<name>/b<batch>/fp32`). Without it: the released networks at official size with
-    /// random weights (`net/<family>/<preset>/b<batch>/fp32`) and the DDGAN CIFAR-10 4-step run.
+    /// (`net/<name>/b<batch>/<precision>`) and a whole sampling run with the default sampler
+    /// (`sample/<name>/b<batch>/<precision>`). Without it: the released networks at official size
+    /// with random weights (`net/<family>/<preset>/b<batch>/<precision>`) and the DDGAN CIFAR-10
+    /// 4-step run.
     #[arg(long)]
     pub model: Vec<String>,
     #[arg(long, default_value_t = 1)]
@@ -39,17 +40,24 @@ pub struct BenchArgs {
     /// auto (a GPU where there is one, else the CPU), cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: crate::device::DeviceSpec,
+    /// How a GPU computes convolutions and linear layers (fp32, 3xtf32, tf32, bf16, fp16); the
+    /// benchmark ids end in it.
+    #[arg(long, default_value = "fp32")]
+    pub precision: crate::Precision,
 }
 
 /// The ids of the released networks' benchmarks at `batch` (the cases without --model), in order.
-pub fn released_ids(batch: usize, sscs_steps: usize) -> Vec<String> {
+pub fn released_ids(batch: usize, sscs_steps: usize, prec: &str) -> Vec<String> {
     use crate::models::Family;
     let mut ids = Vec::new();
     for r in crate::models::released::RELEASED_NETWORKS {
-        ids.push(format!("net/{}/b{batch}/fp32", r.id()));
+        ids.push(format!("net/{}/b{batch}/{prec}", r.id()));
         match r.family {
-            Family::Cld => ids.push(format!("sample/{}/sscs{sscs_steps}/b{batch}/fp32", r.id())),
-            Family::Ddgan => ids.push(format!("sample/{}/b{batch}/fp32", r.id())),
+            Family::Cld => ids.push(format!(
+                "sample/{}/sscs{sscs_steps}/b{batch}/{prec}",
+                r.id()
+            )),
+            Family::Ddgan => ids.push(format!("sample/{}/b{batch}/{prec}", r.id())),
             Family::Lsgm => {}
         }
     }
@@ -61,14 +69,15 @@ pub fn case_help() -> String {
     let mut s = String::from(
         "Benchmarks without --model (batch 1, SSCS 50; --batch and --sscs-steps change the ids):\n",
     );
-    for id in released_ids(1, 50) {
+    for id in released_ids(1, 50, "fp32") {
         s.push_str("  ");
         s.push_str(&id);
         s.push('\n');
     }
     s.push_str(
         "With --model NAME|DIR: net/NAME/b<batch>/fp32 (one call of each network) and \
-         sample/NAME/b<batch>/fp32 (a whole run with the model's sampler).",
+         sample/NAME/b<batch>/fp32 (a whole run with the model's sampler). Every id ends in the \
+         --precision (fp32 by default).",
     );
     s
 }
@@ -108,21 +117,22 @@ pub fn run(a: &BenchArgs) -> crate::Result<()> {
         .map(crate::bench::read_baseline)
         .transpose()?;
     let b = a.batch;
+    let prec = a.precision.name();
     let wanted = |id: &str| match a.only.as_deref() {
         Some(prefix) => id.starts_with(prefix),
         None => true,
     };
     if a.list {
         let ids: Vec<String> = if a.model.is_empty() {
-            released_ids(b, a.sscs_steps)
+            released_ids(b, a.sscs_steps, prec)
         } else {
             a.model
                 .iter()
                 .flat_map(|spec| {
                     let name = model_name(spec);
                     [
-                        format!("net/{name}/b{b}/fp32"),
-                        format!("sample/{name}/b{b}/fp32"),
+                        format!("net/{name}/b{b}/{prec}"),
+                        format!("sample/{name}/b{b}/{prec}"),
                     ]
                 })
                 .collect()
@@ -134,6 +144,7 @@ pub fn run(a: &BenchArgs) -> crate::Result<()> {
     }
     let min_seconds = if a.quick { 0.2 } else { a.min_seconds };
     let device = super::open_device(a.device, "bench")?;
+    device.set_precision(a.precision)?;
     let noise = Noise::Philox {
         seed: 0,
         first_sample: 0,
@@ -148,12 +159,12 @@ pub fn run(a: &BenchArgs) -> crate::Result<()> {
     let mut cases: Vec<BenchCase> = Vec::new();
     if a.model.is_empty() {
         for r in RELEASED_NETWORKS {
-            let id = format!("net/{}/b{b}/fp32", r.id());
-            let sample_id = format!("sample/{}/b{b}/fp32", r.id());
+            let id = format!("net/{}/b{b}/{prec}", r.id());
+            let sample_id = format!("sample/{}/b{b}/{prec}", r.id());
             let is_ddgan = r.family == crate::models::Family::Ddgan;
             let is_cld = r.family == crate::models::Family::Cld;
             let sample_id = if is_cld {
-                format!("sample/{}/sscs{}/b{b}/fp32", r.id(), a.sscs_steps)
+                format!("sample/{}/sscs{}/b{b}/{prec}", r.id(), a.sscs_steps)
             } else {
                 sample_id
             };
@@ -214,8 +225,8 @@ pub fn run(a: &BenchArgs) -> crate::Result<()> {
         for spec in &a.model {
             let name = model_name(spec);
             let (id, sample_id) = (
-                format!("net/{name}/b{b}/fp32"),
-                format!("sample/{name}/b{b}/fp32"),
+                format!("net/{name}/b{b}/{prec}"),
+                format!("sample/{name}/b{b}/{prec}"),
             );
             if !wanted(&id) && !wanted(&sample_id) {
                 continue;

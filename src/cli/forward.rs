@@ -32,6 +32,10 @@ pub struct ForwardArgs {
     /// For LSGM models: which network to run.
     #[arg(long, value_enum)]
     pub part: Option<PartArg>,
+    /// How a GPU computes convolutions and linear layers: fp32 (FFMA, the reference), 3xtf32
+    /// (fp32-accurate on tensor cores), tf32, bf16 or fp16 (operands rounded; within 1e-2).
+    #[arg(long, default_value = "fp32")]
+    pub precision: crate::Precision,
 }
 
 /// `trilemma forward`: Ok(false) when --expect found an output outside the tolerance.
@@ -39,6 +43,7 @@ pub fn run(a: &ForwardArgs) -> crate::Result<bool> {
     let (model, inputs) = (&a.model, &a.inputs);
     use crate::Part;
     let device = super::open_device(a.device, "forward")?;
+    device.set_precision(a.precision)?;
     let part = a.part.map(|p| match p {
         PartArg::Encoder => Part::Encoder,
         PartArg::Decoder => Part::Decoder,

@@ -68,8 +68,16 @@ pub fn main() -> ExitCode {
 /// The library names a run's settings (`steps must be ...`); the command line says which flag
 /// carried them (`--steps must be ...`).
 fn in_flag_words(e: &crate::Error) -> String {
-    const FLAGS: [&str; 8] = [
-        "sampler", "steps", "num", "batch", "shard", "device", "part", "model",
+    const FLAGS: [&str; 9] = [
+        "sampler",
+        "steps",
+        "num",
+        "batch",
+        "shard",
+        "device",
+        "part",
+        "model",
+        "precision",
     ];
     match e {
         crate::Error::BadSetting { what, .. } if FLAGS.contains(what) => format!("--{e}"),

@@ -45,6 +45,10 @@ pub struct SampleArgs {
     /// launch; `off` launches every kernel from the host. The images are the same bits either way.
     #[arg(long, value_enum, default_value_t = GraphArg::On)]
     pub graph: GraphArg,
+    /// How a GPU computes convolutions and linear layers: fp32 (FFMA, the reference), 3xtf32
+    /// (fp32-accurate on tensor cores), tf32, bf16 or fp16 (operands rounded; within 1e-2).
+    #[arg(long, default_value = "fp32")]
+    pub precision: crate::Precision,
     /// No progress bar (it is shown only on a terminal, after the first second).
     #[arg(long)]
     pub quiet: bool,
@@ -173,6 +177,7 @@ pub fn run(a: &SampleArgs) -> crate::Result<()> {
         })
         .devices(devices)
         .graph(a.graph == GraphArg::On)
+        .precision(a.precision)
         .progress(&progress)
         .host_memory(&meter);
     options.sampler = sampler;

@@ -165,6 +165,8 @@ pub struct CudaDevice {
     pub(super) capture_base: Mutex<Option<(u32, u64)>>,
     /// Page-locked buffers for copies the host collects later (staging.rs).
     pub(super) staging: Arc<super::staging::StagingPool>,
+    /// The convolutions' arithmetic ([`super::Precision`], by its index in `Precision::ALL`).
+    pub(super) precision: std::sync::atomic::AtomicU8,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -242,6 +244,7 @@ impl CudaDevice {
             functions: Mutex::new(HashMap::new()),
             pool,
             capture_base: Mutex::new(None),
+            precision: std::sync::atomic::AtomicU8::new(0),
         }))
     }
 

@@ -5,6 +5,7 @@ mod cuda;
 mod driver_choice;
 mod graph;
 mod interop;
+mod precision;
 mod spec;
 mod staging;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 pub use cuda::{cuda_devices, driver_version, CudaDevice, CudaDeviceInfo, CudaRaw};
 pub use driver_choice::{allow_emulator_fallback, is_emulated};
 pub use graph::DeviceGraph;
+pub use precision::Precision;
 pub use spec::{DeviceSpec, OpenedDevices};
 pub use staging::Staged;
 

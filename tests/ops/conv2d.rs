@@ -290,3 +290,124 @@ fn linear_matches_direct_loops_on_every_device() {
         }
     }
 }
+
+/// The tensor-core convolutions (`kernels/conv2d_tc.cu`) at every precision, on a GPU device of their
+/// own (the precision is a device-wide setting). Each rounded precision is held to two references: a
+/// float64 loop over the operands rounded as the precision rounds them (rel-L2 ≤ 1e-5: the kernel
+/// rounds exactly its operands and accumulates in fp32), and the fp32 CPU (≤ 1e-2, the tolerance of
+/// the reduced precisions; and > 1e-6, so the rounded path did run). 3xTF32 is held to the unrounded
+/// loop at ≤ 1e-5 and fp32 FFMA to the GPU fp32 standard. The geometries leave partial tiles in all
+/// three GEMM dimensions (M = 126, 72 output channels, K = 180), stride 2 with asymmetric padding
+/// and groups, and exact 64-wide tiles.
+#[test]
+fn conv2d_on_tensor_cores_matches_the_cpu_at_every_precision() {
+    use trilemma::Precision;
+    let Some(gpu) =
+        crate::common::gpu_or_skip("conv2d_on_tensor_cores_matches_the_cpu_at_every_precision")
+    else {
+        return;
+    };
+    let round = |p: Precision, v: f32| match p {
+        Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
+        Precision::Fp16 => half::f16::from_f32(v).to_f32(),
+        Precision::Tf32 => f32::from_bits(v.to_bits().wrapping_add(0x1000) & 0xffff_e000),
+        Precision::Fp32 | Precision::Tf32x3 => v,
+    };
+    let cases = [
+        Case {
+            n: 2,
+            h: 9,
+            w: 7,
+            ci: 20,
+            co: 72,
+            k: 3,
+            stride: 1,
+            pad: Padding::same(1),
+            groups: 1,
+        },
+        Case {
+            n: 1,
+            h: 8,
+            w: 8,
+            ci: 32,
+            co: 16,
+            k: 3,
+            stride: 2,
+            pad: Padding {
+                top: 0,
+                bottom: 1,
+                left: 0,
+                right: 1,
+            },
+            groups: 2,
+        },
+        Case {
+            n: 4,
+            h: 4,
+            w: 4,
+            ci: 64,
+            co: 64,
+            k: 1,
+            stride: 1,
+            pad: Padding::same(0),
+            groups: 1,
+        },
+    ];
+    for (seed, c) in cases.into_iter().enumerate() {
+        let seed = 500 + 10 * seed as u64;
+        let x = random_vec(c.n * c.h * c.w * c.ci, seed);
+        let w = random_vec(c.k * c.k * (c.ci / c.groups) * c.co, seed + 1);
+        let b = random_vec(c.co, seed + 2);
+        let (xt, wt, bt) = (
+            t(&x, &[c.n, c.h, c.w, c.ci]),
+            t(&w, &[c.k, c.k, c.ci / c.groups, c.co]),
+            t(&b, &[c.co]),
+        );
+        let p = Conv2dParams {
+            stride: c.stride,
+            padding: c.pad,
+            groups: c.groups,
+        };
+        let cpu = ops::conv2d(&xt, &wt, Some(&bt), &p)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        for precision in Precision::ALL {
+            gpu.set_precision(precision).unwrap();
+            crate::common::devices::poison(&gpu, cpu.len());
+            let got = ops::conv2d(&on(&gpu, &xt), &on(&gpu, &wt), Some(&on(&gpu, &bt)), &p)
+                .unwrap()
+                .to_vec_f32()
+                .unwrap();
+            let case = format!("{c:?} at {precision}");
+            let (rel_cpu, abs_cpu) = (rel_err(&got, &cpu), max_abs_err(&got, &cpu));
+            eprintln!("{case}: rel {rel_cpu:.2e}, max abs {abs_cpu:.2e} against the fp32 CPU");
+            match precision {
+                Precision::Fp32 => assert!(
+                    rel_cpu <= 1e-4,
+                    "{case}: rel {rel_cpu:.3e} against the CPU (max abs {abs_cpu:.3e})"
+                ),
+                _ => {
+                    let xr: Vec<f32> = x.iter().map(|&v| round(precision, v)).collect();
+                    let wr: Vec<f32> = w.iter().map(|&v| round(precision, v)).collect();
+                    let (want, _, _) = conv_ref(&xr, &wr, &b, c);
+                    let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+                    let rel = rel_err(&got, &want);
+                    assert!(
+                        rel <= 1e-5,
+                        "{case}: rel {rel:.3e} against the rounded operands' float64 loop"
+                    );
+                    if precision != Precision::Tf32x3 {
+                        assert!(
+                            rel_cpu <= 1e-2 && rel_cpu > 1e-6,
+                            "{case}: rel {rel_cpu:.3e} against the fp32 CPU (max abs {abs_cpu:.3e})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(Device::Cpu.set_precision(Precision::Bf16).is_err());
+    assert_eq!("bf16".parse::<Precision>().unwrap(), Precision::Bf16);
+    assert!("fp8".parse::<Precision>().is_err());
+}

@@ -9,6 +9,7 @@ use super::launch::{check, launch_error, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Conv2dGeometry, LinearGeometry, Nhwc};
 use crate::backend::Conv2dOps;
+use crate::device::Precision;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::names;
@@ -125,11 +126,20 @@ fn implicit_gemm(
                 found: format!("{cog}, {}", p.groups),
             });
         }
+        // The FFMA kernel (256 threads) or the tensor-core one of the device's precision (128): the
+        // same 64 × 64 tiles, grid and parameters.
+        let (kernel, threads) = match dev.precision() {
+            Precision::Fp32 => (names::conv2d::CONV2D_IMPLICIT_GEMM_F32, 256),
+            Precision::Tf32x3 => (names::conv2d_tc::CONV2D_IMPLICIT_GEMM_3XTF32, 128),
+            Precision::Tf32 => (names::conv2d_tc::CONV2D_IMPLICIT_GEMM_TF32, 128),
+            Precision::Bf16 => (names::conv2d_tc::CONV2D_IMPLICIT_GEMM_BF16, 128),
+            Precision::Fp16 => (names::conv2d_tc::CONV2D_IMPLICIT_GEMM_F16, 128),
+        };
         (
-            dev.function(names::conv2d::CONV2D_IMPLICIT_GEMM_F32)?,
+            dev.function(kernel)?,
             LaunchConfig {
                 grid_dim: (tiles, cog.div_ceil(64) as u32, p.groups),
-                block_dim: (256, 1, 1),
+                block_dim: (threads, 1, 1),
                 shared_mem_bytes: 0,
             },
         )
@@ -141,7 +151,8 @@ fn implicit_gemm(
     l.arg(&xv).arg(&wv).arg(&bv).arg(&mut yv).arg(&p);
     // SAFETY: see the shared argument in `launch.rs`. The GEMM kernel guards every load and store by the
     // pixel count M = n·ho·wo, the group's channel count and K = kh·kw·cig, and reads input pixels only
-    // inside [0, h) × [0, w); 256 threads per CTA match its __launch_bounds__ and tile mapping. Without
+    // inside [0, h) × [0, w); 256 threads per CTA (128 for the tensor-core kernels) match its
+    // __launch_bounds__ and tile mapping. Without
     // a bias, `w` stands in as the pointer and has_bias = 0 keeps it unread.
     unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
     Ok(out)
