@@ -107,3 +107,42 @@ fn tensor_core_building_blocks_compile_to_tensor_core_instructions() {
         }
     }
 }
+
+#[test]
+fn the_tensor_core_convolutions_run_on_tensor_cores() {
+    let Some(tool) = cuobjdump() else {
+        return;
+    };
+    let Some((_, fatbin)) = trilemma::kernels::FATBINS
+        .iter()
+        .find(|(m, _)| *m == "conv2d_tc")
+    else {
+        assert!(
+            std::env::var("TRILEMMA_REQUIRE_NVCC").as_deref() != Ok("1"),
+            "the kernels were not built"
+        );
+        eprintln!("SKIP: built without nvcc");
+        return;
+    };
+    let tmp = common::TempDir::new("sass-conv");
+    for arch in ["sm_80", "sm_90a"] {
+        if !trilemma::kernels::CUDA_ARCHS.contains(&arch) {
+            continue;
+        }
+        let s = sass(&tool, fatbin, arch, &tmp);
+        // bf16 and fp16: 8 mma per k step; TF32: 16 (two k8 halves), 3xTF32: 48 (three products).
+        for (opcode, least) in [
+            ("HMMA.16816.F32.BF16", 8),
+            ("HMMA.16816.F32", 8),
+            ("HMMA.1688.F32.TF32", 64),
+            ("LDSM.16.M88.4", 4),
+            ("LDSM.16.MT88.4", 4),
+        ] {
+            let n = count(&s, opcode);
+            assert!(
+                n >= least,
+                "{arch}: {n} {opcode} in conv2d_tc (expected at least {least})"
+            );
+        }
+    }
+}

@@ -145,6 +145,19 @@ def test_sampling_on_the_gpu_matches_the_cpu():
     assert np.abs(g - c).max() <= 1.0 / 255.0
 
 
+def test_precision_on_the_gpu_and_its_refusal_on_the_cpu():
+    gpu = on_gpu(MODELS / "ddgan_small")
+    fp32 = gpu.sample(1, seed=3)
+    bf16 = gpu.sample(1, seed=3, precision="bf16")
+    # bf16 convolutions: close to fp32 (1e-2 relative), not the same bits.
+    assert rel_err(bf16, fp32) <= 1e-2 and not np.array_equal(bf16, fp32)
+    cpu = trilemma.load(str(MODELS / "ddgan_small"), device="cpu")
+    with pytest.raises(trilemma.BadSettingError, match="precision"):
+        cpu.sample(1, precision="bf16")
+    with pytest.raises(trilemma.BadSettingError, match="fp8"):
+        cpu.sample(1, precision="fp8")
+
+
 def test_torch_cuda_tensors_in_and_out():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():

@@ -78,15 +78,18 @@ class Model:
         steps: Optional[int] = None,
         batch: Optional[int] = None,
         progress: bool = False,
+        precision: str = "fp32",
     ) -> np.ndarray:
         """``num`` images, float32 (N, C, H, W) in [0, 1]: the CLI's images for the same seed.
 
         ``sampler``: ``ddgan``, ``sscs``, ``em``, ``ode`` or ``rk4`` (None: the model's own);
         ``steps``: SSCS/EM/RK4 steps (None: the default); ``batch``: images per batch (None: the
-        largest that fits the GPU, 16 on the CPU); ``progress``: a line on stderr per batch.
+        largest that fits the GPU, 16 on the CPU); ``progress``: a line on stderr per batch;
+        ``precision``: how a GPU computes convolutions: ``fp32`` (the reference), ``3xtf32``
+        (fp32-accurate on tensor cores), ``tf32``, ``bf16`` or ``fp16`` (within 1e-2).
         """
         return np.from_dlpack(
-            self._native.sample(num, seed, sampler, steps, batch, progress)
+            self._native.sample(num, seed, sampler, steps, batch, progress, precision)
         )
 
     def forward(

@@ -46,6 +46,7 @@ class Model:
         steps: Optional[int] = None,
         batch: Optional[int] = None,
         progress: bool = False,
+        precision: str = "fp32",
     ) -> np.ndarray: ...
     def forward(
         self, inputs: Mapping[str, Any], part: Optional[str] = None

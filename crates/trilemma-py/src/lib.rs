@@ -137,7 +137,7 @@ impl Model {
     /// `num` images as one float32 array (N, C, H, W) in [0, 1], the CLI's images for the same seed.
     // The arguments are the Python method's keyword arguments, one each.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (num, seed = 0, sampler = None, steps = None, batch = None, progress = false))]
+    #[pyo3(signature = (num, seed = 0, sampler = None, steps = None, batch = None, progress = false, precision = "fp32"))]
     fn sample(
         &self,
         py: Python<'_>,
@@ -147,8 +147,10 @@ impl Model {
         steps: Option<usize>,
         batch: Option<usize>,
         progress: bool,
+        precision: &str,
     ) -> PyResult<Array> {
         let sampler: Option<Sampler> = sampler.map(str::parse).transpose().map_err(raise)?;
+        let precision: trilemma_engine::Precision = precision.parse().map_err(raise)?;
         let model = Arc::clone(&self.model);
         let images = py
             .detach(move || {
@@ -166,7 +168,7 @@ impl Model {
                         p.batches_total
                     );
                 };
-                let mut o = SampleOptions::new(num).seed(seed);
+                let mut o = SampleOptions::new(num).seed(seed).precision(precision);
                 o.sampler = sampler;
                 o.steps = steps;
                 o.batch = batch.map_or(BatchSize::Auto, BatchSize::Fixed);
