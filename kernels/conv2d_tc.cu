@@ -63,8 +63,9 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
     const unsigned g = lane / 4, t = lane % 4;
     const unsigned wm = (warp % 2) * 32, wn = (warp / 2) * 32;
 
-    // The loader's fixed row and column: thread tid loads A elements (row tid % 64, k = tid / 64 + 2i)
-    // and B elements (k = tid / 64 + 2i, column tid % 64), i = 0..7.
+    // The loader's fixed row and column: thread tid loads A elements (row tid % 64, the 8 consecutive
+    // k = 8(tid / 64) + i, so the 16-bit elements a thread stores share no 32-bit word with another
+    // warp's) and B elements (k = tid / 64 + 2i, column tid % 64), i = 0..7.
     const unsigned lrow = tid % TC_BM, lk = tid / TC_BM;
     const uint64_t am = m0 + lrow;
     int64_t iy0 = 0, ix0 = 0;
@@ -85,24 +86,21 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
     for (uint32_t k0 = 0; k0 < K; k0 += TC_BK) {
 #pragma unroll
         for (int i = 0; i < TC_BK / 2; ++i) {
-            const unsigned kk = lk + 2 * i;
-            const uint32_t k = k0 + kk;
+            const unsigned ka = 8 * lk + i, kb = lk + 2 * i;
             float av = 0.0f, bv = 0.0f;
-            if (k < K) {
-                if (arow_ok) {
-                    const uint32_t ci = k % cig, tap = k / cig;
-                    const int64_t iy = iy0 + tap / p.kw, ix = ix0 + tap % p.kw;
-                    if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w)
-                        av = x[(abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci];
-                }
-                if (bcol_ok) bv = w[(uint64_t)k * p.b_k_stride + bcol_off];
+            if (arow_ok && k0 + ka < K) {
+                const uint32_t k = k0 + ka, ci = k % cig, tap = k / cig;
+                const int64_t iy = iy0 + tap / p.kw, ix = ix0 + tap % p.kw;
+                if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w)
+                    av = x[(abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci];
             }
+            if (bcol_ok && k0 + kb < K) bv = w[(uint64_t)(k0 + kb) * p.b_k_stride + bcol_off];
             if (HALF) {
-                A16[lrow * TC_A16_STRIDE + kk] = tc_to_16<MODE>(av);
-                B16[kk * TC_B16_STRIDE + lrow] = tc_to_16<MODE>(bv);
+                A16[lrow * TC_A16_STRIDE + ka] = tc_to_16<MODE>(av);
+                B16[kb * TC_B16_STRIDE + lrow] = tc_to_16<MODE>(bv);
             } else {
-                A32[lrow * TC_A32_STRIDE + kk] = av;
-                B32[kk * TC_B32_STRIDE + lrow] = bv;
+                A32[lrow * TC_A32_STRIDE + ka] = av;
+                B32[kb * TC_B32_STRIDE + lrow] = bv;
             }
         }
         __syncthreads();

@@ -181,3 +181,87 @@ fn the_typed_kernel_list_is_exactly_the_compiled_kernels() {
         assert_eq!(listed, compiled, "{arch}: typed list vs ptxas's report");
     }
 }
+
+/// What one SM of an architecture holds (the CUDA occupancy calculator's limits).
+struct SmLimits {
+    max_warps: u32,
+    max_ctas: u32,
+    shared_bytes: u32,
+}
+
+fn sm_limits(arch: &str) -> Option<SmLimits> {
+    let (max_warps, max_ctas, shared_kib) = match arch {
+        "sm_80" => (64, 32, 164),
+        "sm_86" => (48, 16, 100),
+        "sm_89" => (48, 24, 100),
+        "sm_90" | "sm_90a" => (64, 32, 228),
+        _ => return None,
+    };
+    Some(SmLimits {
+        max_warps,
+        max_ctas,
+        shared_bytes: shared_kib * 1024,
+    })
+}
+
+/// CTAs of `threads` threads that fit on one SM with `r`'s registers and static shared memory: the
+/// least of the CTA limit, the warp limit, the register file (65536 per SM, allocated per warp in
+/// units of 256, registers per thread rounded up to 8) and shared memory (1 KiB reserved per CTA,
+/// allocated in 128-byte units).
+fn ctas_per_sm(r: &KernelResources, threads: u32, sm: &SmLimits) -> u32 {
+    let warps = threads.div_ceil(32);
+    let per_warp_regs = (r.registers.div_ceil(8) * 8 * 32).div_ceil(256) * 256;
+    let by_regs = (65536 / per_warp_regs) / warps;
+    let by_warps = sm.max_warps / warps;
+    let shared = (r.shared_bytes + 1024).div_ceil(128) * 128;
+    let by_shared = sm.shared_bytes / shared;
+    sm.max_ctas.min(by_warps).min(by_regs).min(by_shared)
+}
+
+/// The tensor-core kernels reach the CTAs per SM they are tuned for on every architecture of the build
+/// (their `__launch_bounds__` minimum): the registers ptxas gave them and their shared memory leave
+/// room for that many, so latency hiding is what the tile design assumed.
+#[test]
+fn tensor_core_kernels_reach_their_intended_ctas_per_sm() {
+    if !kernels::compiled() {
+        assert!(
+            std::env::var("TRILEMMA_REQUIRE_NVCC").as_deref() != Ok("1"),
+            "TRILEMMA_REQUIRE_NVCC=1 but no kernels were compiled"
+        );
+        eprintln!("SKIP: built without nvcc");
+        return;
+    }
+    // (kernel, threads per CTA, intended CTAs per SM): kernels/conv2d_tc.cu's TC_THREADS, TC_MIN_CTAS.
+    let intended = [
+        ("conv2d_implicit_gemm_bf16", 128, 4),
+        ("conv2d_implicit_gemm_f16", 128, 4),
+        ("conv2d_implicit_gemm_tf32", 128, 4),
+        ("conv2d_implicit_gemm_3xtf32", 128, 4),
+    ];
+    let rows = kernels::resources().expect("build.rs writes a well-formed report");
+    for (kernel, threads, want) in intended {
+        let mut seen = 0;
+        for r in rows.iter().filter(|r| r.kernel == kernel) {
+            let Some(sm) = sm_limits(&r.arch) else {
+                continue;
+            };
+            seen += 1;
+            let got = ctas_per_sm(r, threads, &sm);
+            eprintln!(
+                "{kernel} {}: {} registers, {} B shared -> {got} CTAs ({} warps) per SM",
+                r.arch,
+                r.registers,
+                r.shared_bytes,
+                got * threads / 32
+            );
+            assert!(
+                got >= want,
+                "{kernel} on {}: {got} CTAs per SM ({} registers, {} B shared), intended {want}",
+                r.arch,
+                r.registers,
+                r.shared_bytes
+            );
+        }
+        assert!(seen > 0, "{kernel}: not in ptxas's report");
+    }
+}
