@@ -2,11 +2,11 @@
 //! 256 channels), on random inputs. Memory-bound kernels report bytes (one read of the input and one
 //! write of the output: the least traffic the op needs, so GB/s compares with the copy roofline);
 //! conv and attention report FLOPs (2 per multiply-add) as elements.
-//! Ids: kernel/<op>/<shape>.
+//! Ids: kernel/<op>/<shape>; the tensor-core convolutions kernel/conv3x3_<precision>/<shape>.
 
 use criterion::{Criterion, Throughput};
 use trilemma::ops::{self, Activation, AffineArgs, Conv2dParams};
-use trilemma::{DType, Device, Tensor};
+use trilemma::{DType, Device, Precision, Tensor};
 
 fn random(shape: &[usize], seed: u64, dev: &Device) -> Tensor {
     let n: usize = shape.iter().product();
@@ -60,6 +60,23 @@ pub fn network_kernels(c: &mut Criterion) {
         Throughput::Elements((2 * len * ch * 9) as u64),
         &mut || drop(ops::conv2d(&x, &wt, Some(&bias), &Conv2dParams::same(3)).expect("conv")),
     );
+    // The tensor-core convolutions (kernels/conv2d_tc.cu), one id per precision; the device's setting
+    // goes back to fp32 afterwards.
+    for precision in [
+        Precision::Tf32x3,
+        Precision::Tf32,
+        Precision::Bf16,
+        Precision::Fp16,
+    ] {
+        gpu.set_precision(precision)
+            .expect("a GPU takes every precision");
+        bench(
+            format!("conv3x3_{precision}/{shape}"),
+            Throughput::Elements((2 * len * ch * 9) as u64),
+            &mut || drop(ops::conv2d(&x, &wt, Some(&bias), &Conv2dParams::same(3)).expect("conv")),
+        );
+    }
+    gpu.set_precision(Precision::Fp32).expect("fp32");
     let (p, ca) = (16 * 16, 256);
     let qkv = random(&[n, 16, 16, 3 * ca], 6, &gpu);
     bench(
