@@ -508,34 +508,57 @@ pub fn read_input(obj: &Bound<'_, PyAny>, name: &str, device: &Device) -> PyResu
     }
 }
 
-/// A CUDA DLTensor on the model's GPU: borrowed when contiguous aligned float32, else copied to the
-/// host and read there.
-fn read_device(managed: Managed, name: &str, device: &Device) -> PyResult<Input> {
-    let t = managed.tensor();
+/// A DLTensor's shape (as given and as sizes), its element strides (C-contiguous ones when it has
+/// none) and whether those are C-contiguous (size-1 dimensions' strides aside).
+struct Layout {
+    shape: Vec<i64>,
+    dims: Vec<usize>,
+    strides: Vec<i64>,
+    contiguous: bool,
+}
+
+/// # Safety
+/// `t.shape` holds `t.ndim` entries, and so does `t.strides` unless it is null.
+unsafe fn layout(t: &DLTensor, name: &str) -> PyResult<Layout> {
     let ndim = usize::try_from(t.ndim).map_err(|_| bad(name, format!("has ndim {}", t.ndim)))?;
     let shape: Vec<i64> = match ndim {
         0 => Vec::new(),
-        // SAFETY: `shape` holds ndim entries (the DLPack contract).
+        // SAFETY: `shape` holds ndim entries (the caller's contract).
         n => unsafe { std::slice::from_raw_parts(t.shape, n) }.to_vec(),
     };
     if shape.iter().any(|&d| d < 0) {
         return Err(bad(name, format!("has shape {shape:?}")));
     }
-    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-    let strides: Option<Vec<i64>> = (!t.strides.is_null() && ndim > 0)
-        // SAFETY: non-null strides hold ndim entries (the DLPack contract).
-        .then(|| unsafe { std::slice::from_raw_parts(t.strides, ndim) }.to_vec());
-    let contiguous = match &strides {
-        None => true,
-        Some(s) => {
-            let mut want = 1i64;
-            (0..ndim).rev().all(|i| {
-                let ok = shape[i] == 1 || s[i] == want;
-                want *= shape[i];
-                ok
-            })
-        }
+    let mut packed = vec![1i64; ndim];
+    for i in (0..ndim.saturating_sub(1)).rev() {
+        packed[i] = packed[i + 1] * shape[i + 1];
+    }
+    let strides = if t.strides.is_null() || ndim == 0 {
+        packed.clone()
+    } else {
+        // SAFETY: non-null strides hold ndim entries (the caller's contract).
+        unsafe { std::slice::from_raw_parts(t.strides, ndim) }.to_vec()
     };
+    let contiguous = (0..ndim).all(|i| shape[i] == 1 || strides[i] == packed[i]);
+    Ok(Layout {
+        dims: shape.iter().map(|&d| d as usize).collect(),
+        shape,
+        strides,
+        contiguous,
+    })
+}
+
+/// A CUDA DLTensor on the model's GPU: borrowed when contiguous aligned float32, else copied to the
+/// host and read there.
+fn read_device(managed: Managed, name: &str, device: &Device) -> PyResult<Input> {
+    let t = managed.tensor();
+    // SAFETY: the consumed DLTensor is live until `managed` drops (the DLPack contract).
+    let Layout {
+        shape,
+        dims,
+        strides: elem_strides,
+        contiguous,
+    } = unsafe { layout(t, name) }?;
     let d = t.dtype;
     let size = usize::from(d.bits / 8).max(1);
     let address = (t.data as u64).wrapping_add(t.byte_offset);
@@ -553,16 +576,6 @@ fn read_device(managed: Managed, name: &str, device: &Device) -> PyResult<Input>
         return Ok(Input::Device(tensor));
     }
     // One copy of the bytes the strides reach, then the host reader on it.
-    let elem_strides: Vec<i64> = match &strides {
-        Some(s) => s.clone(),
-        None => {
-            let mut s = vec![1i64; ndim];
-            for i in (0..ndim.saturating_sub(1)).rev() {
-                s[i] = s[i + 1] * shape[i + 1];
-            }
-            s
-        }
-    };
     let (mut lo, mut hi) = (0i64, 0i64);
     if count > 0 {
         for (&n, &st) in shape.iter().zip(&elem_strides) {
@@ -631,33 +644,14 @@ unsafe fn read_managed(t: &DLTensor, name: &str) -> PyResult<(Vec<f32>, Vec<usiz
         return Err(bad(
             name,
             format!(
-                "is on DLPack device type {} (GPU arrays are not taken yet: pass a host array, \
-                 e.g. `.cpu()`)",
+                "is on DLPack device type {} where host memory was expected",
                 t.device.device_type
             ),
         ));
     }
-    let ndim = usize::try_from(t.ndim).map_err(|_| bad(name, format!("has ndim {}", t.ndim)))?;
-    let shape: Vec<i64> = match ndim {
-        0 => Vec::new(),
-        // SAFETY: `shape` holds ndim entries (the caller's contract).
-        n => unsafe { std::slice::from_raw_parts(t.shape, n) }.to_vec(),
-    };
-    if shape.iter().any(|&d| d < 0) {
-        return Err(bad(name, format!("has shape {shape:?}")));
-    }
-    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-    // Element strides; null means C-contiguous.
-    let strides: Vec<i64> = if t.strides.is_null() || ndim == 0 {
-        let mut s = vec![1i64; ndim];
-        for i in (0..ndim.saturating_sub(1)).rev() {
-            s[i] = s[i + 1] * shape[i + 1];
-        }
-        s
-    } else {
-        // SAFETY: non-null strides hold ndim entries (the caller's contract).
-        unsafe { std::slice::from_raw_parts(t.strides, ndim) }.to_vec()
-    };
+    // SAFETY: the caller's contract.
+    let Layout { dims, strides, .. } = unsafe { layout(t, name) }?;
+    let ndim = dims.len();
     let d = t.dtype;
     if d.lanes != 1 {
         return Err(bad(name, format!("has {} lanes per element", d.lanes)));
