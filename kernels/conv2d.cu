@@ -6,13 +6,15 @@
 // Tiling (correct-first SIMT version; the tensor-core mainloop is the performance issue's work):
 //   CTA tile 64 output pixels × 64 output channels, K step 16, 256 threads, each computing a 4×4
 //   micro-tile with fp32 FMA. A and B tiles are staged in shared memory (A stored k-major so each
-//   thread's 4 pixels are one 16-byte read). Grid: (ceil(M / 64), ceil(cog / 64), groups).
-//   The bias is added in the epilogue.
+//   thread's 4 pixels are one 16-byte read). Grid: (ceil(M / 64), ceil(cog / 64), groups · splits).
+//   The epilogue adds the bias and the residual and scales (common/conv_epilogue.cuh); split-K CTAs
+//   store raw partials instead and conv2d_splitk_reduce_f32 finishes them (params.h).
 // Depthwise (cig = cog = 1): one thread per output element, kh·kw taps, coalesced over channels.
 //
 // Summation order differs from the CPU GEMM, so results agree to fp32 rounding (≈1e-7 relative for
 // K in the thousands), not bit for bit.
 #include "common/params.h"
+#include "common/conv_epilogue.cuh"
 #include "common/nhwc.cuh"
 #include "common/shared.cuh"
 #include "common/storage.cuh"
@@ -23,8 +25,8 @@
 #define CONV_THREADS 256
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
-conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ w,
-                         const float* __restrict__ bias, float* __restrict__ y, const TriConv2dParams p) {
+conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+                         const float* __restrict__ residual, float* __restrict__ y, const TriConv2dParams p) {
     TRI_SHARED_ALIGNED(16, float, As, [CONV_BK][CONV_BM]);
     TRI_SHARED_ALIGNED(16, float, Bs, [CONV_BK][CONV_BN]);
 
@@ -32,7 +34,9 @@ conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ 
     const uint32_t cig = s.c / p.groups, cog = p.co / p.groups;
     const uint64_t M = (uint64_t)s.n * p.ho * p.wo;
     const uint32_t K = p.kh * p.kw * cig;
-    const uint32_t g = blockIdx.z;
+    const uint32_t g = blockIdx.z / p.splits, split = blockIdx.z % p.splits;
+    const uint32_t k_begin = split * p.k_split, k_end = min(K, k_begin + p.k_split);
+    y += (uint64_t)split * M * p.co;
     const uint64_t m0 = (uint64_t)blockIdx.x * CONV_BM;
     const uint32_t n0 = blockIdx.y * CONV_BN;
     const int tid = threadIdx.x;
@@ -57,12 +61,12 @@ conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ 
     const uint64_t bcol_off = (uint64_t)(g * cog + bcol) * p.b_n_stride;
 
     float acc[4][4] = {};
-    for (uint32_t k0 = 0; k0 < K; k0 += CONV_BK) {
+    for (uint32_t k0 = k_begin; k0 < k_end; k0 += CONV_BK) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const uint32_t k = k0 + lk + 4 * i;
             float av = 0.0f, bv = 0.0f;
-            if (k < K) {
+            if (k < k_end) {
                 if (arow_ok) {
                     const uint32_t ci = k % cig, tap = k / cig;
                     const int64_t iy = iy0 + tap / p.kw, ix = ix0 + tap % p.kw;
@@ -97,15 +101,28 @@ conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ 
             const uint32_t n = n0 + tn + j;
             if (n >= cog) continue;
             const uint32_t oc = g * cog + n;
-            y[m * p.co + oc] = p.has_bias ? acc[i][j] + bias[oc] : acc[i][j];
+            y[m * p.co + oc] = tri_conv_epilogue(acc[i][j], bias, residual, m, oc, p);
         }
+    }
+}
+
+// Split-K's second pass: y = epilogue(Σ_s partial_s) over the n·ho·wo·co outputs, the partials summed in
+// split order (deterministic: no atomics).
+extern "C" __global__ void conv2d_splitk_reduce_f32(const float* __restrict__ partials, const float* __restrict__ bias,
+                                                    const float* __restrict__ residual, float* __restrict__ y,
+                                                    const TriConv2dParams p) {
+    const uint64_t M = (uint64_t)p.in.n * p.ho * p.wo, len = M * p.co;
+    for (uint64_t i = tri_global_thread(); i < len; i += tri_grid_threads()) {
+        float acc = 0.0f;
+        for (uint32_t s = 0; s < p.splits; ++s) acc += partials[s * len + i];
+        y[i] = tri_conv_epilogue(acc, bias, residual, i / p.co, (uint32_t)(i % p.co), p);
     }
 }
 
 // groups == c == co: each output channel sees only its own input channel.
 extern "C" __global__ void conv2d_depthwise_f32(const float* __restrict__ x, const float* __restrict__ w,
-                                                const float* __restrict__ bias, float* __restrict__ y,
-                                                const TriConv2dParams p) {
+                                                const float* __restrict__ bias, const float* __restrict__ residual,
+                                                float* __restrict__ y, const TriConv2dParams p) {
     const TriNhwc s = p.in;
     const uint64_t n = (uint64_t)s.n * p.ho * p.wo * s.c;
     for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
@@ -122,6 +139,6 @@ extern "C" __global__ void conv2d_depthwise_f32(const float* __restrict__ x, con
                 acc = fmaf(x[((b * s.h + iy) * s.w + ix) * s.c + ch], w[(ky * p.kw + kx) * (uint64_t)s.c + ch], acc);
             }
         }
-        y[i] = p.has_bias ? acc + bias[ch] : acc;
+        y[i] = tri_conv_epilogue(acc, bias, residual, i / s.c, ch, p);
     }
 }

@@ -81,7 +81,7 @@ find "$BUNDLE/src/python" -name __pycache__ -prune -exec rm -rf {} +
 cp -r --parents fuzz/corpus/safetensors_load kernels/common kernels/resource-allowances.tsv "$BUNDLE/src/"
 [ -d tests/fixtures ] && cp -r --parents tests/fixtures "$BUNDLE/src/"
 [ -d tests/models ] && cp -r --parents tests/models "$BUNDLE/src/"
-cp scripts/gpu-check.sh scripts/gpu_report.py tools/bench_pytorch.py benches/targets.tsv "$BUNDLE/"
+cp scripts/gpu-check.sh scripts/gpu_report.py tools/bench_pytorch.py benches/targets.tsv benches/speed_model.tsv "$BUNDLE/"
 # The baseline builds its networks from the reference (bench_pytorch.py imports it from its own folder).
 mkdir -p "$BUNDLE/reference" && cp tools/reference/*.py "$BUNDLE/reference/"
 {

@@ -57,7 +57,7 @@ finish() {
   echo "== summary"
   python3 "$BUNDLE/gpu_report.py" --status "$STATUS" --criterion "$CRITERION_HOME" \
     --baseline "$OUTDIR/pytorch-baseline.json" --header "$HEADER" --targets "$BUNDLE/targets.tsv" \
-    --side-by-side "$OUTDIR/engine-vs-pytorch.txt" --out "$OUTDIR/gpu-report.md"
+    --speed-model "$BUNDLE/speed_model.tsv" --side-by-side "$OUTDIR/engine-vs-pytorch.txt" --out "$OUTDIR/gpu-report.md"
 }
 trap 'rc=$?; trap - EXIT; finish; rc2=$?; exit $(( rc != 0 ? rc : rc2 ))' EXIT
 
@@ -117,7 +117,7 @@ for b in "$BUNDLE"/benches/*; do
 done
 
 echo "== PyTorch baseline" | tee -a "$LOG"
-# The memory-roofline cases the engine's benchmarks have so far; the network and sampling baselines
+# The memory-roofline cases and the speed model's kernel shapes (cuDNN, SDPA); the network and sampling baselines
 # (tools/bench_pytorch.py without --no-networks) take longer than this check's budget.
 step 150 python3 "$BUNDLE/bench_pytorch.py" --quick --no-networks --out "$OUTDIR/pytorch-baseline.json" >> "$LOG" 2>&1
 case $? in

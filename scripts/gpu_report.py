@@ -30,6 +30,50 @@ def load_criterion(root):
     return out
 
 
+# The issue's targets for the speed-model shapes: the main 3x3 convolutions at batch 256 reach half
+# the measured bf16 GEMM peak; attention reaches half of FlashAttention-2's rate (PyTorch's SDPA).
+BF16_PEAK_TFLOPS = 790.0
+
+
+def speed_model_table(path, ours, base, rows):
+    """Markdown lines: each model/ id measured (ours, at bf16), predicted and PyTorch's time; appends
+    the targets' verdicts to `rows`."""
+    if not path or not os.path.exists(path):
+        return []
+    out = ["", "## Speed model: predicted vs measured (engine at bf16; PyTorch bf16 channels_last)", "",
+           "Predicted: docs/kernels.md (FLOPs at the measured 790 TFLOP/s bf16 peak scaled by wave efficiency, "
+           "or bytes at 3.0 TB/s). The engine's convolutions read and write fp32 tensors; PyTorch's bf16.", "",
+           "| id | GFLOP | predicted us | ours us | ours TFLOP/s | % of bf16 peak | ours / predicted | PyTorch us | PyTorch / ours | target |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    with open(path) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            cid, kind, batch, _hw, _cin, _cout, k, gflop, predicted = line.rstrip("\n").split("\t")
+            gflop, predicted = float(gflop), float(predicted)
+            r, b = ours.get(cid), base.get(cid)
+            us = r["median_ms"] * 1e3 if r else None
+            tflops = gflop / (us * 1e-6) / 1e3 if us else None
+            pct = 100 * tflops / BF16_PEAK_TFLOPS if tflops else None
+            torch_us = b["median_ms"] * 1e3 if b else None
+            ratio = torch_us / us if us and torch_us else None
+            verdict = ""
+            if kind == "conv" and batch == "256" and k == "3":
+                ok = pct is not None and pct >= 50
+                verdict = f"≥ 50% of bf16 peak: {'met' if ok else 'missed'}"
+                rows.append(["target", cid, "pass" if ok else "fail", verdict])
+            elif kind == "attention" and batch == "256":
+                ok = ratio is not None and ratio >= 0.5
+                verdict = f"≥ 50% of SDPA's rate: {'met' if ok else 'missed'}"
+                rows.append(["target", cid, "pass" if ok else "fail", verdict])
+            cells = [cid, f"{gflop:.3f}", f"{predicted:.1f}", f"{us:.1f}" if us else "",
+                     f"{tflops:.1f}" if tflops else "", f"{pct:.1f}%" if pct else "",
+                     f"{us / predicted:.2f}x" if us else "", f"{torch_us:.1f}" if torch_us else "",
+                     f"{ratio:.2f}x" if ratio else "", verdict]
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--status", required=True)
@@ -38,6 +82,7 @@ def main():
     ap.add_argument("--header", required=True)
     ap.add_argument("--targets", help="benches/targets.tsv")
     ap.add_argument("--side-by-side", help="`trilemma bench` output (engine vs PyTorch)")
+    ap.add_argument("--speed-model", help="benches/speed_model.tsv: predicted times of the model/ ids")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -90,6 +135,8 @@ def main():
                  f"{b['median_ms']:.4f}" if b else "", f"{ratio:.2f}x" if ratio else "", verdict]
         table.append("| " + " | ".join(cells) + " |")
 
+    model = speed_model_table(a.speed_model, ours, base, rows)
+
     lines = [open(a.header).read().rstrip(), ""]
     fails = [r for r in rows if r[2] == "fail"]
     lines.append(f"## Checks: {sum(r[2] == 'pass' for r in rows)} passed, {len(fails)} failed, "
@@ -106,6 +153,7 @@ def main():
     lines.append(f"Memory roofline: the measured device-to-device copy, {roof_txt} (bytes read + written).")
     lines.append("")
     lines += table
+    lines += model
     if a.side_by_side and os.path.exists(a.side_by_side):
         lines += ["", "## Networks and sampling: engine vs PyTorch (`trilemma bench`)", "", "```",
                   open(a.side_by_side).read().rstrip(), "```"]

@@ -45,7 +45,7 @@ macro_rules! internal_modules {
     )*};
 }
 
-internal_modules!(backend bench device dtype error io kernels models nn ops rng samplers sampling tensor);
+internal_modules!(backend bench device dtype error io kernels models nn ops rng samplers sampling speed_model tensor);
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -231,12 +231,18 @@ fn tensor_core_kernels_reach_their_intended_ctas_per_sm() {
         eprintln!("SKIP: built without nvcc");
         return;
     }
-    // (kernel, threads per CTA, intended CTAs per SM): kernels/conv2d_tc.cu's TC_THREADS, TC_MIN_CTAS.
+    // (kernel, threads per CTA, intended CTAs per SM): kernels/conv2d_tc.cu's TC_KERNEL lines (the
+    // threads follow from the tile and warp tile, the CTAs are the __launch_bounds__ minimum) and
+    // src/speed_model.rs's `resident_ctas`.
     let intended = [
         ("conv2d_implicit_gemm_bf16", 128, 4),
         ("conv2d_implicit_gemm_f16", 128, 4),
         ("conv2d_implicit_gemm_tf32", 128, 4),
         ("conv2d_implicit_gemm_3xtf32", 128, 4),
+        ("conv2d_implicit_gemm_bf16_128x128", 256, 2),
+        ("conv2d_implicit_gemm_f16_128x128", 256, 2),
+        ("conv2d_implicit_gemm_tf32_128x128", 256, 2),
+        ("conv2d_implicit_gemm_3xtf32_128x128", 256, 2),
     ];
     let rows = kernels::resources().expect("build.rs writes a well-formed report");
     for (kernel, threads, want) in intended {

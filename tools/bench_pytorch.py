@@ -8,6 +8,8 @@ events around a batch of back-to-back calls after warm-up, repeated; the median 
 
 Cases:
 - memory roofline: `copy/d2d/256MiB` (Tensor.clone) and `randn/philox_<dtype>/<n>` (Tensor.normal_);
+- kernels: the speed model's shapes `model/conv.../b<batch>` and `model/attention.../b<batch>`
+  (benches/speed_model.tsv): cuDNN conv2d and scaled_dot_product_attention at bf16, channels_last;
 - networks: `net/<family>/<preset>/b<batch>/<mode>` for every released configuration, one call of
   the official-size network built by tools/reference (random weights; the speed does not depend on
   them) in the modes `fp32` (eager), `bf16cl` (eager, bf16 weights and activations, channels_last) and
@@ -80,6 +82,62 @@ def memory_cases(torch, device, iters, reps):
                     "what": "Tensor.normal_ (Philox4x32-10)"})
     for r in out:
         r["gbps"] = r["bytes"] / (r["median_ms"] * 1e-3) / 1e9
+    return out
+
+
+def speed_model_rows():
+    """The rows of benches/speed_model.tsv (next to this script in the GPU bundle, or the repository's)."""
+    here = Path(__file__).resolve().parent
+    for path in (here / "speed_model.tsv", here.parent / "benches" / "speed_model.tsv"):
+        if path.exists():
+            break
+    else:
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            cid, kind, batch, hw, cin, cout, k, gflop, predicted_us = line.rstrip("\n").split("\t")
+            rows.append({"id": cid, "kind": kind, "batch": int(batch), "hw": int(hw), "cin": int(cin),
+                         "cout": int(cout), "k": int(k), "gflop": float(gflop),
+                         "predicted_us": float(predicted_us)})
+    return rows
+
+
+def kernel_cases(torch, device, iters, reps, only):
+    """The speed model's shapes (`model/...` ids) through PyTorch at bf16: cuDNN convolutions on
+    channels_last tensors (bias included, as the engine's kernel adds it), and scaled-dot-product
+    attention with one head (FlashAttention-2 where torch picks it) plus nothing else: the engine's
+    attention kernel also takes q, k, v and writes the weighted values."""
+    import torch.nn.functional as F
+
+    torch.backends.cudnn.benchmark = True
+    out = []
+    for r in speed_model_rows():
+        if only and not any(r["id"].startswith(o) or o.startswith(r["id"]) for o in only):
+            continue
+        g = torch.Generator(device=device).manual_seed(len(out))
+        bf = torch.bfloat16
+        if r["kind"] == "conv":
+            x = torch.randn(r["batch"], r["cin"], r["hw"], r["hw"], device=device, generator=g, dtype=bf)
+            x = x.contiguous(memory_format=torch.channels_last)
+            w = torch.randn(r["cout"], r["cin"], r["k"], r["k"], device=device, generator=g, dtype=bf)
+            w = w.contiguous(memory_format=torch.channels_last)
+            b = torch.randn(r["cout"], device=device, generator=g, dtype=bf)
+            pad = r["k"] // 2
+            fn = lambda x=x, w=w, b=b, pad=pad: F.conv2d(x, w, b, padding=pad)
+            what = "cuDNN conv2d, bf16 channels_last"
+        else:
+            seq = r["hw"] * r["hw"]
+            q, k, v = (torch.randn(r["batch"], 1, seq, r["cin"], device=device, generator=g, dtype=bf)
+                       for _ in range(3))
+            fn = lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v)
+            what = "scaled_dot_product_attention, bf16"
+        ms = time_call(torch, fn, iters, reps, device)
+        out.append({"id": r["id"], "median_ms": ms, "what": what,
+                    "tflops": r["gflop"] / (ms * 1e-3) / 1e3})
+        print(f"  {r['id']:<44} {ms * 1e3:10.1f} us  {out[-1]['tflops']:7.1f} TFLOP/s", flush=True)
     return out
 
 
@@ -296,7 +354,7 @@ def main():
     ap.add_argument("--only", action="append", help="id prefixes to run (repeatable)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--modes", default=None, help=f"comma list of {','.join(MODES)}")
-    ap.add_argument("--no-networks", action="store_true", help="memory cases only")
+    ap.add_argument("--no-networks", action="store_true", help="memory and kernel cases only")
     args = ap.parse_args()
     try:
         import torch
@@ -317,6 +375,8 @@ def main():
     results, networks = [], []
     if not args.only or any(o.startswith(("copy", "randn")) for o in args.only):
         results += memory_cases(torch, args.device, args.iters, args.reps)
+    if not args.only or any(o.startswith("model") for o in args.only):
+        results += kernel_cases(torch, args.device, args.iters, args.reps, args.only)
     try:
         if not args.no_networks:
             network_cases(torch, args, results, networks)

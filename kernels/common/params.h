@@ -186,18 +186,27 @@ typedef struct TriUpFirDnParams {
     float taps[TRI_UPFIRDN_MAX_K * TRI_UPFIRDN_MAX_K];  // row-major, as given (flipped in the kernel)
 } TriUpFirDnParams;
 
-// Convolution as an implicit GEMM over NHWC input and HWIO weights (kernels/conv2d.cu): per group g,
-// out[m, g·cog + j] = bias[g·cog + j] + Σ_k A[m, k] · B[k, j], where m runs over the n·ho·wo output
-// pixels, k over (ky, kx, ci) of the kh·kw·cig window, A is the input pixel under the window (zero
-// outside the padded image) and B[k, j] = w[k·b_k_stride + (g·cog + j)·b_n_stride]. HWIO weights have
-// b_k_stride = co, b_n_stride = 1; a linear layer (weights [out, in]) is the 1x1 case with
-// b_k_stride = 1, b_n_stride = in.
+// Convolution as an implicit GEMM over NHWC input and HWIO weights (kernels/conv2d.cu,
+// kernels/conv2d_tc.cu): per group g, out[m, g·cog + j] = (bias[g·cog + j] + Σ_k A[m, k] · B[k, j]
+// + residual[m, g·cog + j]) · out_scale, where m runs over the n·ho·wo output pixels, k over
+// (ky, kx, ci) of the kh·kw·cig window, A is the input pixel under the window (zero outside the padded
+// image) and B[k, j] = w[k·b_k_stride + (g·cog + j)·b_n_stride]. HWIO weights have b_k_stride = co,
+// b_n_stride = 1; a linear layer (weights [out, in]) is the 1x1 case with b_k_stride = 1,
+// b_n_stride = in.
+// Split-K: with splits > 1 the grid's z is groups · splits, CTA z = g · splits + s sums only
+// k in [s · k_split, (s + 1) · k_split) and stores its partial at y + s · (n·ho·wo·co); the launcher
+// then passes has_bias = has_residual = 0, out_scale = 1, and conv2d_splitk_reduce_f32 adds the
+// partials in split order and applies the epilogue.
 typedef struct TriConv2dParams {
     TriNhwc in;
     uint32_t co, kh, kw, stride;
     uint32_t pad_top, pad_left, ho, wo;
     uint32_t groups;
     uint32_t has_bias;
+    uint32_t has_residual;
+    float out_scale;
+    uint32_t splits;   // >= 1
+    uint32_t k_split;  // a multiple of 16 (the K step), >= 16
     uint64_t b_k_stride, b_n_stride;
 } TriConv2dParams;
 

@@ -458,12 +458,16 @@ pub struct TriConv2dParams {
     pub wo: u32,
     pub groups: u32,
     pub has_bias: u32,
+    pub has_residual: u32,
+    pub out_scale: f32,
+    pub splits: u32,
+    pub k_split: u32,
     pub b_k_stride: u64,
     pub b_n_stride: u64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of TriConv2dParams"][::std::mem::size_of::<TriConv2dParams>() - 72usize];
+    ["Size of TriConv2dParams"][::std::mem::size_of::<TriConv2dParams>() - 88usize];
     ["Alignment of TriConv2dParams"][::std::mem::align_of::<TriConv2dParams>() - 8usize];
     ["Offset of field: TriConv2dParams::in_"]
         [::std::mem::offset_of!(TriConv2dParams, in_) - 0usize];
@@ -482,10 +486,18 @@ const _: () = {
         [::std::mem::offset_of!(TriConv2dParams, groups) - 48usize];
     ["Offset of field: TriConv2dParams::has_bias"]
         [::std::mem::offset_of!(TriConv2dParams, has_bias) - 52usize];
+    ["Offset of field: TriConv2dParams::has_residual"]
+        [::std::mem::offset_of!(TriConv2dParams, has_residual) - 56usize];
+    ["Offset of field: TriConv2dParams::out_scale"]
+        [::std::mem::offset_of!(TriConv2dParams, out_scale) - 60usize];
+    ["Offset of field: TriConv2dParams::splits"]
+        [::std::mem::offset_of!(TriConv2dParams, splits) - 64usize];
+    ["Offset of field: TriConv2dParams::k_split"]
+        [::std::mem::offset_of!(TriConv2dParams, k_split) - 68usize];
     ["Offset of field: TriConv2dParams::b_k_stride"]
-        [::std::mem::offset_of!(TriConv2dParams, b_k_stride) - 56usize];
+        [::std::mem::offset_of!(TriConv2dParams, b_k_stride) - 72usize];
     ["Offset of field: TriConv2dParams::b_n_stride"]
-        [::std::mem::offset_of!(TriConv2dParams, b_n_stride) - 64usize];
+        [::std::mem::offset_of!(TriConv2dParams, b_n_stride) - 80usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]

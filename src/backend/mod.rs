@@ -6,6 +6,7 @@
 //! arguments and dispatches; by then shapes and dtypes are known to be consistent, so backends only
 //! check what they alone can (e.g. what an `unsafe` launch relies on, driver errors).
 
+pub mod conv_plan;
 pub mod cpu;
 pub mod cuda;
 pub mod geometry;
@@ -64,9 +65,32 @@ pub trait CldEmOps: Sized {
     fn cld_em_step(s: CldState<'_, Self>, alpha: &Self, p: &TriCldEmParams) -> Result<[Self; 2]>;
 }
 
+/// What a convolution's epilogue adds and scales after the bias: `y = (acc + bias + residual) · scale`.
+pub struct ConvEpilogue<'a, S> {
+    pub residual: Option<&'a S>,
+    pub scale: f32,
+}
+
+impl<S> ConvEpilogue<'_, S> {
+    /// Nothing added, scale 1: the plain convolution.
+    pub fn none() -> Self {
+        ConvEpilogue {
+            residual: None,
+            scale: 1.0,
+        }
+    }
+}
+
 /// The ops of `kernels/conv2d.cu`.
 pub trait Conv2dOps: Sized {
-    fn conv2d(x: &Self, w: &Self, bias: Option<&Self>, g: &Conv2dGeometry) -> Result<Self>;
+    /// `(x ⋆ w + bias + residual) · e.scale`, the residual `[n, ho, wo, co]` like the output.
+    fn conv2d(
+        x: &Self,
+        w: &Self,
+        bias: Option<&Self>,
+        e: ConvEpilogue<'_, Self>,
+        g: &Conv2dGeometry,
+    ) -> Result<Self>;
     fn linear(x: &Self, w: &Self, bias: Option<&Self>, g: &LinearGeometry) -> Result<Self>;
 }
 

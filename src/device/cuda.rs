@@ -167,6 +167,9 @@ pub struct CudaDevice {
     pub(super) staging: Arc<super::staging::StagingPool>,
     /// The convolutions' arithmetic ([`super::Precision`], by its index in `Precision::ALL`).
     pub(super) precision: std::sync::atomic::AtomicU8,
+    /// A convolution launch plan every convolution takes instead of its own choice (tests name one to
+    /// run each kernel variant; see `Device::force_conv_plan`).
+    pub(super) conv_plan: Mutex<Option<crate::backend::conv_plan::ConvPlan>>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -245,6 +248,7 @@ impl CudaDevice {
             pool,
             capture_base: Mutex::new(None),
             precision: std::sync::atomic::AtomicU8::new(0),
+            conv_plan: Mutex::new(None),
         }))
     }
 

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::sync::atomic::Ordering;
 
 use super::{CudaDevice, Device};
+use crate::backend::conv_plan::ConvPlan;
 use crate::error::{Error, Result};
 
 /// The arithmetic of a GPU's convolutions and linear layers (`kernels/conv2d.cu`,
@@ -71,6 +72,11 @@ impl CudaDevice {
         let code = self.precision.load(Ordering::Relaxed) as usize;
         Precision::ALL.get(code).copied().unwrap_or_default()
     }
+
+    /// The plan a test forced on this device's convolutions, if any.
+    pub(crate) fn forced_conv_plan(&self) -> Option<ConvPlan> {
+        *self.conv_plan.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Device {
@@ -88,6 +94,26 @@ impl Device {
                 "precision",
                 "fp32 on the CPU (the tensor-core precisions need a GPU)",
                 precision.name(),
+            )),
+        }
+    }
+
+    /// Makes every convolution on this GPU run with `plan` (its CTA tile and split-K) instead of the
+    /// one chosen for its shape, or with its own choice again for `None`: the tests run each kernel
+    /// variant this way on small shapes. A tile the device's precision has no kernel for (128 × 128
+    /// at fp32) is an error at the convolution. The CPU takes only `None`.
+    #[doc(hidden)]
+    pub fn force_conv_plan(&self, plan: Option<ConvPlan>) -> Result<()> {
+        match self {
+            Device::Cuda(d) => {
+                *d.conv_plan.lock().unwrap_or_else(|e| e.into_inner()) = plan;
+                Ok(())
+            }
+            Device::Cpu if plan.is_none() => Ok(()),
+            Device::Cpu => Err(Error::setting(
+                "convolution plan",
+                "none on the CPU (plans are GPU launch shapes)",
+                format!("{plan:?}"),
             )),
         }
     }

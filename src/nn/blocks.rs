@@ -1,7 +1,7 @@
 //! NCSN++ blocks: self-attention (AttnBlockpp), the BigGAN residual block (ResnetBlockBigGANpp and
 //! DDGAN's AdaGN variants), the FIR/plain resamplers of the progressive paths, and Combine.
 
-use super::layers::{residual, Conv2d, ConvSpec, Dense, GroupNorm, Norm};
+use super::layers::{Conv2d, ConvSpec, Dense, GroupNorm, Norm};
 use super::weights::Weights;
 use crate::error::Result;
 use crate::ops::{self, Activation, AffineArgs, Conv2dParams, Padding, Resample2x};
@@ -50,7 +50,8 @@ impl AttnBlock {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.norm.forward(x, Activation::Identity)?;
         let o = ops::attention(&self.qkv.forward(&h)?)?;
-        residual(x, &self.proj.forward(&o)?, self.skip_rescale)
+        // NIN_3 with the residual and the 1/√2 in its epilogue.
+        self.proj.forward_residual(&o, x, self.skip_rescale)
     }
 }
 
@@ -186,12 +187,14 @@ impl ResBlock {
             )?;
         }
         h = self.norm1.forward(&h, zemb, self.act)?;
-        h = self.conv1.forward(&h)?;
-        let skip = match &self.shortcut {
-            Some(c) => c.forward(x)?,
-            None => return residual(x, &h, self.skip_rescale),
-        };
-        residual(&skip, &h, self.skip_rescale)
+        // Conv_1 with the shortcut added and the 1/√2 applied in its epilogue.
+        match &self.shortcut {
+            Some(c) => {
+                let skip = c.forward(x)?;
+                self.conv1.forward_residual(&h, &skip, self.skip_rescale)
+            }
+            None => self.conv1.forward_residual(&h, x, self.skip_rescale),
+        }
     }
 }
 

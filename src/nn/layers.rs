@@ -106,6 +106,25 @@ impl Conv2d {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::conv2d(x, &self.weight, self.bias.as_ref(), &self.params)
     }
+
+    /// `(self(x) + skip)/√2` when `rescale`, else `self(x) + skip`: a residual block's last conv with
+    /// the sum and the rescale in its epilogue (one kernel on the GPU; [`residual`] after
+    /// [`Conv2d::forward`] in real arithmetic, with (h + x)·(1/√2) rounded once).
+    pub fn forward_residual(&self, x: &Tensor, skip: &Tensor, rescale: bool) -> Result<Tensor> {
+        let scale = if rescale {
+            std::f32::consts::FRAC_1_SQRT_2
+        } else {
+            1.0
+        };
+        ops::conv2d_residual(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            skip,
+            scale,
+            &self.params,
+        )
+    }
 }
 
 /// exp(g\[o\])·W\[o\] / (‖W\[o\]‖₂ + 1e-5) per output channel, computed in f64 and rounded once.

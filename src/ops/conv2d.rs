@@ -6,7 +6,7 @@ use super::checks::{compatible, expect_shape, nhwc, positive};
 use super::dispatch::{dispatch, wrap};
 use super::flops::count_flops;
 use crate::backend::geometry::{Conv2dGeometry, LinearGeometry};
-use crate::backend::Conv2dOps;
+use crate::backend::{Conv2dOps, ConvEpilogue};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -50,14 +50,39 @@ impl Conv2dParams {
 
 /// `x` \[n, h, w, ci\] ⋆ `w` \[kh, kw, ci/groups, co\] (+ `bias` \[co\]) → \[n, ho, wo, co\].
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
-    const OP: &str = "conv2d";
-    let s = nhwc(OP, "x", x)?;
-    let [kh, kw, cig, co] = w.dims(OP, "weight", "a 4-D tensor [kh, kw, in/groups, out]")?;
-    positive(OP, "stride", p.stride)?;
-    positive(OP, "groups", p.groups)?;
+    conv2d_impl("conv2d", x, w, bias, None, 1.0, p)
+}
+
+/// `(x ⋆ w + bias + residual) · scale` in one kernel: the end of a residual block (NCSN++'s
+/// `(x + h) / √2` with `h` this convolution), the residual `[n, ho, wo, co]` like the output. The
+/// GPU adds and scales in the convolution's epilogue, so the sum never makes a pass of its own.
+pub fn conv2d_residual(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    residual: &Tensor,
+    scale: f32,
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    conv2d_impl("conv2d_residual", x, w, bias, Some(residual), scale, p)
+}
+
+fn conv2d_impl(
+    op: &'static str,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    scale: f32,
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    let s = nhwc(op, "x", x)?;
+    let [kh, kw, cig, co] = w.dims(op, "weight", "a 4-D tensor [kh, kw, in/groups, out]")?;
+    positive(op, "stride", p.stride)?;
+    positive(op, "groups", p.groups)?;
     if s.c % p.groups != 0 || co % p.groups != 0 || cig * p.groups != s.c {
         return Err(Error::InvalidParam {
-            op: OP,
+            op,
             what: "weight",
             rule: "[kh, kw, in/groups, out] with in and out divisible by groups",
             found: format!(
@@ -68,10 +93,10 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
             ),
         });
     }
-    compatible(OP, "weight", w, x)?;
+    compatible(op, "weight", w, x)?;
     if let Some(b) = bias {
-        expect_shape(OP, "bias", b, &[co])?;
-        compatible(OP, "bias", b, x)?;
+        expect_shape(op, "bias", b, &[co])?;
+        compatible(op, "bias", b, x)?;
     }
     let (hp, wp) = (
         s.h + p.padding.top + p.padding.bottom,
@@ -79,7 +104,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     );
     if hp < kh || wp < kw || kh == 0 || kw == 0 {
         return Err(Error::InvalidParam {
-            op: OP,
+            op,
             what: "kernel",
             rule: "non-empty and no larger than the padded input",
             found: format!("{kh}x{kw} kernel over a {hp}x{wp} padded input"),
@@ -100,10 +125,38 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
         wo: (wp - kw) / p.stride + 1,
         groups: p.groups,
     };
+    if let Some(r) = residual {
+        expect_shape(op, "residual", r, &[g.n, g.ho, g.wo, co])?;
+        compatible(op, "residual", r, x)?;
+    }
+    if !scale.is_finite() {
+        return Err(Error::InvalidParam {
+            op,
+            what: "scale",
+            rule: "a finite number",
+            found: format!("{scale}"),
+        });
+    }
     count_flops(g.n * g.ho * g.wo * co * kh * kw * cig);
-    let storage = match bias {
-        None => dispatch!(OP, [x, w], |xs, ws| S::conv2d(xs, ws, None, &g)?),
-        Some(b) => dispatch!(OP, [x, w, b], |xs, ws, bs| S::conv2d(xs, ws, Some(bs), &g)?),
+    let storage = match (bias, residual) {
+        (None, None) => dispatch!(op, [x, w], |xs, ws| S::conv2d(xs, ws, None, ConvEpilogue::none(), &g)?),
+        (Some(b), None) => {
+            dispatch!(op, [x, w, b], |xs, ws, bs| S::conv2d(xs, ws, Some(bs), ConvEpilogue::none(), &g)?)
+        }
+        (None, Some(r)) => dispatch!(op, [x, w, r], |xs, ws, rs| {
+            let e = ConvEpilogue {
+                residual: Some(rs),
+                scale,
+            };
+            S::conv2d(xs, ws, None, e, &g)?
+        }),
+        (Some(b), Some(r)) => dispatch!(op, [x, w, b, r], |xs, ws, bs, rs| {
+            let e = ConvEpilogue {
+                residual: Some(rs),
+                scale,
+            };
+            S::conv2d(xs, ws, Some(bs), e, &g)?
+        }),
     };
     wrap(storage, &[g.n, g.ho, g.wo, co])
 }

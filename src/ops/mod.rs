@@ -26,7 +26,10 @@ pub use attention::attention;
 pub use cld_draw::UDraw;
 pub use cld_em::{cld_em_step, CldEmCoefficients};
 pub use cld_sscs::cld_sscs_half_step;
-pub use conv2d::{conv2d, conv2d_weight_from_oihw, linear, Conv2dParams, Padding};
+pub use crate::backend::conv_plan::{ConvGemm, ConvPlan, ConvTile};
+pub use conv2d::{
+    conv2d, conv2d_residual, conv2d_weight_from_oihw, linear, Conv2dParams, Padding,
+};
 pub use ddgan_posterior::{
     ddgan_posterior_step, ddgan_posterior_step_philox, PosteriorCoefficients, MAX_STEPS,
 };

@@ -411,3 +411,155 @@ fn conv2d_on_tensor_cores_matches_the_cpu_at_every_precision() {
     assert_eq!("bf16".parse::<Precision>().unwrap(), Precision::Bf16);
     assert!("fp8".parse::<Precision>().is_err());
 }
+
+/// Every CTA tile and split-K the launcher can choose, forced on each precision's kernels, with the
+/// fused epilogue `(conv + bias + residual) · scale`: fp32 within 1e-4 of the CPU's
+/// `conv2d_residual` (itself within 1e-5 of a float64 loop), the rounded precisions within 1e-5 of a
+/// float64 loop over their rounded operands (3xtf32: over the fp32 operands). The shapes leave partial
+/// tiles in M, N and K for both tiles, and a split whose last slice is short. Outputs are poisoned
+/// first, so an unwritten element fails.
+#[test]
+fn conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu() {
+    use trilemma::ops::{ConvPlan, ConvTile};
+    use trilemma::Precision;
+    let Some(gpu) = crate::common::gpu_or_skip(
+        "conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu",
+    ) else {
+        return;
+    };
+    let round = |p: Precision, v: f32| match p {
+        Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
+        Precision::Fp16 => half::f16::from_f32(v).to_f32(),
+        Precision::Tf32 => f32::from_bits(v.to_bits().wrapping_add(0x1000) & 0xffff_e000),
+        Precision::Fp32 | Precision::Tf32x3 => v,
+    };
+    let cases = [
+        // M = 198, N = 136, K = 216 (13.5 K steps).
+        Case {
+            n: 2,
+            h: 9,
+            w: 11,
+            ci: 24,
+            co: 136,
+            k: 3,
+            stride: 1,
+            pad: Padding::same(1),
+            groups: 1,
+        },
+        // Two groups of 16 → 16 channels, stride 2, asymmetric padding: M = 16, K = 144 per group.
+        Case {
+            n: 1,
+            h: 8,
+            w: 8,
+            ci: 32,
+            co: 32,
+            k: 3,
+            stride: 2,
+            pad: Padding {
+                top: 0,
+                bottom: 1,
+                left: 0,
+                right: 1,
+            },
+            groups: 2,
+        },
+    ];
+    let scale = std::f32::consts::FRAC_1_SQRT_2;
+    for (seed, c) in cases.into_iter().enumerate() {
+        let seed = 900 + 10 * seed as u64;
+        let x = random_vec(c.n * c.h * c.w * c.ci, seed);
+        let w = random_vec(c.k * c.k * (c.ci / c.groups) * c.co, seed + 1);
+        let b = random_vec(c.co, seed + 2);
+        let ho = (c.h + c.pad.top + c.pad.bottom - c.k) / c.stride + 1;
+        let wo = (c.w + c.pad.left + c.pad.right - c.k) / c.stride + 1;
+        let r = random_vec(c.n * ho * wo * c.co, seed + 3);
+        let (xt, wt, bt, rt) = (
+            t(&x, &[c.n, c.h, c.w, c.ci]),
+            t(&w, &[c.k, c.k, c.ci / c.groups, c.co]),
+            t(&b, &[c.co]),
+            t(&r, &[c.n, ho, wo, c.co]),
+        );
+        let p = Conv2dParams {
+            stride: c.stride,
+            padding: c.pad,
+            groups: c.groups,
+        };
+        // The CPU reference against the float64 loop.
+        let fused_ref = |xs: &[f32], ws: &[f32]| -> Vec<f32> {
+            let (y, _, _) = conv_ref(xs, ws, &b, c);
+            y.iter()
+                .zip(&r)
+                .map(|(&y, &r)| ((y + r as f64) * scale as f64) as f32)
+                .collect()
+        };
+        let cpu = ops::conv2d_residual(&xt, &wt, Some(&bt), &rt, scale, &p)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        let exact = fused_ref(&x, &w);
+        let rel = rel_err(&cpu, &exact);
+        assert!(rel <= 1e-5, "{c:?}: CPU conv2d_residual rel {rel:.3e}");
+        let k = c.k * c.k * c.ci / c.groups;
+        let plans = [
+            ConvPlan::split(ConvTile::T64x64, k, 1),
+            ConvPlan::split(ConvTile::T64x64, k, 3),
+            ConvPlan::split(ConvTile::T128x128, k, 1),
+            ConvPlan::split(ConvTile::T128x128, k, 2),
+        ];
+        let (xg, wg, bg, rg) = (on(&gpu, &xt), on(&gpu, &wt), on(&gpu, &bt), on(&gpu, &rt));
+        for precision in Precision::ALL {
+            gpu.set_precision(precision).unwrap();
+            let want = match precision {
+                Precision::Fp32 => cpu.clone(),
+                _ => {
+                    let xr: Vec<f32> = x.iter().map(|&v| round(precision, v)).collect();
+                    let wr: Vec<f32> = w.iter().map(|&v| round(precision, v)).collect();
+                    fused_ref(&xr, &wr)
+                }
+            };
+            let tol = if precision == Precision::Fp32 {
+                1e-4
+            } else {
+                1e-5
+            };
+            for plan in plans {
+                gpu.force_conv_plan(Some(plan)).unwrap();
+                crate::common::devices::poison(&gpu, cpu.len());
+                let got = ops::conv2d_residual(&xg, &wg, Some(&bg), &rg, scale, &p);
+                let case = format!("{c:?} at {precision} with {plan:?}");
+                if precision == Precision::Fp32 && plan.tile == ConvTile::T128x128 {
+                    let e = got
+                        .expect_err("the FFMA kernel has no 128x128 tile")
+                        .to_string();
+                    assert!(e.contains("128x128") && e.contains("fp32"), "{case}: {e}");
+                    continue;
+                }
+                let got = got.unwrap().to_vec_f32().unwrap();
+                let (rel, abs) = (rel_err(&got, &want), max_abs_err(&got, &want));
+                eprintln!("{case}: rel {rel:.2e}, max abs {abs:.2e}");
+                assert!(rel <= tol, "{case}: rel {rel:.3e} (max abs {abs:.3e})");
+            }
+        }
+        gpu.force_conv_plan(None).unwrap();
+        gpu.set_precision(Precision::Fp32).unwrap();
+    }
+    // A residual of the wrong shape is an error naming it.
+    let c = cases[0];
+    let xt = t(
+        &random_vec(c.n * c.h * c.w * c.ci, 1),
+        &[c.n, c.h, c.w, c.ci],
+    );
+    let wt = t(&random_vec(9 * c.ci * c.co, 2), &[3, 3, c.ci, c.co]);
+    let bad = t(&random_vec(c.co, 3), &[1, 1, 1, c.co]);
+    let e = ops::conv2d_residual(&xt, &wt, None, &bad, 1.0, &Conv2dParams::same(3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("residual"), "{e}");
+    let e = ops::conv2d_residual(&xt, &wt, None, &bad, f32::NAN, &Conv2dParams::same(3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("residual") || e.contains("scale"), "{e}");
+    assert!(Device::Cpu
+        .force_conv_plan(Some(ConvPlan::split(ConvTile::T64x64, 16, 1)))
+        .is_err());
+}

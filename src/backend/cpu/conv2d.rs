@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::gemm::{sgemm, MatRef};
 use super::CpuStorage;
 use crate::backend::geometry::{Conv2dGeometry, LinearGeometry};
-use crate::backend::Conv2dOps;
+use crate::backend::{Conv2dOps, ConvEpilogue};
 use crate::error::Result;
 
 /// Output channels per task when a pixel block is split by columns: narrower GEMMs lose efficiency.
@@ -200,10 +200,24 @@ fn depthwise(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Conv2dGeometry, out
 }
 
 impl Conv2dOps for CpuStorage {
-    fn conv2d(x: &Self, w: &Self, bias: Option<&Self>, g: &Conv2dGeometry) -> Result<Self> {
+    fn conv2d(
+        x: &Self,
+        w: &Self,
+        bias: Option<&Self>,
+        e: ConvEpilogue<'_, Self>,
+        g: &Conv2dGeometry,
+    ) -> Result<Self> {
         const OP: &str = "conv2d";
         let bias = bias.map(|b| b.f32s(OP)).transpose()?;
-        conv2d(x.f32s(OP)?, w.f32s(OP)?, bias, g).map(CpuStorage::F32)
+        let mut y = conv2d(x.f32s(OP)?, w.f32s(OP)?, bias, g)?;
+        // The epilogue after the GEMM, in the kernels' order: (acc + bias + residual) · scale.
+        if let Some(r) = e.residual {
+            y.iter_mut().zip(r.f32s(OP)?).for_each(|(v, r)| *v += r);
+        }
+        if e.scale != 1.0 {
+            y.iter_mut().for_each(|v| *v *= e.scale);
+        }
+        Ok(CpuStorage::F32(y))
     }
 
     /// `[rows, in]` · `[out, in]`ᵀ + bias, one GEMM reading the weight transposed.

@@ -8,15 +8,22 @@ use cudarc::driver::{LaunchConfig, PushKernelArg};
 use super::launch::{check, launch_error, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Conv2dGeometry, LinearGeometry, Nhwc};
-use crate::backend::Conv2dOps;
+use crate::backend::conv_plan::{ConvGemm, ConvPlan, ConvTile, CONV_K_STEP};
+use crate::backend::{Conv2dOps, ConvEpilogue};
 use crate::device::Precision;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernels::names;
+use crate::kernels::{names, Kernel};
 use crate::kernels::params::TriConv2dParams;
 
 impl Conv2dOps for CudaStorage {
-    fn conv2d(x: &Self, w: &Self, bias: Option<&Self>, g: &Conv2dGeometry) -> Result<Self> {
+    fn conv2d(
+        x: &Self,
+        w: &Self,
+        bias: Option<&Self>,
+        e: ConvEpilogue<'_, Self>,
+        g: &Conv2dGeometry,
+    ) -> Result<Self> {
         const OP: &str = "conv2d (cuda)";
         let dev = Arc::clone(x.device());
         if g.groups == 0 || g.ci % g.groups != 0 || g.co % g.groups != 0 || g.stride == 0 {
@@ -38,6 +45,9 @@ impl Conv2dOps for CudaStorage {
         if let Some(b) = bias {
             check(OP, "bias", b, g.co, &dev)?;
         }
+        if let Some(r) = e.residual {
+            check(OP, "residual", r, g.n * g.ho * g.wo * g.co, &dev)?;
+        }
         let p = TriConv2dParams {
             in_: nhwc(OP, &g.input())?,
             co: u32_of(OP, "output channels", g.co)?,
@@ -50,10 +60,14 @@ impl Conv2dOps for CudaStorage {
             wo: u32_of(OP, "output width", g.wo)?,
             groups: u32_of(OP, "groups", g.groups)?,
             has_bias: bias.is_some() as u32,
+            has_residual: e.residual.is_some() as u32,
+            out_scale: e.scale,
+            splits: 1,
+            k_split: 0,
             b_k_stride: g.co as u64,
             b_n_stride: 1,
         };
-        implicit_gemm(OP, x, w, bias, p, g.n * g.ho * g.wo)
+        implicit_gemm(OP, x, w, bias, e.residual, p, g.n * g.ho * g.wo)
     }
 
     fn linear(x: &Self, w: &Self, bias: Option<&Self>, g: &LinearGeometry) -> Result<Self> {
@@ -86,21 +100,46 @@ impl Conv2dOps for CudaStorage {
             wo: 1,
             groups: 1,
             has_bias: bias.is_some() as u32,
+            has_residual: 0,
+            out_scale: 1.0,
+            splits: 1,
+            k_split: 0,
             b_k_stride: 1,
             b_n_stride: in_f as u64,
         };
-        implicit_gemm(OP, x, w, bias, p, rows)
+        implicit_gemm(OP, x, w, bias, None, p, rows)
     }
 }
 
-/// Launches the implicit-GEMM convolution (or the depthwise kernel) over `pixels` output pixels;
-/// `x`, `w` and `bias` were checked against `p` by the caller.
+/// The GEMM kernel of `precision` with `tile`, and its threads per CTA; None where that precision
+/// has no kernel with that tile (the FFMA kernel has only 64 × 64).
+fn gemm_kernel(precision: Precision, tile: ConvTile) -> Option<(Kernel, u32)> {
+    use names::conv2d_tc as tc;
+    Some(match (precision, tile) {
+        (Precision::Fp32, ConvTile::T64x64) => (names::conv2d::CONV2D_IMPLICIT_GEMM_F32, 256),
+        (Precision::Fp32, ConvTile::T128x128) => return None,
+        (Precision::Tf32x3, ConvTile::T64x64) => (tc::CONV2D_IMPLICIT_GEMM_3XTF32, 128),
+        (Precision::Tf32, ConvTile::T64x64) => (tc::CONV2D_IMPLICIT_GEMM_TF32, 128),
+        (Precision::Bf16, ConvTile::T64x64) => (tc::CONV2D_IMPLICIT_GEMM_BF16, 128),
+        (Precision::Fp16, ConvTile::T64x64) => (tc::CONV2D_IMPLICIT_GEMM_F16, 128),
+        (Precision::Tf32x3, ConvTile::T128x128) => (tc::CONV2D_IMPLICIT_GEMM_3XTF32_128X128, 256),
+        (Precision::Tf32, ConvTile::T128x128) => (tc::CONV2D_IMPLICIT_GEMM_TF32_128X128, 256),
+        (Precision::Bf16, ConvTile::T128x128) => (tc::CONV2D_IMPLICIT_GEMM_BF16_128X128, 256),
+        (Precision::Fp16, ConvTile::T128x128) => (tc::CONV2D_IMPLICIT_GEMM_F16_128X128, 256),
+    })
+}
+
+/// Launches the implicit-GEMM convolution (or the depthwise kernel) over `pixels` output pixels, with
+/// the plan chosen for its shape (`ConvPlan::choose`) or the one a test forced; with split-K, the
+/// partials go to a scratch buffer and `conv2d_splitk_reduce_f32` finishes them. `x`, `w`, `bias` and
+/// `residual` were checked against `p` by the caller.
 fn implicit_gemm(
     op: &'static str,
     x: &CudaStorage,
     w: &CudaStorage,
     bias: Option<&CudaStorage>,
-    p: TriConv2dParams,
+    residual: Option<&CudaStorage>,
+    mut p: TriConv2dParams,
     pixels: usize,
 ) -> Result<CudaStorage> {
     let dev = Arc::clone(x.device());
@@ -109,51 +148,112 @@ fn implicit_gemm(
     if pixels * co == 0 {
         return Ok(out);
     }
-    let depthwise = p.groups == p.in_.c && p.groups == p.co;
-    let (f, cfg) = if depthwise {
-        (
-            dev.function(names::conv2d::CONV2D_DEPTHWISE_F32)?,
-            dev.launch_1d((pixels * co) as u64),
-        )
-    } else {
-        let cog = co / p.groups as usize;
-        let tiles = u32_of(op, "output pixels / 64", pixels.div_ceil(64))?;
-        if cog.div_ceil(64) > 65535 || p.groups > 65535 {
-            return Err(Error::InvalidParam {
-                op,
-                what: "channels per group, groups",
-                rule: "at most 65535 tiles of 64 channels and 65535 groups",
-                found: format!("{cog}, {}", p.groups),
-            });
-        }
-        // The FFMA kernel (256 threads) or the tensor-core one of the device's precision (128): the
-        // same 64 × 64 tiles, grid and parameters.
-        let (kernel, threads) = match dev.precision() {
-            Precision::Fp32 => (names::conv2d::CONV2D_IMPLICIT_GEMM_F32, 256),
-            Precision::Tf32x3 => (names::conv2d_tc::CONV2D_IMPLICIT_GEMM_3XTF32, 128),
-            Precision::Tf32 => (names::conv2d_tc::CONV2D_IMPLICIT_GEMM_TF32, 128),
-            Precision::Bf16 => (names::conv2d_tc::CONV2D_IMPLICIT_GEMM_BF16, 128),
-            Precision::Fp16 => (names::conv2d_tc::CONV2D_IMPLICIT_GEMM_F16, 128),
-        };
-        (
-            dev.function(kernel)?,
-            LaunchConfig {
-                grid_dim: (tiles, cog.div_ceil(64) as u32, p.groups),
-                block_dim: (threads, 1, 1),
-                shared_mem_bytes: 0,
-            },
-        )
-    };
     let (xv, wv) = (x.view(), w.view());
+    // Without a bias or a residual, `w` stands in as the pointer and has_bias = 0 (has_residual = 0)
+    // keeps it unread.
     let bv = bias.unwrap_or(w).view();
+    let rv = residual.unwrap_or(w).view();
+    let depthwise = p.groups == p.in_.c && p.groups == p.co;
+    if depthwise {
+        let f = dev.function(names::conv2d::CONV2D_DEPTHWISE_F32)?;
+        let mut yv = out.view_mut();
+        let mut l = dev.stream().launch_builder(&f);
+        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&mut yv).arg(&p);
+        // SAFETY: see the shared argument in `launch.rs`. The depthwise kernel visits the
+        // n·ho·wo·co outputs by a grid-stride loop, reads input pixels only inside [0, h) × [0, w),
+        // the kh·kw·c weights, bias[c] and residual[i] for the output index i (the last two only when
+        // their flags are set; both were checked to hold those lengths).
+        unsafe { l.launch(dev.launch_1d((pixels * co) as u64)) }.map_err(launch_error(op))?;
+        return Ok(out);
+    }
+
+    let precision = dev.precision();
+    let gemm = ConvGemm {
+        m: pixels,
+        cog: co / p.groups as usize,
+        k: (p.kh * p.kw) as usize * (p.in_.c / p.groups) as usize,
+        groups: p.groups as usize,
+    };
+    let plan = dev.forced_conv_plan().unwrap_or_else(|| {
+        ConvPlan::choose(
+            gemm,
+            dev.info().multiprocessors.max(1) as usize,
+            precision != Precision::Fp32,
+        )
+    });
+    let Some((kernel, threads)) = gemm_kernel(precision, plan.tile) else {
+        return Err(Error::InvalidParam {
+            op,
+            what: "convolution plan",
+            rule: "a CTA tile the device's precision has a kernel for (fp32: 64x64)",
+            found: format!("{} at {precision}", plan.tile.name()),
+        });
+    };
+    let (bm, bn) = plan.tile.dims();
+    let splits = u32_of(op, "split-K slices", plan.splits.max(1))?;
+    if plan.k_split == 0 || plan.k_split % CONV_K_STEP != 0 || (plan.splits - 1) * plan.k_split >= gemm.k.max(1) {
+        return Err(Error::InvalidParam {
+            op,
+            what: "convolution plan",
+            rule: "split-K slices of whole K steps (16), none empty",
+            found: format!("{plan:?} for K = {}", gemm.k),
+        });
+    }
+    let tiles = u32_of(op, "output pixels / tile rows", pixels.div_ceil(bm))?;
+    let z = p.groups as u64 * splits as u64;
+    if gemm.cog.div_ceil(bn) > 65535 || z > 65535 {
+        return Err(Error::InvalidParam {
+            op,
+            what: "channels per group, groups × split-K slices",
+            rule: "at most 65535 column tiles and 65535 groups × slices",
+            found: format!("{}, {}", gemm.cog, z),
+        });
+    }
+    let cfg = LaunchConfig {
+        grid_dim: (tiles, gemm.cog.div_ceil(bn) as u32, z as u32),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let f = dev.function(kernel)?;
+    p.splits = splits;
+    p.k_split = u32_of(op, "split-K slice", plan.k_split)?;
+    if splits == 1 {
+        let mut yv = out.view_mut();
+        let mut l = dev.stream().launch_builder(&f);
+        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&mut yv).arg(&p);
+        // SAFETY: see the shared argument in `launch.rs`. The GEMM kernels guard every load and store
+        // by the pixel count M = n·ho·wo, the group's channel count and K = kh·kw·cig, and read input
+        // pixels only inside [0, h) × [0, w); `threads` per CTA matches the kernel's
+        // __launch_bounds__ and tile mapping (gemm_kernel). bias[co] and residual[M·co] are read only
+        // under their flags and were checked to hold those lengths.
+        unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
+        return Ok(out);
+    }
+    // Split-K: raw partials of each slice (no bias, residual or scale) into scratch, then the reduce.
+    let mut partials = CudaStorage::alloc(&dev, splits as usize * pixels * co, DType::F32)?;
+    let part = TriConv2dParams {
+        has_bias: 0,
+        has_residual: 0,
+        out_scale: 1.0,
+        ..p
+    };
+    {
+        let mut pv = partials.view_mut();
+        let mut l = dev.stream().launch_builder(&f);
+        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&mut pv).arg(&part);
+        // SAFETY: as the unsplit launch above; CTA z = group · splits + s writes only its slice's
+        // M·co partials at offset s·M·co, inside the splits·M·co scratch allocated just above, and
+        // reads no bias or residual (flags 0).
+        unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
+    }
+    let reduce = dev.function(names::conv2d::CONV2D_SPLITK_REDUCE_F32)?;
+    let pv = partials.view();
     let mut yv = out.view_mut();
-    let mut l = dev.stream().launch_builder(&f);
-    l.arg(&xv).arg(&wv).arg(&bv).arg(&mut yv).arg(&p);
-    // SAFETY: see the shared argument in `launch.rs`. The GEMM kernel guards every load and store by the
-    // pixel count M = n·ho·wo, the group's channel count and K = kh·kw·cig, and reads input pixels only
-    // inside [0, h) × [0, w); 256 threads per CTA (128 for the tensor-core kernels) match its
-    // __launch_bounds__ and tile mapping. Without
-    // a bias, `w` stands in as the pointer and has_bias = 0 keeps it unread.
-    unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
+    let mut l = dev.stream().launch_builder(&reduce);
+    l.arg(&pv).arg(&bv).arg(&rv).arg(&mut yv).arg(&p);
+    // SAFETY: see the shared argument in `launch.rs`. The reduce visits the M·co outputs by a
+    // grid-stride loop and reads partials[s·M·co + i] for s < splits (the scratch holds splits·M·co),
+    // bias[i % co] and residual[i] under their flags (both checked by the caller).
+    unsafe { l.launch(dev.launch_1d((pixels * co) as u64)) }.map_err(launch_error(op))?;
     Ok(out)
 }
