@@ -134,24 +134,30 @@ impl<A: RawAllocator> CachingAllocator<A> {
         {
             let mut st = self.lock();
             let capturing = st.capture.is_some();
-            // A capture cannot fall back on the driver, so it takes any cached block that is large
-            // enough (the memory is allocated already; the blocks go back to the cache with the graph).
-            let max = if capturing {
-                usize::MAX
+            // First a block of a close size, as outside a capture: the capture's own freed blocks,
+            // then the cache. A capture cannot fall back on the driver, so it then takes any block
+            // that is large enough (the memory is allocated already; the blocks go back to the cache
+            // with the graph). Trying close sizes first keeps a small request from taking the large
+            // block a later request of the same capture needs, which the uncaptured run before it
+            // (whose allocations filled the cache) would not have done either.
+            let close = size.saturating_mul(MAX_REUSE_RATIO);
+            let tries: &[usize] = if capturing {
+                &[close, usize::MAX]
             } else {
-                size.saturating_mul(MAX_REUSE_RATIO)
+                &[close]
             };
-            let from_capture = st.capture.as_mut().and_then(|c| take_fitting(c, size, max));
-            let from_cache = match from_capture {
-                Some(hit) => Some(hit),
-                None => {
-                    let hit = take_fitting(&mut st.free, size, max);
-                    if let Some((k, _)) = &hit {
-                        st.stats.bytes_cached -= k;
-                    }
-                    hit
+            let mut from_cache = None;
+            for &max in tries {
+                if let Some(hit) = st.capture.as_mut().and_then(|c| take_fitting(c, size, max)) {
+                    from_cache = Some(hit);
+                    break;
                 }
-            };
+                if let Some(hit) = take_fitting(&mut st.free, size, max) {
+                    st.stats.bytes_cached -= hit.0;
+                    from_cache = Some(hit);
+                    break;
+                }
+            }
             if let Some((k, block)) = from_cache {
                 st.stats.cache_hits += 1;
                 Self::note_in_use(&mut st.stats, k);
@@ -415,6 +421,30 @@ mod tests {
         drop((c, d, kept));
         assert_eq!(p.stats().bytes_in_use, 0);
         assert_eq!(p.stats().bytes_cached, 3 * rounded_size(4096));
+    }
+
+    /// A small request during a capture takes a cached block of its own size before the capture's
+    /// freed large block, which a later large request of the same capture then finds (as the
+    /// uncaptured run that warmed the cache did).
+    #[test]
+    fn a_capture_takes_close_sizes_before_large_blocks() {
+        let (p, _) = pool(1 << 30);
+        drop((
+            p.alloc("test", 64 << 10).unwrap(),
+            p.alloc("test", 256 << 10).unwrap(),
+        ));
+        p.begin_capture().unwrap();
+        let x = p.alloc("test", 256 << 10).unwrap();
+        drop(x);
+        let small = p.alloc("test", 64 << 10).unwrap();
+        let large = p
+            .alloc("test", 256 << 10)
+            .expect("the capture's freed large block is still there");
+        drop((small, large));
+        let kept = p.end_capture();
+        assert_eq!(kept.len(), 2);
+        drop(kept);
+        assert_eq!(p.stats().bytes_in_use, 0);
     }
 
     #[test]
