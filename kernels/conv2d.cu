@@ -7,14 +7,15 @@
 //   CTA tile 64 output pixels × 64 output channels, K step 16, 256 threads, each computing a 4×4
 //   micro-tile with fp32 FMA. A and B tiles are staged in shared memory (A stored k-major so each
 //   thread's 4 pixels are one 16-byte read). Grid: (ceil(M / 64), ceil(cog / 64), groups · splits).
-//   The epilogue adds the bias and the residual and scales (common/conv_epilogue.cuh); split-K CTAs
+//   A GroupNorm + activation prologue applies to A as it is loaded; the epilogue adds the bias and the
+//   residual and scales (common/conv_fusion.cuh); split-K CTAs
 //   store raw partials instead and conv2d_splitk_reduce_f32 finishes them (params.h).
 // Depthwise (cig = cog = 1): one thread per output element, kh·kw taps, coalesced over channels.
 //
 // Summation order differs from the CPU GEMM, so results agree to fp32 rounding (≈1e-7 relative for
 // K in the thousands), not bit for bit.
 #include "common/params.h"
-#include "common/conv_epilogue.cuh"
+#include "common/conv_fusion.cuh"
 #include "common/nhwc.cuh"
 #include "common/shared.cuh"
 #include "common/storage.cuh"
@@ -24,9 +25,12 @@
 #define CONV_BK 16
 #define CONV_THREADS 256
 
-extern "C" __global__ void __launch_bounds__(CONV_THREADS)
+// At least 4 CTAs per SM: with the prologue's activation switch in the loader, ptxas left alone aims at
+// about 48 registers on sm_80 and spills; bounded to 64 it spills nothing.
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, 4)
 conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
-                         const float* __restrict__ residual, float* __restrict__ y, const TriConv2dParams p) {
+                         const float* __restrict__ residual, const float* __restrict__ fold, float* __restrict__ y,
+                         const TriConv2dParams p) {
     TRI_SHARED_ALIGNED(16, float, As, [CONV_BK][CONV_BM]);
     TRI_SHARED_ALIGNED(16, float, Bs, [CONV_BK][CONV_BN]);
 
@@ -47,14 +51,14 @@ conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ 
     const int lrow = tid % CONV_BM, lk = tid / CONV_BM;
     const uint64_t am = m0 + lrow;
     int64_t iy0 = 0, ix0 = 0;
-    uint64_t abase = 0;
+    uint64_t abase = 0, aimg = 0;
     const bool arow_ok = am < M;
     if (arow_ok) {
-        const uint64_t b = am / ((uint64_t)p.ho * p.wo);
+        aimg = am / ((uint64_t)p.ho * p.wo);
         const uint32_t r = (uint32_t)(am % ((uint64_t)p.ho * p.wo));
         iy0 = (int64_t)(r / p.wo) * p.stride - p.pad_top;
         ix0 = (int64_t)(r % p.wo) * p.stride - p.pad_left;
-        abase = b * s.h * s.w;
+        abase = aimg * s.h * s.w;
     }
     const uint32_t bcol = n0 + lrow;
     const bool bcol_ok = bcol < cog;
@@ -70,8 +74,10 @@ conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ 
                 if (arow_ok) {
                     const uint32_t ci = k % cig, tap = k / cig;
                     const int64_t iy = iy0 + tap / p.kw, ix = ix0 + tap % p.kw;
-                    if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w)
+                    if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) {
                         av = x[(abase + (uint64_t)iy * s.w + ix) * s.c + g * cig + ci];
+                        if (p.has_prologue) av = tri_conv_prologue(av, fold, aimg, g * cig + ci, s.c, p);
+                    }
                 }
                 if (bcol_ok) bv = w[(uint64_t)k * p.b_k_stride + bcol_off];
             }
@@ -122,7 +128,8 @@ extern "C" __global__ void conv2d_splitk_reduce_f32(const float* __restrict__ pa
 // groups == c == co: each output channel sees only its own input channel.
 extern "C" __global__ void conv2d_depthwise_f32(const float* __restrict__ x, const float* __restrict__ w,
                                                 const float* __restrict__ bias, const float* __restrict__ residual,
-                                                float* __restrict__ y, const TriConv2dParams p) {
+                                                const float* __restrict__ fold, float* __restrict__ y,
+                                                const TriConv2dParams p) {
     const TriNhwc s = p.in;
     const uint64_t n = (uint64_t)s.n * p.ho * p.wo * s.c;
     for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
@@ -136,7 +143,9 @@ extern "C" __global__ void conv2d_depthwise_f32(const float* __restrict__ x, con
             for (uint32_t kx = 0; kx < p.kw; ++kx) {
                 const int64_t ix = (int64_t)ox * p.stride - p.pad_left + kx;
                 if (ix < 0 || ix >= s.w) continue;
-                acc = fmaf(x[((b * s.h + iy) * s.w + ix) * s.c + ch], w[(ky * p.kw + kx) * (uint64_t)s.c + ch], acc);
+                float xv = x[((b * s.h + iy) * s.w + ix) * s.c + ch];
+                if (p.has_prologue) xv = tri_conv_prologue(xv, fold, b, ch, s.c, p);
+                acc = fmaf(xv, w[(ky * p.kw + kx) * (uint64_t)s.c + ch], acc);
             }
         }
         y[i] = tri_conv_epilogue(acc, bias, residual, i / s.c, ch, p);

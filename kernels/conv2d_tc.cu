@@ -17,10 +17,11 @@
 // are stored in shared memory (padded rows: ldmatrix and the TF32 fragment reads hit distinct banks).
 // 16-bit operands reach registers by ldmatrix (A x4, B x4.trans for two n8 tiles); TF32 ones by their
 // fragment layout. Grid: (ceil(M / BM), ceil(cog / BN), groups · splits): split-K for the small grids
-// (params.h). The epilogue adds bias and residual and scales (common/conv_epilogue.cuh).
+// (params.h). A GroupNorm + activation prologue applies to the A elements as they are loaded; the
+// epilogue adds bias and residual and scales (common/conv_fusion.cuh).
 // Next: the multi-stage cp.async pipeline (the activations are fp32 in memory, so it needs a bf16
 // activation layout or register-staged conversion) and the GroupNorm + SiLU prologue.
-#include "common/conv_epilogue.cuh"
+#include "common/conv_fusion.cuh"
 #include "common/params.h"
 #include "common/shared.cuh"
 #include "common/tensor_core.cuh"
@@ -44,7 +45,8 @@ __device__ __forceinline__ uint16_t tc_to_16(float v) {
 template <int MODE, int BM, int BN, int WTM, int WTN>
 __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const float* __restrict__ w,
                                           const float* __restrict__ bias, const float* __restrict__ residual,
-                                          float* __restrict__ y, const TriConv2dParams& p) {
+                                          const float* __restrict__ fold, float* __restrict__ y,
+                                          const TriConv2dParams& p) {
     constexpr bool HALF = MODE == TC_BF16 || MODE == TC_F16;
     constexpr int WARPS_M = BM / (16 * WTM), WARPS_N = BN / (8 * WTN);
     constexpr int THREADS = 32 * WARPS_M * WARPS_N;
@@ -77,14 +79,14 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
     const unsigned lcol = tid % BN, lkb = tid / BN;
     const uint64_t am = m0 + lrow;
     int64_t iy0 = 0, ix0 = 0;
-    uint64_t abase = 0;
+    uint64_t abase = 0, aimg = 0;
     const bool arow_ok = am < M;
     if (arow_ok) {
-        const uint64_t b = am / ((uint64_t)p.ho * p.wo);
+        aimg = am / ((uint64_t)p.ho * p.wo);
         const uint32_t r = (uint32_t)(am % ((uint64_t)p.ho * p.wo));
         iy0 = (int64_t)(r / p.wo) * p.stride - p.pad_top;
         ix0 = (int64_t)(r % p.wo) * p.stride - p.pad_left;
-        abase = b * s.h * s.w;
+        abase = aimg * s.h * s.w;
     }
     const uint32_t bcol = n0 + lcol;
     const bool bcol_ok = bcol < cog;
@@ -99,8 +101,10 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
             if (arow_ok && k0 + ka < k_end) {
                 const uint32_t k = k0 + ka, ci = k % cig, tap = k / cig;
                 const int64_t iy = iy0 + tap / p.kw, ix = ix0 + tap % p.kw;
-                if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w)
+                if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) {
                     av = x[(abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci];
+                    if (p.has_prologue) av = tri_conv_prologue(av, fold, aimg, grp * cig + ci, s.c, p);
+                }
             }
             if (HALF)
                 A16[lrow * TC_A16_STRIDE + ka] = tc_to_16<MODE>(av);
@@ -193,8 +197,9 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
 #define TC_KERNEL(NAME, MODE, BM, BN, WTM, WTN, MIN_CTAS)                                                     \
     extern "C" __global__ void __launch_bounds__(32 * (BM / (16 * WTM)) * (BN / (8 * WTN)), MIN_CTAS)          \
     NAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,             \
-         const float* __restrict__ residual, float* __restrict__ y, const TriConv2dParams p) {                  \
-        conv2d_tc<MODE, BM, BN, WTM, WTN>(x, w, bias, residual, y, p);                                         \
+         const float* __restrict__ residual, const float* __restrict__ fold, float* __restrict__ y,                \
+         const TriConv2dParams p) {                                                                              \
+        conv2d_tc<MODE, BM, BN, WTM, WTN>(x, w, bias, residual, fold, y, p);                                   \
     }
 
 TC_KERNEL(conv2d_implicit_gemm_bf16, TC_BF16, 64, 64, 2, 4, 4)

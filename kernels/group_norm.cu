@@ -21,6 +21,33 @@
 
 #define GN_THREADS 256
 
+// The statistics of one (sample, group), as float32 mean and rstd: two-pass in float64.
+struct GnStats {
+    float mean, rstd;
+};
+
+__device__ __forceinline__ GnStats gn_stats(const float* __restrict__ xs, uint64_t count, uint32_t cg, uint32_t c,
+                                            float eps, double* scratch) {
+    auto at = [&](uint64_t k) { return (k / cg) * c + (k % cg); };
+    double s = 0.0;
+    for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) s += (double)xs[at(k)];
+    const double mean = tri_block_sum<GN_THREADS>(s, scratch) / (double)count;
+    double q = 0.0;
+    for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) {
+        const double d = (double)xs[at(k)] - mean;
+        q += d * d;
+    }
+    const double var = tri_block_sum<GN_THREADS>(q, scratch) / (double)count;
+    return GnStats{(float)mean, (float)(1.0 / sqrt(var + (double)eps))};
+}
+
+// The folded per-channel scale: rstd · scale in float64, rounded once (as the CPU twin).
+__device__ __forceinline__ float gn_scale(float rstd, const float* __restrict__ scale, const TriChannelAffineParams& a,
+                                          uint64_t vec_off, uint32_t group_first, uint32_t j) {
+    if (!a.has_scale) return rstd;
+    return (float)((double)rstd * (double)scale[(a.scale_per_sample ? vec_off : group_first) + j]);
+}
+
 extern "C" __global__ void __launch_bounds__(GN_THREADS)
 group_norm_f32(const float* __restrict__ x, const float* __restrict__ scale, const float* __restrict__ shift,
                float* __restrict__ y, const TriGroupNormParams p) {
@@ -32,26 +59,36 @@ group_norm_f32(const float* __restrict__ x, const float* __restrict__ scale, con
     const float* xs = x + (uint64_t)sample * a.pixels * a.c + group * cg;
     float* ys = y + (uint64_t)sample * a.pixels * a.c + group * cg;
     auto at = [&](uint64_t k) { return (k / cg) * a.c + (k % cg); };
-
-    double s = 0.0;
-    for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) s += (double)xs[at(k)];
-    const double mean = tri_block_sum<GN_THREADS>(s, scratch) / (double)count;
-    double q = 0.0;
-    for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) {
-        const double d = (double)xs[at(k)] - mean;
-        q += d * d;
-    }
-    const double var = tri_block_sum<GN_THREADS>(q, scratch) / (double)count;
-    const float mean32 = (float)mean;
-    const float rstd32 = (float)(1.0 / sqrt(var + (double)p.eps));
+    const GnStats st = gn_stats(xs, count, cg, a.c, p.eps, scratch);
 
     const uint64_t vec_off = (uint64_t)sample * a.c + group * cg;
     for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) {
         const uint32_t j = (uint32_t)(k % cg);
-        float sc = rstd32;
-        if (a.has_scale) sc = (float)((double)rstd32 * (double)scale[(a.scale_per_sample ? vec_off : group * cg) + j]);
-        float v = __fmul_rn(__fsub_rn(xs[at(k)], mean32), sc);
+        const float sc = gn_scale(st.rstd, scale, a, vec_off, group * cg, j);
+        float v = __fmul_rn(__fsub_rn(xs[at(k)], st.mean), sc);
         if (a.has_shift) v = __fadd_rn(v, shift[(a.shift_per_sample ? vec_off : group * cg) + j]);
         ys[at(k)] = tri_activate(a.act, a.act_arg, v);
+    }
+}
+
+// The same statistics, folded for a following convolution's prologue instead of applied
+// (params.h, TriConv2dParams): fold[sample, channel] = {mean, rstd·scale, shift, has_shift}. One CTA per
+// (sample, group); the activation is the convolution's to apply.
+extern "C" __global__ void __launch_bounds__(GN_THREADS)
+group_norm_fold_f32(const float* __restrict__ x, const float* __restrict__ scale, const float* __restrict__ shift,
+                    float* __restrict__ fold, const TriGroupNormParams p) {
+    TRI_SHARED(double, scratch, [GN_THREADS / 32]);
+    const TriChannelAffineParams& a = p.affine;
+    const uint32_t sample = blockIdx.x / p.groups, group = blockIdx.x % p.groups;
+    const uint32_t cg = a.c / p.groups;
+    const float* xs = x + (uint64_t)sample * a.pixels * a.c + group * cg;
+    const GnStats st = gn_stats(xs, (uint64_t)a.pixels * cg, cg, a.c, p.eps, scratch);
+    const uint64_t vec_off = (uint64_t)sample * a.c + group * cg;
+    for (uint32_t j = threadIdx.x; j < cg; j += GN_THREADS) {
+        float* f = fold + (vec_off + j) * 4;
+        f[0] = st.mean;
+        f[1] = gn_scale(st.rstd, scale, a, vec_off, group * cg, j);
+        f[2] = a.has_shift ? shift[(a.shift_per_sample ? vec_off : group * cg) + j] : 0.0f;
+        f[3] = a.has_shift ? 1.0f : 0.0f;
     }
 }

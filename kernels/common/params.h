@@ -193,6 +193,10 @@ typedef struct TriUpFirDnParams {
 // image) and B[k, j] = w[k·b_k_stride + (g·cog + j)·b_n_stride]. HWIO weights have b_k_stride = co,
 // b_n_stride = 1; a linear layer (weights [out, in]) is the 1x1 case with b_k_stride = 1,
 // b_n_stride = in.
+// Prologue (has_prologue): the input is normalised and activated as it is loaded, from the per-(image,
+// channel) fold [n, c, 4] that group_norm_fold_f32 writes: act((x − f0)·f1 (+ f2 when f3 ≠ 0)), the
+// same operations as group_norm_f32, so the GEMM sees the bits GroupNorm would have stored; taps
+// outside the image stay 0 (PyTorch pads the activated tensor).
 // Split-K: with splits > 1 the grid's z is groups · splits, CTA z = g · splits + s sums only
 // k in [s · k_split, (s + 1) · k_split) and stores its partial at y + s · (n·ho·wo·co); the launcher
 // then passes has_bias = has_residual = 0, out_scale = 1, and conv2d_splitk_reduce_f32 adds the
@@ -207,6 +211,10 @@ typedef struct TriConv2dParams {
     float out_scale;
     uint32_t splits;   // >= 1
     uint32_t k_split;  // a multiple of 16 (the K step), >= 16
+    uint32_t has_prologue;
+    int32_t pro_act;  // TRI_ACT_*
+    float pro_act_arg;
+    uint32_t pad;
     uint64_t b_k_stride, b_n_stride;
 } TriConv2dParams;
 

@@ -462,12 +462,16 @@ pub struct TriConv2dParams {
     pub out_scale: f32,
     pub splits: u32,
     pub k_split: u32,
+    pub has_prologue: u32,
+    pub pro_act: i32,
+    pub pro_act_arg: f32,
+    pub pad: u32,
     pub b_k_stride: u64,
     pub b_n_stride: u64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of TriConv2dParams"][::std::mem::size_of::<TriConv2dParams>() - 88usize];
+    ["Size of TriConv2dParams"][::std::mem::size_of::<TriConv2dParams>() - 104usize];
     ["Alignment of TriConv2dParams"][::std::mem::align_of::<TriConv2dParams>() - 8usize];
     ["Offset of field: TriConv2dParams::in_"]
         [::std::mem::offset_of!(TriConv2dParams, in_) - 0usize];
@@ -494,10 +498,18 @@ const _: () = {
         [::std::mem::offset_of!(TriConv2dParams, splits) - 64usize];
     ["Offset of field: TriConv2dParams::k_split"]
         [::std::mem::offset_of!(TriConv2dParams, k_split) - 68usize];
+    ["Offset of field: TriConv2dParams::has_prologue"]
+        [::std::mem::offset_of!(TriConv2dParams, has_prologue) - 72usize];
+    ["Offset of field: TriConv2dParams::pro_act"]
+        [::std::mem::offset_of!(TriConv2dParams, pro_act) - 76usize];
+    ["Offset of field: TriConv2dParams::pro_act_arg"]
+        [::std::mem::offset_of!(TriConv2dParams, pro_act_arg) - 80usize];
+    ["Offset of field: TriConv2dParams::pad"]
+        [::std::mem::offset_of!(TriConv2dParams, pad) - 84usize];
     ["Offset of field: TriConv2dParams::b_k_stride"]
-        [::std::mem::offset_of!(TriConv2dParams, b_k_stride) - 72usize];
+        [::std::mem::offset_of!(TriConv2dParams, b_k_stride) - 88usize];
     ["Offset of field: TriConv2dParams::b_n_stride"]
-        [::std::mem::offset_of!(TriConv2dParams, b_n_stride) - 80usize];
+        [::std::mem::offset_of!(TriConv2dParams, b_n_stride) - 96usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]

@@ -65,8 +65,12 @@ pub trait CldEmOps: Sized {
     fn cld_em_step(s: CldState<'_, Self>, alpha: &Self, p: &TriCldEmParams) -> Result<[Self; 2]>;
 }
 
-/// What a convolution's epilogue adds and scales after the bias: `y = (acc + bias + residual) · scale`.
+/// What a convolution fuses around its GEMM: the prologue normalises and activates its input as it
+/// is loaded, `act((x − f0)·f1 + f2)` from a GroupNorm fold `[n, cin, 4]`
+/// ([`GroupNormOps::group_norm_fold`]); the epilogue adds and scales after the bias:
+/// `y = (acc + bias + residual) · scale`.
 pub struct ConvEpilogue<'a, S> {
+    pub prologue: Option<(&'a S, Activation)>,
     pub residual: Option<&'a S>,
     pub scale: f32,
 }
@@ -75,6 +79,7 @@ impl<S> ConvEpilogue<'_, S> {
     /// Nothing added, scale 1: the plain convolution.
     pub fn none() -> Self {
         ConvEpilogue {
+            prologue: None,
             residual: None,
             scale: 1.0,
         }
@@ -99,6 +104,15 @@ pub trait GroupNormOps: Sized {
     /// Normalises each (sample, group), then applies `affine` (the same struct as `channel_affine`,
     /// with `center` unused) and its activation.
     fn group_norm(
+        x: &Self,
+        g: &GroupNormGeometry,
+        affine: &ChannelAffine<'_, Self>,
+    ) -> Result<Self>;
+
+    /// The same statistics and affine, folded for a convolution's prologue instead of applied:
+    /// `[n, c, 4]` = (mean, rstd·scale, shift, 1 if there is a shift else 0) per sample and channel.
+    /// `affine.act` is not applied (the convolution applies its own).
+    fn group_norm_fold(
         x: &Self,
         g: &GroupNormGeometry,
         affine: &ChannelAffine<'_, Self>,

@@ -168,13 +168,17 @@ impl ResBlock {
         temb: Option<&Tensor>,
         zemb: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let mut h = self.norm0.forward(x, zemb, self.act)?;
+        // GroupNorm_0 + act: Conv_0's prologue, unless a FIR resampling stands between them.
+        let mut h = if self.resampling == Resampling::None {
+            let f0 = self.norm0.fold(x, zemb, self.act)?;
+            self.conv0.forward_fused(x, Some(&f0), None, false)?
+        } else {
+            let h = self.norm0.forward(x, zemb, self.act)?;
+            let h = self.resample(&h)?.unwrap_or(h);
+            self.conv0.forward(&h)?
+        };
         let xr = self.resample(x)?;
-        if let Some(hr) = self.resample(&h)? {
-            h = hr;
-        }
         let x = xr.as_ref().unwrap_or(x);
-        h = self.conv0.forward(&h)?;
         if let (Some(d), Some(t)) = (&self.dense0, temb) {
             let tb = d.forward(&ops::activation(t, self.act)?)?;
             h = ops::channel_affine(
@@ -186,14 +190,18 @@ impl ResBlock {
                 Activation::Identity,
             )?;
         }
-        h = self.norm1.forward(&h, zemb, self.act)?;
-        // Conv_1 with the shortcut added and the 1/√2 applied in its epilogue.
+        // Conv_1 with GroupNorm_1 + act as its prologue, the shortcut added and the 1/√2 applied in
+        // its epilogue.
+        let f1 = self.norm1.fold(&h, zemb, self.act)?;
         match &self.shortcut {
             Some(c) => {
                 let skip = c.forward(x)?;
-                self.conv1.forward_residual(&h, &skip, self.skip_rescale)
+                self.conv1
+                    .forward_fused(&h, Some(&f1), Some(&skip), self.skip_rescale)
             }
-            None => self.conv1.forward_residual(&h, x, self.skip_rescale),
+            None => self
+                .conv1
+                .forward_fused(&h, Some(&f1), Some(x), self.skip_rescale),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::weights::Weights;
 use crate::error::Result;
-use crate::ops::{self, Activation, AffineArgs, Conv2dParams, Padding};
+use crate::ops::{self, Activation, AffineArgs, Conv2dParams, NormFold, Padding};
 use crate::tensor::Tensor;
 
 /// A 2-D convolution (`weight` `[out, in/groups, k, k]` and optional `bias` in the file).
@@ -111,19 +111,28 @@ impl Conv2d {
     /// the sum and the rescale in its epilogue (one kernel on the GPU; [`residual`] after
     /// [`Conv2d::forward`] in real arithmetic, with (h + x)·(1/√2) rounded once).
     pub fn forward_residual(&self, x: &Tensor, skip: &Tensor, rescale: bool) -> Result<Tensor> {
-        let scale = if rescale {
-            std::f32::consts::FRAC_1_SQRT_2
-        } else {
-            1.0
+        self.forward_fused(x, None, Some(skip), rescale)
+    }
+
+    /// `self(norm(x))`, plus `skip` and the 1/√2 of [`Conv2d::forward_residual`] where given, as one
+    /// kernel on the GPU: `norm` (a [`Norm::fold`] of `x`) is applied as the input is loaded.
+    pub fn forward_fused(
+        &self,
+        x: &Tensor,
+        norm: Option<&NormFold>,
+        skip: Option<&Tensor>,
+        rescale: bool,
+    ) -> Result<Tensor> {
+        let f = ops::ConvFusion {
+            norm,
+            residual: skip,
+            scale: if rescale && skip.is_some() {
+                std::f32::consts::FRAC_1_SQRT_2
+            } else {
+                1.0
+            },
         };
-        ops::conv2d_residual(
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            skip,
-            scale,
-            &self.params,
-        )
+        ops::conv2d_fused(x, &self.weight, self.bias.as_ref(), &f, &self.params)
     }
 }
 
@@ -196,6 +205,16 @@ impl GroupNorm {
         };
         ops::group_norm(x, self.groups, self.eps, &args, act)
     }
+
+    /// [`GroupNorm::forward`] left for the next convolution's prologue.
+    pub fn fold(&self, x: &Tensor, act: Activation) -> Result<NormFold> {
+        let args = AffineArgs {
+            center: None,
+            scale: Some(&self.weight),
+            shift: Some(&self.bias),
+        };
+        ops::group_norm_fold(x, self.groups, self.eps, &args, act)
+    }
 }
 
 /// Groups of NCSN++'s GroupNorm for `channels` channels.
@@ -220,15 +239,33 @@ impl AdaGroupNorm {
     }
 
     pub fn forward(&self, x: &Tensor, zemb: &Tensor, act: Activation) -> Result<Tensor> {
-        let s = self.style.forward(zemb)?;
-        let gamma = ops::slice_channels(&s, 0, self.channels)?;
-        let beta = ops::slice_channels(&s, self.channels, self.channels)?;
+        let (gamma, beta) = self.style(zemb)?;
         let args = AffineArgs {
             center: None,
             scale: Some(&gamma),
             shift: Some(&beta),
         };
         ops::group_norm(x, self.groups, 1e-6, &args, act)
+    }
+
+    /// [`AdaGroupNorm::forward`] left for the next convolution's prologue.
+    pub fn fold(&self, x: &Tensor, zemb: &Tensor, act: Activation) -> Result<NormFold> {
+        let (gamma, beta) = self.style(zemb)?;
+        let args = AffineArgs {
+            center: None,
+            scale: Some(&gamma),
+            shift: Some(&beta),
+        };
+        ops::group_norm_fold(x, self.groups, 1e-6, &args, act)
+    }
+
+    /// The per-sample scale and shift `[n, c]` of the z embedding.
+    fn style(&self, zemb: &Tensor) -> Result<(Tensor, Tensor)> {
+        let s = self.style.forward(zemb)?;
+        Ok((
+            ops::slice_channels(&s, 0, self.channels)?,
+            ops::slice_channels(&s, self.channels, self.channels)?,
+        ))
     }
 }
 
@@ -250,13 +287,27 @@ impl Norm {
         match (self, zemb) {
             (Norm::Group(g), _) => g.forward(x, act),
             (Norm::Adaptive(a), Some(z)) => a.forward(x, z, act),
-            (Norm::Adaptive(_), None) => Err(crate::Error::InvalidParam {
-                op: "AdaGroupNorm",
-                what: "z embedding",
-                rule: "given (this network is conditioned on z)",
-                found: "none".into(),
-            }),
+            (Norm::Adaptive(_), None) => Err(no_zemb()),
         }
+    }
+
+    /// [`Norm::forward`] left for the next convolution to apply as it loads `x`
+    /// ([`Conv2d::forward_fused`]): the same values, never stored.
+    pub fn fold(&self, x: &Tensor, zemb: Option<&Tensor>, act: Activation) -> Result<NormFold> {
+        match (self, zemb) {
+            (Norm::Group(g), _) => g.fold(x, act),
+            (Norm::Adaptive(a), Some(z)) => a.fold(x, z, act),
+            (Norm::Adaptive(_), None) => Err(no_zemb()),
+        }
+    }
+}
+
+fn no_zemb() -> crate::Error {
+    crate::Error::InvalidParam {
+        op: "AdaGroupNorm",
+        what: "z embedding",
+        rule: "given (this network is conditioned on z)",
+        found: "none".into(),
     }
 }
 

@@ -3,11 +3,13 @@
 //! [`conv2d_weight_from_oihw`] for the re-layout of PyTorch weights).
 
 use super::checks::{compatible, expect_shape, nhwc, positive};
-use super::dispatch::{dispatch, wrap};
+use super::dispatch::{dispatch, wrap, StorageOf};
+use super::group_norm::NormFold;
 use super::flops::count_flops;
 use crate::backend::geometry::{Conv2dGeometry, LinearGeometry};
 use crate::backend::{Conv2dOps, ConvEpilogue};
 use crate::error::{Error, Result};
+use crate::tensor::Storage;
 use crate::tensor::Tensor;
 
 /// Padding of a conv: rows above/below, columns left/right.
@@ -50,7 +52,7 @@ impl Conv2dParams {
 
 /// `x` \[n, h, w, ci\] ⋆ `w` \[kh, kw, ci/groups, co\] (+ `bias` \[co\]) → \[n, ho, wo, co\].
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
-    conv2d_impl("conv2d", x, w, bias, None, 1.0, p)
+    conv2d_impl("conv2d", x, w, bias, &ConvFusion::none(), p)
 }
 
 /// `(x ⋆ w + bias + residual) · scale` in one kernel: the end of a residual block (NCSN++'s
@@ -64,7 +66,49 @@ pub fn conv2d_residual(
     scale: f32,
     p: &Conv2dParams,
 ) -> Result<Tensor> {
-    conv2d_impl("conv2d_residual", x, w, bias, Some(residual), scale, p)
+    let f = ConvFusion {
+        residual: Some(residual),
+        scale,
+        ..ConvFusion::none()
+    };
+    conv2d_impl("conv2d_residual", x, w, bias, &f, p)
+}
+
+/// What a convolution fuses around its GEMM ([`conv2d_fused`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvFusion<'a> {
+    /// The input's GroupNorm and activation, applied as the input is loaded: the convolution of
+    /// `group_norm(x, ...)` without that tensor ever being stored.
+    pub norm: Option<&'a NormFold>,
+    /// Added after the bias, `[n, ho, wo, co]`.
+    pub residual: Option<&'a Tensor>,
+    /// Multiplies the sum last.
+    pub scale: f32,
+}
+
+impl ConvFusion<'_> {
+    /// Nothing fused: the plain convolution.
+    pub fn none() -> Self {
+        ConvFusion {
+            norm: None,
+            residual: None,
+            scale: 1.0,
+        }
+    }
+}
+
+/// `(norm(x) ⋆ w + bias + residual) · scale`, each part where `f` gives it, as one kernel on the GPU
+/// (the prologue applies the GroupNorm fold to the input as it is loaded, zero padding staying zero as
+/// in PyTorch, where the activated tensor is padded; the epilogue adds and scales). On the CPU: the
+/// same operations, unfused.
+pub fn conv2d_fused(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    f: &ConvFusion<'_>,
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    conv2d_impl("conv2d_fused", x, w, bias, f, p)
 }
 
 fn conv2d_impl(
@@ -72,8 +116,7 @@ fn conv2d_impl(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
-    residual: Option<&Tensor>,
-    scale: f32,
+    f: &ConvFusion<'_>,
     p: &Conv2dParams,
 ) -> Result<Tensor> {
     let s = nhwc(op, "x", x)?;
@@ -125,38 +168,45 @@ fn conv2d_impl(
         wo: (wp - kw) / p.stride + 1,
         groups: p.groups,
     };
-    if let Some(r) = residual {
+    if let Some(r) = f.residual {
         expect_shape(op, "residual", r, &[g.n, g.ho, g.wo, co])?;
         compatible(op, "residual", r, x)?;
     }
-    if !scale.is_finite() {
+    if let Some(nf) = f.norm {
+        expect_shape(op, "GroupNorm fold", &nf.fold, &[g.n, g.ci, 4])?;
+        compatible(op, "GroupNorm fold", &nf.fold, x)?;
+    }
+    if !f.scale.is_finite() {
         return Err(Error::InvalidParam {
             op,
             what: "scale",
             rule: "a finite number",
-            found: format!("{scale}"),
+            found: format!("{}", f.scale),
         });
     }
     count_flops(g.n * g.ho * g.wo * co * kh * kw * cig);
-    let storage = match (bias, residual) {
-        (None, None) => dispatch!(op, [x, w], |xs, ws| S::conv2d(xs, ws, None, ConvEpilogue::none(), &g)?),
-        (Some(b), None) => {
-            dispatch!(op, [x, w, b], |xs, ws, bs| S::conv2d(xs, ws, Some(bs), ConvEpilogue::none(), &g)?)
-        }
-        (None, Some(r)) => dispatch!(op, [x, w, r], |xs, ws, rs| {
-            let e = ConvEpilogue {
-                residual: Some(rs),
-                scale,
-            };
-            S::conv2d(xs, ws, None, e, &g)?
-        }),
-        (Some(b), Some(r)) => dispatch!(op, [x, w, b, r], |xs, ws, bs, rs| {
-            let e = ConvEpilogue {
-                residual: Some(rs),
-                scale,
-            };
-            S::conv2d(xs, ws, Some(bs), e, &g)?
-        }),
+    fn run<S: Conv2dOps + StorageOf>(
+        op: &'static str,
+        x: &S,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        f: &ConvFusion<'_>,
+        g: &Conv2dGeometry,
+    ) -> Result<S> {
+        let e = ConvEpilogue {
+            prologue: f
+                .norm
+                .map(|nf| S::of(op, &nf.fold).map(|s| (s, nf.act)))
+                .transpose()?,
+            residual: f.residual.map(|r| S::of(op, r)).transpose()?,
+            scale: f.scale,
+        };
+        let bias = bias.map(|b| S::of(op, b)).transpose()?;
+        S::conv2d(x, S::of(op, w)?, bias, e, g)
+    }
+    let storage = match x.storage() {
+        Storage::Cpu(xs) => Storage::Cpu(run(op, xs, w, bias, f, &g)?),
+        Storage::Cuda(xs) => Storage::Cuda(run(op, xs, w, bias, f, &g)?),
     };
     wrap(storage, &[g.n, g.ho, g.wo, co])
 }

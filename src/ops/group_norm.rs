@@ -1,6 +1,6 @@
 //! Group normalisation with its affine map and activation fused (`kernels/group_norm.cu`).
 
-use super::pointwise::{run_affine, AffineArgs};
+use super::pointwise::{run_affine, run_affine_mode, AffineArgs};
 use crate::backend::geometry::Activation;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -23,4 +23,35 @@ pub fn group_norm(
         });
     }
     run_affine("group_norm", x, args, act, Some((groups, eps)))
+}
+
+/// A GroupNorm (with its affine and activation) left for the next convolution to apply as it loads
+/// its input ([`super::conv2d_fused`]): the per-(sample, channel) statistics and affine folded into
+/// `fold` `[n, c, 4]` = (mean, rstd·scale, shift, 1 if there is a shift), and the activation. The
+/// convolution then sees exactly the values [`group_norm`] would have written (the same operations in
+/// the same order), without the normalised tensor ever being stored.
+#[derive(Debug)]
+pub struct NormFold {
+    pub fold: Tensor,
+    pub act: Activation,
+}
+
+/// The statistics and affine of [`group_norm`] over `x`, folded for a convolution's prologue.
+pub fn group_norm_fold(
+    x: &Tensor,
+    groups: usize,
+    eps: f32,
+    args: &AffineArgs<'_>,
+    act: Activation,
+) -> Result<NormFold> {
+    if args.center.is_some() {
+        return Err(Error::InvalidParam {
+            op: "group_norm_fold",
+            what: "center",
+            rule: "absent (the group mean is the center)",
+            found: "a tensor".into(),
+        });
+    }
+    let fold = run_affine_mode("group_norm_fold", x, args, act, Some((groups, eps)), true)?;
+    Ok(NormFold { fold, act })
 }

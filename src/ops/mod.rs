@@ -28,7 +28,8 @@ pub use cld_em::{cld_em_step, CldEmCoefficients};
 pub use cld_sscs::cld_sscs_half_step;
 pub use crate::backend::conv_plan::{ConvGemm, ConvPlan, ConvTile};
 pub use conv2d::{
-    conv2d, conv2d_residual, conv2d_weight_from_oihw, linear, Conv2dParams, Padding,
+    conv2d, conv2d_fused, conv2d_residual, conv2d_weight_from_oihw, linear, Conv2dParams, ConvFusion,
+    Padding,
 };
 pub use ddgan_posterior::{
     ddgan_posterior_step, ddgan_posterior_step_philox, PosteriorCoefficients, MAX_STEPS,
@@ -36,7 +37,7 @@ pub use ddgan_posterior::{
 pub use elementwise::{axpby, cast};
 pub use finite::{check_finite, judge_slots, FiniteWatch};
 pub use flops::{flops_counted, reset_flop_count};
-pub use group_norm::group_norm;
+pub use group_norm::{group_norm, group_norm_fold, NormFold};
 pub use layout::{
     channel_mean, concat_channels, crop, nchw_to_nhwc, nhwc_to_nchw, pixel_norm, slice_channels,
 };

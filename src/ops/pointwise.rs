@@ -63,6 +63,19 @@ pub(super) fn run_affine(
     act: Activation,
     gn: Option<(usize, f32)>,
 ) -> Result<Tensor> {
+    run_affine_mode(op, x, args, act, gn, false)
+}
+
+/// `run_affine`, or with `fold` (GroupNorm only) the `[n, c, 4]` fold of its statistics and affine
+/// (`GroupNormOps::group_norm_fold`).
+pub(super) fn run_affine_mode(
+    op: &'static str,
+    x: &Tensor,
+    args: &AffineArgs<'_>,
+    act: Activation,
+    gn: Option<(usize, f32)>,
+    fold: bool,
+) -> Result<Tensor> {
     let s = nhwc(op, "x", x)?;
     let kinds = [
         ("center", args.center),
@@ -108,7 +121,8 @@ pub(super) fn run_affine(
         args: &AffineArgs<'_>,
         kinds: [Option<bool>; 3],
         act: Activation,
-        geom: Option<&GroupNormGeometry>,
+        // The GroupNorm's geometry, and whether to fold it instead of applying it.
+        geom: Option<(&GroupNormGeometry, bool)>,
     ) -> Result<S> {
         let a = ChannelAffine {
             n: s.n,
@@ -120,16 +134,22 @@ pub(super) fn run_affine(
             act,
         };
         match geom {
-            Some(g) => S::group_norm(xs, g, &a),
+            Some((g, true)) => S::group_norm_fold(xs, g, &a),
+            Some((g, false)) => S::group_norm(xs, g, &a),
             None => S::channel_affine(xs, &a),
         }
     }
     let kinds = [kc, ks, kb];
+    let gn_mode = geom.as_ref().map(|g| (g, fold));
     let storage = match x.storage() {
-        Storage::Cpu(xs) => Storage::Cpu(run(op, xs, &s, args, kinds, act, geom.as_ref())?),
-        Storage::Cuda(xs) => Storage::Cuda(run(op, xs, &s, args, kinds, act, geom.as_ref())?),
+        Storage::Cpu(xs) => Storage::Cpu(run(op, xs, &s, args, kinds, act, gn_mode)?),
+        Storage::Cuda(xs) => Storage::Cuda(run(op, xs, &s, args, kinds, act, gn_mode)?),
     };
-    wrap(storage, x.shape())
+    if fold && geom.is_some() {
+        wrap(storage, &[s.n, s.c, 4])
+    } else {
+        wrap(storage, x.shape())
+    }
 }
 
 /// y = act((x − center)·scale + shift) per channel (vectors `[c]`) or per sample and channel (`[n, c]`).

@@ -209,7 +209,22 @@ impl Conv2dOps for CpuStorage {
     ) -> Result<Self> {
         const OP: &str = "conv2d";
         let bias = bias.map(|b| b.f32s(OP)).transpose()?;
-        let mut y = conv2d(x.f32s(OP)?, w.f32s(OP)?, bias, g)?;
+        let normed;
+        let x = match e.prologue {
+            None => x.f32s(OP)?,
+            Some((fold, act)) => {
+                normed = super::group_norm::apply_fold(
+                    x.f32s(OP)?,
+                    g.n,
+                    g.h * g.w,
+                    g.ci,
+                    fold.f32s(OP)?,
+                    act,
+                );
+                &normed
+            }
+        };
+        let mut y = conv2d(x, w.f32s(OP)?, bias, g)?;
         // The epilogue after the GEMM, in the kernels' order: (acc + bias + residual) · scale.
         if let Some(r) = e.residual {
             y.iter_mut().zip(r.f32s(OP)?).for_each(|(v, r)| *v += r);

@@ -85,7 +85,59 @@ pub(crate) fn group_norm(x: &[f32], g: &GroupNormGeometry, a: &Affine<'_>) -> Ve
     channel_affine(x, g.n, g.pixels, g.c, &folded)
 }
 
+/// `GroupNormOps::group_norm_fold`: (mean, rstd·scale, shift, has_shift) per (sample, channel), the
+/// scale folded in f64 and rounded once, as `group_norm`.
+pub(crate) fn group_norm_fold(x: &[f32], g: &GroupNormGeometry, a: &Affine<'_>) -> Vec<f32> {
+    let (mean, rstd) = group_stats(x, g);
+    let mut fold = vec![0.0f32; g.n * g.c * 4];
+    for (i, f) in fold.chunks_exact_mut(4).enumerate() {
+        let (s, ch) = (i / g.c, i % g.c);
+        f[0] = mean[i];
+        f[1] = match a.scale {
+            None => rstd[i],
+            Some(v) => (rstd[i] as f64 * v.row(s, g.c)[ch] as f64) as f32,
+        };
+        if let Some(v) = a.shift {
+            f[2] = v.row(s, g.c)[ch];
+            f[3] = 1.0;
+        }
+    }
+    fold
+}
+
+/// The prologue of a convolution over a GroupNorm's input: `act((x − f0)·f1 + f2)` with the fold of
+/// [`group_norm_fold`], through the same `channel_affine` as `group_norm` (the same rounding).
+pub(crate) fn apply_fold(
+    x: &[f32],
+    n: usize,
+    pixels: usize,
+    c: usize,
+    fold: &[f32],
+    act: crate::backend::geometry::Activation,
+) -> Vec<f32> {
+    let column = |k: usize| -> Vec<f32> { fold.chunks_exact(4).map(|f| f[k]).collect() };
+    let (mean, scale, shift) = (column(0), column(1), column(2));
+    let has_shift = fold.chunks_exact(4).any(|f| f[3] != 0.0);
+    let per_sample = |data| Vector {
+        data,
+        per_sample: true,
+    };
+    let a = Affine {
+        center: Some(per_sample(&mean)),
+        scale: Some(per_sample(&scale)),
+        shift: has_shift.then(|| per_sample(&shift)),
+        act,
+    };
+    channel_affine(x, n, pixels, c, &a)
+}
+
 impl GroupNormOps for CpuStorage {
+    fn group_norm_fold(x: &Self, g: &GroupNormGeometry, a: &ChannelAffine<'_, Self>) -> Result<Self> {
+        const OP: &str = "group_norm_fold";
+        let a = super::pointwise::affine(a, OP)?;
+        Ok(CpuStorage::F32(group_norm_fold(x.f32s(OP)?, g, &a)))
+    }
+
     fn group_norm(x: &Self, g: &GroupNormGeometry, a: &ChannelAffine<'_, Self>) -> Result<Self> {
         const OP: &str = "group_norm";
         let a = super::pointwise::affine(a, OP)?;

@@ -48,6 +48,12 @@ impl Conv2dOps for CudaStorage {
         if let Some(r) = e.residual {
             check(OP, "residual", r, g.n * g.ho * g.wo * g.co, &dev)?;
         }
+        if let Some((fold, _)) = e.prologue {
+            check(OP, "GroupNorm fold", fold, g.n * g.ci * 4, &dev)?;
+        }
+        let (pro_act, pro_act_arg) = e
+            .prologue
+            .map_or((0, 0.0), |(_, act)| super::pointwise::activation_code(act));
         let p = TriConv2dParams {
             in_: nhwc(OP, &g.input())?,
             co: u32_of(OP, "output channels", g.co)?,
@@ -64,10 +70,19 @@ impl Conv2dOps for CudaStorage {
             out_scale: e.scale,
             splits: 1,
             k_split: 0,
+            has_prologue: e.prologue.is_some() as u32,
+            pro_act,
+            pro_act_arg,
+            pad: 0,
             b_k_stride: g.co as u64,
             b_n_stride: 1,
         };
-        implicit_gemm(OP, x, w, bias, e.residual, p, g.n * g.ho * g.wo)
+        let fused = Fused {
+            bias,
+            residual: e.residual,
+            fold: e.prologue.map(|(f, _)| f),
+        };
+        implicit_gemm(OP, x, w, fused, p, g.n * g.ho * g.wo)
     }
 
     fn linear(x: &Self, w: &Self, bias: Option<&Self>, g: &LinearGeometry) -> Result<Self> {
@@ -104,10 +119,19 @@ impl Conv2dOps for CudaStorage {
             out_scale: 1.0,
             splits: 1,
             k_split: 0,
+            has_prologue: 0,
+            pro_act: 0,
+            pro_act_arg: 0.0,
+            pad: 0,
             b_k_stride: 1,
             b_n_stride: in_f as u64,
         };
-        implicit_gemm(OP, x, w, bias, None, p, rows)
+        let fused = Fused {
+            bias,
+            residual: None,
+            fold: None,
+        };
+        implicit_gemm(OP, x, w, fused, p, rows)
     }
 }
 
@@ -129,16 +153,23 @@ fn gemm_kernel(precision: Precision, tile: ConvTile) -> Option<(Kernel, u32)> {
     })
 }
 
+/// The optional operands of a convolution kernel: bias `[co]`, residual `[pixels, co]`, GroupNorm fold
+/// `[n, cin, 4]` (their flags in the params say which the kernel reads).
+struct Fused<'a> {
+    bias: Option<&'a CudaStorage>,
+    residual: Option<&'a CudaStorage>,
+    fold: Option<&'a CudaStorage>,
+}
+
 /// Launches the implicit-GEMM convolution (or the depthwise kernel) over `pixels` output pixels, with
 /// the plan chosen for its shape (`ConvPlan::choose`) or the one a test forced; with split-K, the
-/// partials go to a scratch buffer and `conv2d_splitk_reduce_f32` finishes them. `x`, `w`, `bias` and
-/// `residual` were checked against `p` by the caller.
+/// partials go to a scratch buffer and `conv2d_splitk_reduce_f32` finishes them. `x`, `w` and the
+/// fused operands were checked against `p` by the caller.
 fn implicit_gemm(
     op: &'static str,
     x: &CudaStorage,
     w: &CudaStorage,
-    bias: Option<&CudaStorage>,
-    residual: Option<&CudaStorage>,
+    fused: Fused<'_>,
     mut p: TriConv2dParams,
     pixels: usize,
 ) -> Result<CudaStorage> {
@@ -149,20 +180,22 @@ fn implicit_gemm(
         return Ok(out);
     }
     let (xv, wv) = (x.view(), w.view());
-    // Without a bias or a residual, `w` stands in as the pointer and has_bias = 0 (has_residual = 0)
-    // keeps it unread.
-    let bv = bias.unwrap_or(w).view();
-    let rv = residual.unwrap_or(w).view();
+    // Without a bias, a residual or a fold, `w` stands in as the pointer and its flag (has_bias,
+    // has_residual, has_prologue = 0) keeps it unread.
+    let bv = fused.bias.unwrap_or(w).view();
+    let rv = fused.residual.unwrap_or(w).view();
+    let fv = fused.fold.unwrap_or(w).view();
     let depthwise = p.groups == p.in_.c && p.groups == p.co;
     if depthwise {
         let f = dev.function(names::conv2d::CONV2D_DEPTHWISE_F32)?;
         let mut yv = out.view_mut();
         let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&mut yv).arg(&p);
+        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&fv).arg(&mut yv).arg(&p);
         // SAFETY: see the shared argument in `launch.rs`. The depthwise kernel visits the
         // n·ho·wo·co outputs by a grid-stride loop, reads input pixels only inside [0, h) × [0, w),
-        // the kh·kw·c weights, bias[c] and residual[i] for the output index i (the last two only when
-        // their flags are set; both were checked to hold those lengths).
+        // the kh·kw·c weights, bias[c], residual[i] for the output index i and fold[(b·c + c')·4 ..+4]
+        // for image b < n and channel c' < c (each only under its flag; each checked to hold that
+        // length).
         unsafe { l.launch(dev.launch_1d((pixels * co) as u64)) }.map_err(launch_error(op))?;
         return Ok(out);
     }
@@ -220,12 +253,13 @@ fn implicit_gemm(
     if splits == 1 {
         let mut yv = out.view_mut();
         let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&mut yv).arg(&p);
+        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&fv).arg(&mut yv).arg(&p);
         // SAFETY: see the shared argument in `launch.rs`. The GEMM kernels guard every load and store
         // by the pixel count M = n·ho·wo, the group's channel count and K = kh·kw·cig, and read input
         // pixels only inside [0, h) × [0, w); `threads` per CTA matches the kernel's
-        // __launch_bounds__ and tile mapping (gemm_kernel). bias[co] and residual[M·co] are read only
-        // under their flags and were checked to hold those lengths.
+        // __launch_bounds__ and tile mapping (gemm_kernel). bias[co], residual[M·co] and the fold
+        // (4 floats per image and input channel, indexed by an in-bounds pixel's image and channel)
+        // are read only under their flags and were checked to hold those lengths.
         unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
         return Ok(out);
     }
@@ -240,10 +274,10 @@ fn implicit_gemm(
     {
         let mut pv = partials.view_mut();
         let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&mut pv).arg(&part);
+        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&fv).arg(&mut pv).arg(&part);
         // SAFETY: as the unsplit launch above; CTA z = group · splits + s writes only its slice's
         // M·co partials at offset s·M·co, inside the splits·M·co scratch allocated just above, and
-        // reads no bias or residual (flags 0).
+        // reads no bias or residual (flags 0); the fold as above.
         unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
     }
     let reduce = dev.function(names::conv2d::CONV2D_SPLITK_REDUCE_F32)?;

@@ -12,49 +12,80 @@ use crate::backend::geometry::{ChannelAffine, GroupNormGeometry};
 use crate::backend::GroupNormOps;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernels::names;
+use crate::kernels::{names, Kernel};
 use crate::kernels::params::TriGroupNormParams;
 
 impl GroupNormOps for CudaStorage {
     fn group_norm(x: &Self, g: &GroupNormGeometry, a: &ChannelAffine<'_, Self>) -> Result<Self> {
-        const OP: &str = "group_norm (cuda)";
-        let dev = Arc::clone(x.device());
-        let len = g.n * g.pixels * g.c;
-        check(OP, "x", x, len, &dev)?;
-        if a.n != g.n || a.pixels != g.pixels || a.c != g.c || g.groups == 0 || g.c % g.groups != 0
-        {
-            return Err(Error::InvalidParam {
-                op: OP,
-                what: "affine",
-                rule: "the geometry's [n, pixels, c] with c divisible by groups",
-                found: format!("[{}, {}, {}] for {:?}", a.n, a.pixels, a.c, g),
-            });
-        }
-        let p = TriGroupNormParams {
-            affine: affine_params(OP, a, &dev)?,
-            groups: u32_of(OP, "groups", g.groups)?,
-            eps: g.eps,
-        };
-        let ctas = u32_of(OP, "batch × groups", g.n * g.groups)?;
-        let mut out = CudaStorage::alloc(&dev, len, DType::F32)?;
-        if len == 0 {
-            return Ok(out);
-        }
-        let f = dev.function(names::group_norm::GROUP_NORM_F32)?;
-        let cfg = LaunchConfig {
-            grid_dim: (ctas, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let xv = x.view();
-        let sv = a.scale.map_or(x, |v| v.data).view();
-        let bv = a.shift.map_or(x, |v| v.data).view();
-        let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&sv).arg(&bv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument in `launch.rs`; one CTA of 256 threads (the kernel's
-        // __launch_bounds__) per (sample, group), each reading and writing only its group's elements.
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
-        Ok(out)
+        run(
+            "group_norm (cuda)",
+            names::group_norm::GROUP_NORM_F32,
+            g.n * g.pixels * g.c,
+            x,
+            g,
+            a,
+        )
     }
+
+    fn group_norm_fold(x: &Self, g: &GroupNormGeometry, a: &ChannelAffine<'_, Self>) -> Result<Self> {
+        run(
+            "group_norm_fold (cuda)",
+            names::group_norm::GROUP_NORM_FOLD_F32,
+            g.n * g.c * 4,
+            x,
+            g,
+            a,
+        )
+    }
+}
+
+/// Launches `kernel` (group_norm_f32, or group_norm_fold_f32 writing `[n, c, 4]`) with an output of
+/// `out_len` floats: one CTA of 256 threads per (sample, group).
+fn run(
+    op: &'static str,
+    kernel: Kernel,
+    out_len: usize,
+    x: &CudaStorage,
+    g: &GroupNormGeometry,
+    a: &ChannelAffine<'_, CudaStorage>,
+) -> Result<CudaStorage> {
+    let dev = Arc::clone(x.device());
+    let len = g.n * g.pixels * g.c;
+    check(op, "x", x, len, &dev)?;
+    if a.n != g.n || a.pixels != g.pixels || a.c != g.c || g.groups == 0 || g.c % g.groups != 0 {
+        return Err(Error::InvalidParam {
+            op,
+            what: "affine",
+            rule: "the geometry's [n, pixels, c] with c divisible by groups",
+            found: format!("[{}, {}, {}] for {:?}", a.n, a.pixels, a.c, g),
+        });
+    }
+    let p = TriGroupNormParams {
+        affine: affine_params(op, a, &dev)?,
+        groups: u32_of(op, "groups", g.groups)?,
+        eps: g.eps,
+    };
+    let ctas = u32_of(op, "batch × groups", g.n * g.groups)?;
+    let mut out = CudaStorage::alloc(&dev, out_len, DType::F32)?;
+    if len == 0 || out_len == 0 {
+        return Ok(out);
+    }
+    let f = dev.function(kernel)?;
+    let cfg = LaunchConfig {
+        grid_dim: (ctas, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let xv = x.view();
+    let sv = a.scale.map_or(x, |v| v.data).view();
+    let bv = a.shift.map_or(x, |v| v.data).view();
+    let mut yv = out.view_mut();
+    let mut l = dev.stream().launch_builder(&f);
+    l.arg(&xv).arg(&sv).arg(&bv).arg(&mut yv).arg(&p);
+    // SAFETY: see the shared argument in `launch.rs`; one CTA of 256 threads (the kernel's
+    // __launch_bounds__) per (sample, group), each reading only its group's elements of x (and the
+    // scale and shift vectors `affine_params` checked) and writing only its group's elements of the
+    // output: the normalised values (n·pixels·c) or the fold's n·c·4.
+    unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
+    Ok(out)
 }

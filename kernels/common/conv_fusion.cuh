@@ -1,0 +1,28 @@
+// conv_fusion.cuh — what the convolutions fuse around their GEMM, shared by the FFMA and tensor-core
+// kernels (and the split-K reduction's epilogue), each where TriConv2dParams asks for it:
+//   prologue: the input GroupNorm'd and activated as it is loaded (an NCSN++ conv's SiLU(GroupNorm(x))
+//             never makes a pass of its own);
+//   epilogue: y = (acc + bias[oc] + residual[m, oc]) · out_scale (the residual block's Conv_1 +
+//             shortcut, × 1/√2: one store instead of two more passes over the activation).
+#pragma once
+
+#include "activation.cuh"
+#include "params.h"
+
+// The prologue of a convolution whose input is a GroupNorm's (params.h): input element x of image
+// `img`, channel `ch` (of c) under its fold, in group_norm_f32's operations and order.
+__device__ __forceinline__ float tri_conv_prologue(float x, const float* __restrict__ fold, uint64_t img,
+                                                   uint32_t ch, uint32_t c, const TriConv2dParams& p) {
+    const float* f = fold + (img * c + ch) * 4;
+    float v = __fmul_rn(__fsub_rn(x, f[0]), f[1]);
+    if (f[3] != 0.0f) v = __fadd_rn(v, f[2]);
+    return tri_activate(p.pro_act, p.pro_act_arg, v);
+}
+
+__device__ __forceinline__ float tri_conv_epilogue(float acc, const float* __restrict__ bias,
+                                                   const float* __restrict__ residual, uint64_t m,
+                                                   uint32_t oc, const TriConv2dParams& p) {
+    if (p.has_bias) acc += bias[oc];
+    if (p.has_residual) acc += residual[m * p.co + oc];
+    return acc * p.out_scale;
+}
