@@ -25,11 +25,12 @@
 #define CONV_BK 16
 #define CONV_THREADS 256
 
-// At least 4 CTAs per SM: with the prologue's activation switch in the loader, ptxas left alone aims at
-// about 48 registers on sm_80 and spills; bounded to 64 it spills nothing.
-extern "C" __global__ void __launch_bounds__(CONV_THREADS, 4)
+// At least 3 CTAs per SM: with the prologue's activation switch in the loader and the per-image bias in
+// the epilogue, ptxas left alone aims at about 48 registers on sm_80 and spills, and so it does at 64
+// (4 CTAs); at up to 85 it spills nothing.
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, 3)
 conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
-                         const float* __restrict__ residual, const float* __restrict__ fold, float* __restrict__ y,
+                         const float* __restrict__ sample_bias, const float* __restrict__ residual, const float* __restrict__ fold, float* __restrict__ y,
                          const TriConv2dParams p) {
     TRI_SHARED_ALIGNED(16, float, As, [CONV_BK][CONV_BM]);
     TRI_SHARED_ALIGNED(16, float, Bs, [CONV_BK][CONV_BN]);
@@ -107,7 +108,7 @@ conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ 
             const uint32_t n = n0 + tn + j;
             if (n >= cog) continue;
             const uint32_t oc = g * cog + n;
-            y[m * p.co + oc] = tri_conv_epilogue(acc[i][j], bias, residual, m, oc, p);
+            y[m * p.co + oc] = tri_conv_epilogue(acc[i][j], bias, sample_bias, residual, m, oc, p);
         }
     }
 }
@@ -115,19 +116,21 @@ conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ 
 // Split-K's second pass: y = epilogue(Σ_s partial_s) over the n·ho·wo·co outputs, the partials summed in
 // split order (deterministic: no atomics).
 extern "C" __global__ void conv2d_splitk_reduce_f32(const float* __restrict__ partials, const float* __restrict__ bias,
+                                                    const float* __restrict__ sample_bias,
                                                     const float* __restrict__ residual, float* __restrict__ y,
                                                     const TriConv2dParams p) {
     const uint64_t M = (uint64_t)p.in.n * p.ho * p.wo, len = M * p.co;
     for (uint64_t i = tri_global_thread(); i < len; i += tri_grid_threads()) {
         float acc = 0.0f;
         for (uint32_t s = 0; s < p.splits; ++s) acc += partials[s * len + i];
-        y[i] = tri_conv_epilogue(acc, bias, residual, i / p.co, (uint32_t)(i % p.co), p);
+        y[i] = tri_conv_epilogue(acc, bias, sample_bias, residual, i / p.co, (uint32_t)(i % p.co), p);
     }
 }
 
 // groups == c == co: each output channel sees only its own input channel.
 extern "C" __global__ void conv2d_depthwise_f32(const float* __restrict__ x, const float* __restrict__ w,
-                                                const float* __restrict__ bias, const float* __restrict__ residual,
+                                                const float* __restrict__ bias, const float* __restrict__ sample_bias,
+                                                const float* __restrict__ residual,
                                                 const float* __restrict__ fold, float* __restrict__ y,
                                                 const TriConv2dParams p) {
     const TriNhwc s = p.in;
@@ -148,6 +151,6 @@ extern "C" __global__ void conv2d_depthwise_f32(const float* __restrict__ x, con
                 acc = fmaf(xv, w[(ky * p.kw + kx) * (uint64_t)s.c + ch], acc);
             }
         }
-        y[i] = tri_conv_epilogue(acc, bias, residual, i / s.c, ch, p);
+        y[i] = tri_conv_epilogue(acc, bias, sample_bias, residual, i / s.c, ch, p);
     }
 }

@@ -44,8 +44,8 @@ __device__ __forceinline__ uint16_t tc_to_16(float v) {
 // One CTA of BM × BN outputs, computed by warps of WTM m16 × WTN n8 mma tiles each.
 template <int MODE, int BM, int BN, int WTM, int WTN>
 __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const float* __restrict__ w,
-                                          const float* __restrict__ bias, const float* __restrict__ residual,
-                                          const float* __restrict__ fold, float* __restrict__ y,
+                                          const float* __restrict__ bias, const float* __restrict__ sample_bias,
+                                          const float* __restrict__ residual, const float* __restrict__ fold, float* __restrict__ y,
                                           const TriConv2dParams& p) {
     constexpr bool HALF = MODE == TC_BF16 || MODE == TC_F16;
     constexpr int WARPS_M = BM / (16 * WTM), WARPS_N = BN / (8 * WTN);
@@ -187,7 +187,7 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
                 const uint32_t n = n0 + wn + nt * 8 + 2 * t + (i % 2);
                 if (m >= M || n >= cog) continue;
                 const uint32_t oc = grp * cog + n;
-                y[m * p.co + oc] = tri_conv_epilogue(acc[mt][nt][i], bias, residual, m, oc, p);
+                y[m * p.co + oc] = tri_conv_epilogue(acc[mt][nt][i], bias, sample_bias, residual, m, oc, p);
             }
 }
 
@@ -197,9 +197,9 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
 #define TC_KERNEL(NAME, MODE, BM, BN, WTM, WTN, MIN_CTAS)                                                     \
     extern "C" __global__ void __launch_bounds__(32 * (BM / (16 * WTM)) * (BN / (8 * WTN)), MIN_CTAS)          \
     NAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,             \
-         const float* __restrict__ residual, const float* __restrict__ fold, float* __restrict__ y,                \
-         const TriConv2dParams p) {                                                                              \
-        conv2d_tc<MODE, BM, BN, WTM, WTN>(x, w, bias, residual, fold, y, p);                                   \
+         const float* __restrict__ sample_bias, const float* __restrict__ residual,                              \
+         const float* __restrict__ fold, float* __restrict__ y, const TriConv2dParams p) {                       \
+        conv2d_tc<MODE, BM, BN, WTM, WTN>(x, w, bias, sample_bias, residual, fold, y, p);                      \
     }
 
 TC_KERNEL(conv2d_implicit_gemm_bf16, TC_BF16, 64, 64, 2, 4, 4)

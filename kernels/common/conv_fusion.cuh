@@ -2,8 +2,9 @@
 // kernels (and the split-K reduction's epilogue), each where TriConv2dParams asks for it:
 //   prologue: the input GroupNorm'd and activated as it is loaded (an NCSN++ conv's SiLU(GroupNorm(x))
 //             never makes a pass of its own);
-//   epilogue: y = (acc + bias[oc] + residual[m, oc]) · out_scale (the residual block's Conv_1 +
-//             shortcut, × 1/√2: one store instead of two more passes over the activation).
+//   epilogue: y = (acc + bias[oc] + sample_bias[image, oc] + residual[m, oc]) · out_scale, added in
+//             that order (the residual block's Conv_0 + its time embedding's projection, and Conv_1
+//             + shortcut, × 1/√2: one store instead of more passes over the activation).
 #pragma once
 
 #include "activation.cuh"
@@ -20,9 +21,11 @@ __device__ __forceinline__ float tri_conv_prologue(float x, const float* __restr
 }
 
 __device__ __forceinline__ float tri_conv_epilogue(float acc, const float* __restrict__ bias,
+                                                   const float* __restrict__ sample_bias,
                                                    const float* __restrict__ residual, uint64_t m,
                                                    uint32_t oc, const TriConv2dParams& p) {
     if (p.has_bias) acc += bias[oc];
+    if (p.has_sample_bias) acc += sample_bias[m / ((uint64_t)p.ho * p.wo) * p.co + oc];
     if (p.has_residual) acc += residual[m * p.co + oc];
     return acc * p.out_scale;
 }

@@ -188,7 +188,7 @@ typedef struct TriUpFirDnParams {
 
 // Convolution as an implicit GEMM over NHWC input and HWIO weights (kernels/conv2d.cu,
 // kernels/conv2d_tc.cu): per group g, out[m, g·cog + j] = (bias[g·cog + j] + Σ_k A[m, k] · B[k, j]
-// + residual[m, g·cog + j]) · out_scale, where m runs over the n·ho·wo output pixels, k over
+// + sample_bias[image of m, g·cog + j] + residual[m, g·cog + j]) · out_scale, where m runs over the n·ho·wo output pixels, k over
 // (ky, kx, ci) of the kh·kw·cig window, A is the input pixel under the window (zero outside the padded
 // image) and B[k, j] = w[k·b_k_stride + (g·cog + j)·b_n_stride]. HWIO weights have b_k_stride = co,
 // b_n_stride = 1; a linear layer (weights [out, in]) is the 1x1 case with b_k_stride = 1,
@@ -214,7 +214,7 @@ typedef struct TriConv2dParams {
     uint32_t has_prologue;
     int32_t pro_act;  // TRI_ACT_*
     float pro_act_arg;
-    uint32_t pad;
+    uint32_t has_sample_bias;  // a second bias [n, co] per image, after bias[co]
     uint64_t b_k_stride, b_n_stride;
 } TriConv2dParams;
 

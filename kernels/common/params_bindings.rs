@@ -465,7 +465,7 @@ pub struct TriConv2dParams {
     pub has_prologue: u32,
     pub pro_act: i32,
     pub pro_act_arg: f32,
-    pub pad: u32,
+    pub has_sample_bias: u32,
     pub b_k_stride: u64,
     pub b_n_stride: u64,
 }
@@ -504,8 +504,8 @@ const _: () = {
         [::std::mem::offset_of!(TriConv2dParams, pro_act) - 76usize];
     ["Offset of field: TriConv2dParams::pro_act_arg"]
         [::std::mem::offset_of!(TriConv2dParams, pro_act_arg) - 80usize];
-    ["Offset of field: TriConv2dParams::pad"]
-        [::std::mem::offset_of!(TriConv2dParams, pad) - 84usize];
+    ["Offset of field: TriConv2dParams::has_sample_bias"]
+        [::std::mem::offset_of!(TriConv2dParams, has_sample_bias) - 84usize];
     ["Offset of field: TriConv2dParams::b_k_stride"]
         [::std::mem::offset_of!(TriConv2dParams, b_k_stride) - 88usize];
     ["Offset of field: TriConv2dParams::b_n_stride"]

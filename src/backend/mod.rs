@@ -67,10 +67,11 @@ pub trait CldEmOps: Sized {
 
 /// What a convolution fuses around its GEMM: the prologue normalises and activates its input as it
 /// is loaded, `act((x − f0)·f1 + f2)` from a GroupNorm fold `[n, cin, 4]`
-/// ([`GroupNormOps::group_norm_fold`]); the epilogue adds and scales after the bias:
-/// `y = (acc + bias + residual) · scale`.
+/// ([`GroupNormOps::group_norm_fold`]); the epilogue adds and scales after the bias, in this order:
+/// `y = (acc + bias + sample_bias + residual) · scale`, `sample_bias` `[n, co]` per image.
 pub struct ConvEpilogue<'a, S> {
     pub prologue: Option<(&'a S, Activation)>,
+    pub sample_bias: Option<&'a S>,
     pub residual: Option<&'a S>,
     pub scale: f32,
 }
@@ -80,6 +81,7 @@ impl<S> ConvEpilogue<'_, S> {
     pub fn none() -> Self {
         ConvEpilogue {
             prologue: None,
+            sample_bias: None,
             residual: None,
             scale: 1.0,
         }

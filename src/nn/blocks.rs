@@ -4,7 +4,7 @@
 use super::layers::{Conv2d, ConvSpec, Dense, GroupNorm, Norm};
 use super::weights::Weights;
 use crate::error::Result;
-use crate::ops::{self, Activation, AffineArgs, Conv2dParams, Padding, Resample2x};
+use crate::ops::{self, Activation, Conv2dParams, Padding, Resample2x};
 use crate::tensor::Tensor;
 
 /// AttnBlockpp: GroupNorm, q/k/v by NIN (fused into one 1×1 conv to 3C), softmax(q·k/√C) over all
@@ -48,8 +48,9 @@ impl AttnBlock {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.norm.forward(x, Activation::Identity)?;
-        let o = ops::attention(&self.qkv.forward(&h)?)?;
+        // GroupNorm_0 as the q, k, v projection's prologue: the normalised tensor is never stored.
+        let f = self.norm.fold(x, Activation::Identity)?;
+        let o = ops::attention(&self.qkv.forward_fused(x, Some(&f), None, None, false)?)?;
         // NIN_3 with the residual and the 1/√2 in its epilogue.
         self.proj.forward_residual(&o, x, self.skip_rescale)
     }
@@ -168,28 +169,23 @@ impl ResBlock {
         temb: Option<&Tensor>,
         zemb: Option<&Tensor>,
     ) -> Result<Tensor> {
+        // Dense_0(act(temb)), one bias per image: added in Conv_0's epilogue.
+        let tb = match (&self.dense0, temb) {
+            (Some(d), Some(t)) => Some(d.forward(&ops::activation(t, self.act)?)?),
+            _ => None,
+        };
         // GroupNorm_0 + act: Conv_0's prologue, unless a FIR resampling stands between them.
-        let mut h = if self.resampling == Resampling::None {
+        let h = if self.resampling == Resampling::None {
             let f0 = self.norm0.fold(x, zemb, self.act)?;
-            self.conv0.forward_fused(x, Some(&f0), None, false)?
+            self.conv0
+                .forward_fused(x, Some(&f0), tb.as_ref(), None, false)?
         } else {
             let h = self.norm0.forward(x, zemb, self.act)?;
             let h = self.resample(&h)?.unwrap_or(h);
-            self.conv0.forward(&h)?
+            self.conv0.forward_fused(&h, None, tb.as_ref(), None, false)?
         };
         let xr = self.resample(x)?;
         let x = xr.as_ref().unwrap_or(x);
-        if let (Some(d), Some(t)) = (&self.dense0, temb) {
-            let tb = d.forward(&ops::activation(t, self.act)?)?;
-            h = ops::channel_affine(
-                &h,
-                &AffineArgs {
-                    shift: Some(&tb),
-                    ..Default::default()
-                },
-                Activation::Identity,
-            )?;
-        }
         // Conv_1 with GroupNorm_1 + act as its prologue, the shortcut added and the 1/√2 applied in
         // its epilogue.
         let f1 = self.norm1.fold(&h, zemb, self.act)?;
@@ -197,11 +193,11 @@ impl ResBlock {
             Some(c) => {
                 let skip = c.forward(x)?;
                 self.conv1
-                    .forward_fused(&h, Some(&f1), Some(&skip), self.skip_rescale)
+                    .forward_fused(&h, Some(&f1), None, Some(&skip), self.skip_rescale)
             }
             None => self
                 .conv1
-                .forward_fused(&h, Some(&f1), Some(x), self.skip_rescale),
+                .forward_fused(&h, Some(&f1), None, Some(x), self.skip_rescale),
         }
     }
 }

@@ -111,20 +111,23 @@ impl Conv2d {
     /// the sum and the rescale in its epilogue (one kernel on the GPU; [`residual`] after
     /// [`Conv2d::forward`] in real arithmetic, with (h + x)·(1/√2) rounded once).
     pub fn forward_residual(&self, x: &Tensor, skip: &Tensor, rescale: bool) -> Result<Tensor> {
-        self.forward_fused(x, None, Some(skip), rescale)
+        self.forward_fused(x, None, None, Some(skip), rescale)
     }
 
-    /// `self(norm(x))`, plus `skip` and the 1/√2 of [`Conv2d::forward_residual`] where given, as one
-    /// kernel on the GPU: `norm` (a [`Norm::fold`] of `x`) is applied as the input is loaded.
+    /// `self(norm(x)) + sample_bias`, plus `skip` and the 1/√2 of [`Conv2d::forward_residual`] where
+    /// given, as one kernel on the GPU: `norm` (a [`Norm::fold`] of `x`) is applied as the input is
+    /// loaded, `sample_bias` `[n, out]` (per image) added after the bias.
     pub fn forward_fused(
         &self,
         x: &Tensor,
         norm: Option<&NormFold>,
+        sample_bias: Option<&Tensor>,
         skip: Option<&Tensor>,
         rescale: bool,
     ) -> Result<Tensor> {
         let f = ops::ConvFusion {
             norm,
+            sample_bias,
             residual: skip,
             scale: if rescale && skip.is_some() {
                 std::f32::consts::FRAC_1_SQRT_2

@@ -80,7 +80,10 @@ pub struct ConvFusion<'a> {
     /// The input's GroupNorm and activation, applied as the input is loaded: the convolution of
     /// `group_norm(x, ...)` without that tensor ever being stored.
     pub norm: Option<&'a NormFold>,
-    /// Added after the bias, `[n, ho, wo, co]`.
+    /// A second bias per image, `[n, co]`, added after `bias` (a residual block's projected time
+    /// embedding).
+    pub sample_bias: Option<&'a Tensor>,
+    /// Added after the biases, `[n, ho, wo, co]`.
     pub residual: Option<&'a Tensor>,
     /// Multiplies the sum last.
     pub scale: f32,
@@ -91,13 +94,15 @@ impl ConvFusion<'_> {
     pub fn none() -> Self {
         ConvFusion {
             norm: None,
+            sample_bias: None,
             residual: None,
             scale: 1.0,
         }
     }
 }
 
-/// `(norm(x) ⋆ w + bias + residual) · scale`, each part where `f` gives it, as one kernel on the GPU
+/// `(norm(x) ⋆ w + bias + sample_bias + residual) · scale`, each part where `f` gives it (added in that
+/// order), as one kernel on the GPU
 /// (the prologue applies the GroupNorm fold to the input as it is loaded, zero padding staying zero as
 /// in PyTorch, where the activated tensor is padded; the epilogue adds and scales). On the CPU: the
 /// same operations, unfused.
@@ -172,6 +177,10 @@ fn conv2d_impl(
         expect_shape(op, "residual", r, &[g.n, g.ho, g.wo, co])?;
         compatible(op, "residual", r, x)?;
     }
+    if let Some(sb) = f.sample_bias {
+        expect_shape(op, "per-image bias", sb, &[g.n, co])?;
+        compatible(op, "per-image bias", sb, x)?;
+    }
     if let Some(nf) = f.norm {
         expect_shape(op, "GroupNorm fold", &nf.fold, &[g.n, g.ci, 4])?;
         compatible(op, "GroupNorm fold", &nf.fold, x)?;
@@ -198,6 +207,7 @@ fn conv2d_impl(
                 .norm
                 .map(|nf| S::of(op, &nf.fold).map(|s| (s, nf.act)))
                 .transpose()?,
+            sample_bias: f.sample_bias.map(|b| S::of(op, b)).transpose()?,
             residual: f.residual.map(|r| S::of(op, r)).transpose()?,
             scale: f.scale,
         };

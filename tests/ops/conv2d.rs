@@ -413,14 +413,14 @@ fn conv2d_on_tensor_cores_matches_the_cpu_at_every_precision() {
 }
 
 /// Every CTA tile and split-K the launcher can choose, forced on each precision's kernels, with the
-/// fused epilogue `(conv + bias + residual) · scale`: fp32 within 1e-4 of the CPU's
-/// `conv2d_residual` (itself within 1e-5 of a float64 loop), the rounded precisions within 1e-5 of a
+/// fused epilogue `(conv + bias + per-image bias + residual) · scale`: fp32 within 1e-4 of the CPU's
+/// `conv2d_fused` (itself within 1e-5 of a float64 loop), the rounded precisions within 1e-5 of a
 /// float64 loop over their rounded operands (3xtf32: over the fp32 operands). The shapes leave partial
 /// tiles in M, N and K for both tiles, and a split whose last slice is short. Outputs are poisoned
 /// first, so an unwritten element fails.
 #[test]
 fn conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu() {
-    use trilemma::ops::{ConvPlan, ConvTile};
+    use trilemma::ops::{ConvFusion, ConvPlan, ConvTile};
     use trilemma::Precision;
     let Some(gpu) = crate::common::gpu_or_skip(
         "conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu",
@@ -473,6 +473,8 @@ fn conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu() {
         let ho = (c.h + c.pad.top + c.pad.bottom - c.k) / c.stride + 1;
         let wo = (c.w + c.pad.left + c.pad.right - c.k) / c.stride + 1;
         let r = random_vec(c.n * ho * wo * c.co, seed + 3);
+        let sb = random_vec(c.n * c.co, seed + 4);
+        let sbt = t(&sb, &[c.n, c.co]);
         let (xt, wt, bt, rt) = (
             t(&x, &[c.n, c.h, c.w, c.ci]),
             t(&w, &[c.k, c.k, c.ci / c.groups, c.co]),
@@ -489,10 +491,23 @@ fn conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu() {
             let (y, _, _) = conv_ref(xs, ws, &b, c);
             y.iter()
                 .zip(&r)
-                .map(|(&y, &r)| ((y + r as f64) * scale as f64) as f32)
+                .enumerate()
+                .map(|(i, (&y, &r))| {
+                    let (img, o) = (i / (ho * wo * c.co), i % c.co);
+                    ((y + sb[img * c.co + o] as f64 + r as f64) * scale as f64) as f32
+                })
                 .collect()
         };
-        let cpu = ops::conv2d_residual(&xt, &wt, Some(&bt), &rt, scale, &p)
+        let fused = |xd: &Tensor, wd: &Tensor, bd: &Tensor, sbd: &Tensor, rd: &Tensor| {
+            let f = ConvFusion {
+                sample_bias: Some(sbd),
+                residual: Some(rd),
+                scale,
+                ..ConvFusion::none()
+            };
+            ops::conv2d_fused(xd, wd, Some(bd), &f, &p)
+        };
+        let cpu = fused(&xt, &wt, &bt, &sbt, &rt)
             .unwrap()
             .to_vec_f32()
             .unwrap();
@@ -507,6 +522,7 @@ fn conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu() {
             ConvPlan::split(ConvTile::T128x128, k, 2),
         ];
         let (xg, wg, bg, rg) = (on(&gpu, &xt), on(&gpu, &wt), on(&gpu, &bt), on(&gpu, &rt));
+        let sbg = on(&gpu, &sbt);
         for precision in Precision::ALL {
             gpu.set_precision(precision).unwrap();
             let want = match precision {
@@ -525,7 +541,7 @@ fn conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu() {
             for plan in plans {
                 gpu.force_conv_plan(Some(plan)).unwrap();
                 crate::common::devices::poison(&gpu, cpu.len());
-                let got = ops::conv2d_residual(&xg, &wg, Some(&bg), &rg, scale, &p);
+                let got = fused(&xg, &wg, &bg, &sbg, &rg);
                 let case = format!("{c:?} at {precision} with {plan:?}");
                 if precision == Precision::Fp32 && plan.tile == ConvTile::T128x128 {
                     let e = got
@@ -559,6 +575,14 @@ fn conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("residual") || e.contains("scale"), "{e}");
+    let f = ops::ConvFusion {
+        sample_bias: Some(&bad),
+        ..ops::ConvFusion::none()
+    };
+    let e = ops::conv2d_fused(&xt, &wt, None, &f, &Conv2dParams::same(3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("per-image bias"), "{e}");
     assert!(Device::Cpu
         .force_conv_plan(Some(ConvPlan::split(ConvTile::T64x64, 16, 1)))
         .is_err());

@@ -225,7 +225,16 @@ impl Conv2dOps for CpuStorage {
             }
         };
         let mut y = conv2d(x, w.f32s(OP)?, bias, g)?;
-        // The epilogue after the GEMM, in the kernels' order: (acc + bias + residual) · scale.
+        // The epilogue after the GEMM, in the kernels' order: (acc + bias + sample_bias + residual)
+        // · scale.
+        if let Some(sb) = e.sample_bias {
+            let (sb, per_image) = (sb.f32s(OP)?, g.ho * g.wo * g.co);
+            for (img, ys) in y.chunks_mut(per_image.max(1)).enumerate() {
+                let row = &sb[img * g.co..(img + 1) * g.co];
+                ys.chunks_mut(g.co.max(1))
+                    .for_each(|px| px.iter_mut().zip(row).for_each(|(v, b)| *v += b));
+            }
+        }
         if let Some(r) = e.residual {
             y.iter_mut().zip(r.f32s(OP)?).for_each(|(v, r)| *v += r);
         }

@@ -48,6 +48,9 @@ impl Conv2dOps for CudaStorage {
         if let Some(r) = e.residual {
             check(OP, "residual", r, g.n * g.ho * g.wo * g.co, &dev)?;
         }
+        if let Some(sb) = e.sample_bias {
+            check(OP, "per-image bias", sb, g.n * g.co, &dev)?;
+        }
         if let Some((fold, _)) = e.prologue {
             check(OP, "GroupNorm fold", fold, g.n * g.ci * 4, &dev)?;
         }
@@ -73,12 +76,13 @@ impl Conv2dOps for CudaStorage {
             has_prologue: e.prologue.is_some() as u32,
             pro_act,
             pro_act_arg,
-            pad: 0,
+            has_sample_bias: e.sample_bias.is_some() as u32,
             b_k_stride: g.co as u64,
             b_n_stride: 1,
         };
         let fused = Fused {
             bias,
+            sample_bias: e.sample_bias,
             residual: e.residual,
             fold: e.prologue.map(|(f, _)| f),
         };
@@ -122,12 +126,13 @@ impl Conv2dOps for CudaStorage {
             has_prologue: 0,
             pro_act: 0,
             pro_act_arg: 0.0,
-            pad: 0,
+            has_sample_bias: 0,
             b_k_stride: 1,
             b_n_stride: in_f as u64,
         };
         let fused = Fused {
             bias,
+            sample_bias: None,
             residual: None,
             fold: None,
         };
@@ -153,10 +158,11 @@ fn gemm_kernel(precision: Precision, tile: ConvTile) -> Option<(Kernel, u32)> {
     })
 }
 
-/// The optional operands of a convolution kernel: bias `[co]`, residual `[pixels, co]`, GroupNorm fold
-/// `[n, cin, 4]` (their flags in the params say which the kernel reads).
+/// The optional operands of a convolution kernel: bias `[co]`, per-image bias `[n, co]`, residual
+/// `[pixels, co]`, GroupNorm fold `[n, cin, 4]` (their flags in the params say which the kernel reads).
 struct Fused<'a> {
     bias: Option<&'a CudaStorage>,
+    sample_bias: Option<&'a CudaStorage>,
     residual: Option<&'a CudaStorage>,
     fold: Option<&'a CudaStorage>,
 }
@@ -180,9 +186,10 @@ fn implicit_gemm(
         return Ok(out);
     }
     let (xv, wv) = (x.view(), w.view());
-    // Without a bias, a residual or a fold, `w` stands in as the pointer and its flag (has_bias,
-    // has_residual, has_prologue = 0) keeps it unread.
+    // Without a bias, a per-image bias, a residual or a fold, `w` stands in as the pointer and its flag
+    // (has_bias, has_sample_bias, has_residual, has_prologue = 0) keeps it unread.
     let bv = fused.bias.unwrap_or(w).view();
+    let sv = fused.sample_bias.unwrap_or(w).view();
     let rv = fused.residual.unwrap_or(w).view();
     let fv = fused.fold.unwrap_or(w).view();
     let depthwise = p.groups == p.in_.c && p.groups == p.co;
@@ -190,10 +197,10 @@ fn implicit_gemm(
         let f = dev.function(names::conv2d::CONV2D_DEPTHWISE_F32)?;
         let mut yv = out.view_mut();
         let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&fv).arg(&mut yv).arg(&p);
+        l.arg(&xv).arg(&wv).arg(&bv).arg(&sv).arg(&rv).arg(&fv).arg(&mut yv).arg(&p);
         // SAFETY: see the shared argument in `launch.rs`. The depthwise kernel visits the
         // n·ho·wo·co outputs by a grid-stride loop, reads input pixels only inside [0, h) × [0, w),
-        // the kh·kw·c weights, bias[c], residual[i] for the output index i and fold[(b·c + c')·4 ..+4]
+        // the kh·kw·c weights, bias[c], sample_bias[b·c + c], residual[i] for the output index i and fold[(b·c + c')·4 ..+4]
         // for image b < n and channel c' < c (each only under its flag; each checked to hold that
         // length).
         unsafe { l.launch(dev.launch_1d((pixels * co) as u64)) }.map_err(launch_error(op))?;
@@ -253,11 +260,12 @@ fn implicit_gemm(
     if splits == 1 {
         let mut yv = out.view_mut();
         let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&fv).arg(&mut yv).arg(&p);
+        l.arg(&xv).arg(&wv).arg(&bv).arg(&sv).arg(&rv).arg(&fv).arg(&mut yv).arg(&p);
         // SAFETY: see the shared argument in `launch.rs`. The GEMM kernels guard every load and store
         // by the pixel count M = n·ho·wo, the group's channel count and K = kh·kw·cig, and read input
         // pixels only inside [0, h) × [0, w); `threads` per CTA matches the kernel's
-        // __launch_bounds__ and tile mapping (gemm_kernel). bias[co], residual[M·co] and the fold
+        // __launch_bounds__ and tile mapping (gemm_kernel). bias[co], sample_bias[n·co] (by an output
+        // pixel's image), residual[M·co] and the fold
         // (4 floats per image and input channel, indexed by an in-bounds pixel's image and channel)
         // are read only under their flags and were checked to hold those lengths.
         unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
@@ -267,6 +275,7 @@ fn implicit_gemm(
     let mut partials = CudaStorage::alloc(&dev, splits as usize * pixels * co, DType::F32)?;
     let part = TriConv2dParams {
         has_bias: 0,
+        has_sample_bias: 0,
         has_residual: 0,
         out_scale: 1.0,
         ..p
@@ -274,7 +283,7 @@ fn implicit_gemm(
     {
         let mut pv = partials.view_mut();
         let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&wv).arg(&bv).arg(&rv).arg(&fv).arg(&mut pv).arg(&part);
+        l.arg(&xv).arg(&wv).arg(&bv).arg(&sv).arg(&rv).arg(&fv).arg(&mut pv).arg(&part);
         // SAFETY: as the unsplit launch above; CTA z = group · splits + s writes only its slice's
         // M·co partials at offset s·M·co, inside the splits·M·co scratch allocated just above, and
         // reads no bias or residual (flags 0); the fold as above.
@@ -284,10 +293,11 @@ fn implicit_gemm(
     let pv = partials.view();
     let mut yv = out.view_mut();
     let mut l = dev.stream().launch_builder(&reduce);
-    l.arg(&pv).arg(&bv).arg(&rv).arg(&mut yv).arg(&p);
+    l.arg(&pv).arg(&bv).arg(&sv).arg(&rv).arg(&mut yv).arg(&p);
     // SAFETY: see the shared argument in `launch.rs`. The reduce visits the M·co outputs by a
     // grid-stride loop and reads partials[s·M·co + i] for s < splits (the scratch holds splits·M·co),
-    // bias[i % co] and residual[i] under their flags (both checked by the caller).
+    // bias[i % co], sample_bias[(i / (ho·wo·co))·co + i % co] and residual[i] under their flags (each
+    // checked by the caller).
     unsafe { l.launch(dev.launch_1d((pixels * co) as u64)) }.map_err(launch_error(op))?;
     Ok(out)
 }
