@@ -43,7 +43,8 @@ fn main() {
         "NVCC",
         "CUDA_HOME",
         "CUDA_PATH",
-        "PATH",
+        // PATH counts only where nvcc is looked up on it (fatbins::find_nvcc says so then): the Python
+        // and C builds run with a venv's bin/ in front, which must not rebuild every kernel.
         "TRILEMMA_CUDA_ARCHS",
         "TRILEMMA_REQUIRE_NVCC",
         "TRILEMMA_EMU_KERNELS",

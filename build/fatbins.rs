@@ -29,6 +29,8 @@ pub fn find_nvcc() -> Option<PathBuf> {
             }
         }
     }
+    // Only now does PATH decide which nvcc builds the kernels.
+    println!("cargo:rerun-if-env-changed=PATH");
     let path = env::var_os("PATH")?;
     env::split_paths(&path)
         .map(|d| d.join("nvcc"))
