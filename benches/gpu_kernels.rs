@@ -9,41 +9,19 @@
 //! Speed targets against PyTorch and the roofline: benches/targets.tsv, held by the GPU check.
 //!     cargo bench --bench gpu_kernels -- --warm-up-time 1 --measurement-time 3
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[path = "common/gpu.rs"]
+mod gpu;
 #[path = "gpu_kernels/network.rs"]
 mod network;
+
+use gpu::{gpu_or_skip, time_gpu};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trilemma::ops::{randn, randn_into};
 use trilemma::rng::{NoiseKey, NoiseStream};
 use trilemma::{DType, Device, Tensor};
-
-/// Times `iters` runs of `f` on the GPU: launches are queued back to back and the clock stops after the
-/// stream drains, so launch overhead overlaps execution as it would inside a sampling loop.
-fn time_gpu(dev: &Device, iters: u64, mut f: impl FnMut()) -> Duration {
-    dev.synchronize().expect("sync before timing");
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    dev.synchronize().expect("sync after timing");
-    start.elapsed()
-}
-
-/// The GPU, or None (with a note) where there is none; a failure under TRILEMMA_REQUIRE_GPU=1.
-fn gpu_or_skip() -> Option<Device> {
-    match Device::cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var("TRILEMMA_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("TRILEMMA_REQUIRE_GPU=1 but no usable GPU: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIP GPU benchmarks: {e}");
-            None
-        }
-    }
-}
 
 fn gpu_benches(c: &mut Criterion) {
     let Some(gpu) = gpu_or_skip() else {

@@ -7,41 +7,19 @@
 //! TRILEMMA_REQUIRE_GPU=1).
 //!     cargo bench --bench speed_model -- --warm-up-time 1 --measurement-time 3
 
-use std::time::{Duration, Instant};
+#[path = "common/gpu.rs"]
+mod gpu;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gpu::{gpu_or_skip, time_gpu};
 use trilemma::ops::{self, Conv2dParams};
 use trilemma::rng::{NoiseKey, NoiseStream};
 use trilemma::speed_model::{ATTENTION_SHAPES, CONV_SHAPES};
 use trilemma::{DType, Device, Precision, Tensor};
 
-fn gpu_or_skip() -> Option<Device> {
-    match Device::cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var("TRILEMMA_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("TRILEMMA_REQUIRE_GPU=1 but no usable GPU: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIP speed-model benchmarks: {e}");
-            None
-        }
-    }
-}
-
 fn random(shape: &[usize], seed: u64, dev: &Device) -> Tensor {
     let key = NoiseKey::new(seed, NoiseStream::Prior, 0);
     ops::randn(shape, DType::F32, dev, key, 0).expect("random input")
-}
-
-/// `iters` calls queued back to back; the clock stops when the stream drains.
-fn time_gpu(dev: &Device, iters: u64, f: &mut dyn FnMut()) -> Duration {
-    dev.synchronize().expect("sync before timing");
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    dev.synchronize().expect("sync after timing");
-    start.elapsed()
 }
 
 fn speed_model(c: &mut Criterion) {

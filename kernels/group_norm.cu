@@ -48,6 +48,12 @@ __device__ __forceinline__ float gn_scale(float rstd, const float* __restrict__ 
     return (float)((double)rstd * (double)scale[(a.scale_per_sample ? vec_off : group_first) + j]);
 }
 
+// The shift of channel j of the group (per channel or per sample).
+__device__ __forceinline__ float gn_shift(const float* __restrict__ shift, const TriChannelAffineParams& a,
+                                          uint64_t vec_off, uint32_t group_first, uint32_t j) {
+    return shift[(a.shift_per_sample ? vec_off : group_first) + j];
+}
+
 extern "C" __global__ void __launch_bounds__(GN_THREADS)
 group_norm_f32(const float* __restrict__ x, const float* __restrict__ scale, const float* __restrict__ shift,
                float* __restrict__ y, const TriGroupNormParams p) {
@@ -66,7 +72,7 @@ group_norm_f32(const float* __restrict__ x, const float* __restrict__ scale, con
         const uint32_t j = (uint32_t)(k % cg);
         const float sc = gn_scale(st.rstd, scale, a, vec_off, group * cg, j);
         float v = __fmul_rn(__fsub_rn(xs[at(k)], st.mean), sc);
-        if (a.has_shift) v = __fadd_rn(v, shift[(a.shift_per_sample ? vec_off : group * cg) + j]);
+        if (a.has_shift) v = __fadd_rn(v, gn_shift(shift, a, vec_off, group * cg, j));
         ys[at(k)] = tri_activate(a.act, a.act_arg, v);
     }
 }
@@ -88,7 +94,7 @@ group_norm_fold_f32(const float* __restrict__ x, const float* __restrict__ scale
         float* f = fold + (vec_off + j) * 4;
         f[0] = st.mean;
         f[1] = gn_scale(st.rstd, scale, a, vec_off, group * cg, j);
-        f[2] = a.has_shift ? shift[(a.shift_per_sample ? vec_off : group * cg) + j] : 0.0f;
+        f[2] = a.has_shift ? gn_shift(shift, a, vec_off, group * cg, j) : 0.0f;
         f[3] = a.has_shift ? 1.0f : 0.0f;
     }
 }

@@ -234,15 +234,21 @@ fn tensor_core_kernels_reach_their_intended_ctas_per_sm() {
     // (kernel, threads per CTA, intended CTAs per SM): kernels/conv2d_tc.cu's TC_KERNEL lines (the
     // threads follow from the tile and warp tile, the CTAs are the __launch_bounds__ minimum) and
     // src/speed_model.rs's `resident_ctas`.
+    use trilemma::ops::ConvTile;
+    use trilemma::speed_model::resident_ctas;
+    let (small, big) = (
+        resident_ctas(ConvTile::T64x64) as u32,
+        resident_ctas(ConvTile::T128x128) as u32,
+    );
     let intended = [
-        ("conv2d_implicit_gemm_bf16", 128, 4),
-        ("conv2d_implicit_gemm_f16", 128, 4),
-        ("conv2d_implicit_gemm_tf32", 128, 4),
-        ("conv2d_implicit_gemm_3xtf32", 128, 4),
-        ("conv2d_implicit_gemm_bf16_128x128", 256, 2),
-        ("conv2d_implicit_gemm_f16_128x128", 256, 2),
-        ("conv2d_implicit_gemm_tf32_128x128", 256, 2),
-        ("conv2d_implicit_gemm_3xtf32_128x128", 256, 2),
+        ("conv2d_implicit_gemm_bf16", 128, small),
+        ("conv2d_implicit_gemm_f16", 128, small),
+        ("conv2d_implicit_gemm_tf32", 128, small),
+        ("conv2d_implicit_gemm_3xtf32", 128, small),
+        ("conv2d_implicit_gemm_bf16_128x128", 256, big),
+        ("conv2d_implicit_gemm_f16_128x128", 256, big),
+        ("conv2d_implicit_gemm_tf32_128x128", 256, big),
+        ("conv2d_implicit_gemm_3xtf32_128x128", 256, big),
     ];
     let rows = kernels::resources().expect("build.rs writes a well-formed report");
     for (kernel, threads, want) in intended {

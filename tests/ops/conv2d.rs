@@ -74,6 +74,17 @@ fn conv_ref(x: &[f32], w: &[f32], b: &[f32], c: Case) -> (Vec<f64>, usize, usize
     (out, ho, wo)
 }
 
+/// An fp32 operand as a precision's tensor-core kernel rounds it (3xtf32 and fp32 keep it).
+fn round_operand(p: trilemma::Precision, v: f32) -> f32 {
+    use trilemma::Precision;
+    match p {
+        Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
+        Precision::Fp16 => half::f16::from_f32(v).to_f32(),
+        Precision::Tf32 => f32::from_bits(v.to_bits().wrapping_add(0x1000) & 0xffff_e000),
+        Precision::Fp32 | Precision::Tf32x3 => v,
+    }
+}
+
 /// One case with and without bias on every device; the CPU also on 1, 2 and 4 threads.
 fn conv_case(devices: &[Device], c: Case, seed: u64) {
     let x = random_vec(c.n * c.h * c.w * c.ci, seed);
@@ -307,12 +318,6 @@ fn conv2d_on_tensor_cores_matches_the_cpu_at_every_precision() {
     else {
         return;
     };
-    let round = |p: Precision, v: f32| match p {
-        Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
-        Precision::Fp16 => half::f16::from_f32(v).to_f32(),
-        Precision::Tf32 => f32::from_bits(v.to_bits().wrapping_add(0x1000) & 0xffff_e000),
-        Precision::Fp32 | Precision::Tf32x3 => v,
-    };
     let cases = [
         Case {
             n: 2,
@@ -388,8 +393,8 @@ fn conv2d_on_tensor_cores_matches_the_cpu_at_every_precision() {
                     "{case}: rel {rel_cpu:.3e} against the CPU (max abs {abs_cpu:.3e})"
                 ),
                 _ => {
-                    let xr: Vec<f32> = x.iter().map(|&v| round(precision, v)).collect();
-                    let wr: Vec<f32> = w.iter().map(|&v| round(precision, v)).collect();
+                    let xr: Vec<f32> = x.iter().map(|&v| round_operand(precision, v)).collect();
+                    let wr: Vec<f32> = w.iter().map(|&v| round_operand(precision, v)).collect();
                     let (want, _, _) = conv_ref(&xr, &wr, &b, c);
                     let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
                     let rel = rel_err(&got, &want);
@@ -426,12 +431,6 @@ fn conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu() {
         "conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu",
     ) else {
         return;
-    };
-    let round = |p: Precision, v: f32| match p {
-        Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
-        Precision::Fp16 => half::f16::from_f32(v).to_f32(),
-        Precision::Tf32 => f32::from_bits(v.to_bits().wrapping_add(0x1000) & 0xffff_e000),
-        Precision::Fp32 | Precision::Tf32x3 => v,
     };
     let cases = [
         // M = 198, N = 136, K = 216 (13.5 K steps).
@@ -528,8 +527,8 @@ fn conv2d_every_tile_and_split_with_the_fused_epilogue_matches_the_cpu() {
             let want = match precision {
                 Precision::Fp32 => cpu.clone(),
                 _ => {
-                    let xr: Vec<f32> = x.iter().map(|&v| round(precision, v)).collect();
-                    let wr: Vec<f32> = w.iter().map(|&v| round(precision, v)).collect();
+                    let xr: Vec<f32> = x.iter().map(|&v| round_operand(precision, v)).collect();
+                    let wr: Vec<f32> = w.iter().map(|&v| round_operand(precision, v)).collect();
                     fused_ref(&xr, &wr)
                 }
             };

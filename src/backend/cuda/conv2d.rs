@@ -80,13 +80,7 @@ impl Conv2dOps for CudaStorage {
             b_k_stride: g.co as u64,
             b_n_stride: 1,
         };
-        let fused = Fused {
-            bias,
-            sample_bias: e.sample_bias,
-            residual: e.residual,
-            fold: e.prologue.map(|(f, _)| f),
-        };
-        implicit_gemm(OP, x, w, fused, p, g.n * g.ho * g.wo)
+        implicit_gemm(OP, x, w, bias, &e, p, g.n * g.ho * g.wo)
     }
 
     fn linear(x: &Self, w: &Self, bias: Option<&Self>, g: &LinearGeometry) -> Result<Self> {
@@ -130,13 +124,7 @@ impl Conv2dOps for CudaStorage {
             b_k_stride: 1,
             b_n_stride: in_f as u64,
         };
-        let fused = Fused {
-            bias,
-            sample_bias: None,
-            residual: None,
-            fold: None,
-        };
-        implicit_gemm(OP, x, w, fused, p, rows)
+        implicit_gemm(OP, x, w, bias, &ConvEpilogue::none(), p, rows)
     }
 }
 
@@ -158,24 +146,18 @@ fn gemm_kernel(precision: Precision, tile: ConvTile) -> Option<(Kernel, u32)> {
     })
 }
 
-/// The optional operands of a convolution kernel: bias `[co]`, per-image bias `[n, co]`, residual
-/// `[pixels, co]`, GroupNorm fold `[n, cin, 4]` (their flags in the params say which the kernel reads).
-struct Fused<'a> {
-    bias: Option<&'a CudaStorage>,
-    sample_bias: Option<&'a CudaStorage>,
-    residual: Option<&'a CudaStorage>,
-    fold: Option<&'a CudaStorage>,
-}
-
 /// Launches the implicit-GEMM convolution (or the depthwise kernel) over `pixels` output pixels, with
 /// the plan chosen for its shape (`ConvPlan::choose`) or the one a test forced; with split-K, the
-/// partials go to a scratch buffer and `conv2d_splitk_reduce_f32` finishes them. `x`, `w` and the
-/// fused operands were checked against `p` by the caller.
+/// partials go to a scratch buffer and `conv2d_splitk_reduce_f32` finishes them. `x`, `w`, `bias` and
+/// the fused operands of `e` (bias `[co]`, per-image bias `[n, co]`, residual `[pixels, co]`, GroupNorm
+/// fold `[n, cin, 4]`; their flags in `p` say which the kernel reads) were checked against `p` by the
+/// caller.
 fn implicit_gemm(
     op: &'static str,
     x: &CudaStorage,
     w: &CudaStorage,
-    fused: Fused<'_>,
+    bias: Option<&CudaStorage>,
+    e: &ConvEpilogue<'_, CudaStorage>,
     mut p: TriConv2dParams,
     pixels: usize,
 ) -> Result<CudaStorage> {
@@ -188,10 +170,10 @@ fn implicit_gemm(
     let (xv, wv) = (x.view(), w.view());
     // Without a bias, a per-image bias, a residual or a fold, `w` stands in as the pointer and its flag
     // (has_bias, has_sample_bias, has_residual, has_prologue = 0) keeps it unread.
-    let bv = fused.bias.unwrap_or(w).view();
-    let sv = fused.sample_bias.unwrap_or(w).view();
-    let rv = fused.residual.unwrap_or(w).view();
-    let fv = fused.fold.unwrap_or(w).view();
+    let bv = bias.unwrap_or(w).view();
+    let sv = e.sample_bias.unwrap_or(w).view();
+    let rv = e.residual.unwrap_or(w).view();
+    let fv = e.prologue.map_or(w, |(fold, _)| fold).view();
     let depthwise = p.groups == p.in_.c && p.groups == p.co;
     if depthwise {
         let f = dev.function(names::conv2d::CONV2D_DEPTHWISE_F32)?;
