@@ -14,7 +14,7 @@ use crate::backend::conv_plan::{ConvGemm, ConvPlan, ConvTile};
 pub const H100_SMS: usize = 132;
 /// Dense bf16 GEMM through PyTorch on the project's H100 (TFLOP/s).
 pub const H100_BF16_TFLOPS: f64 = 790.0;
-/// fp32 FFMA peak (datasheet, TFLOP/s): the rate of the SIMT kernels (today's attention).
+/// fp32 FFMA peak (datasheet, TFLOP/s): the rate of the SIMT kernels (the fp32 attention).
 pub const H100_FP32_TFLOPS: f64 = 67.0;
 /// Device-to-device copy bandwidth measured on the project's H100 (TB/s).
 pub const H100_COPY_TBS: f64 = 3.0;
@@ -127,6 +127,13 @@ pub fn resident_ctas(tile: ConvTile) -> usize {
     }
 }
 
+/// CTAs of the tensor-core attention (`kernels/attention_tc.cu`) an SM holds at once: its
+/// `__launch_bounds__` minimum, checked by `tests/kernel_resources.rs`.
+pub const FLASH_ATTENTION_RESIDENT_CTAS: usize = 3;
+/// Queries and output columns per CTA of the tensor-core attention (FA_BQ, FA_DV).
+pub const FLASH_ATTENTION_QUERIES: usize = 64;
+pub const FLASH_ATTENTION_COLUMNS: usize = 128;
+
 /// One row of the model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
@@ -163,6 +170,8 @@ struct Launch {
     ctas: usize,
     slots_per_sm: usize,
     peak_tflops: f64,
+    /// The arithmetic the kernel executes per FLOP of the problem (above 1 where it recomputes).
+    executed_per_flop: f64,
 }
 
 fn predict(id: String, what: String, flops: f64, bytes: f64, launch: Launch) -> Prediction {
@@ -171,11 +180,12 @@ fn predict(id: String, what: String, flops: f64, bytes: f64, launch: Launch) -> 
         ctas,
         slots_per_sm,
         peak_tflops,
+        executed_per_flop,
     } = launch;
     let slots = H100_SMS * slots_per_sm;
     let waves = ctas as f64 / slots as f64;
     let wave_efficiency = ctas as f64 / (ctas.div_ceil(slots) * slots) as f64;
-    let compute_us = flops / (peak_tflops * 1e12 * wave_efficiency) * 1e6;
+    let compute_us = flops * executed_per_flop / (peak_tflops * 1e12 * wave_efficiency) * 1e6;
     let memory_us = bytes / (H100_COPY_TBS * 1e12) * 1e6;
     Prediction {
         id,
@@ -229,16 +239,20 @@ pub fn conv_prediction(s: &ConvShape) -> Prediction {
             ctas: g.tiles(plan.tile) * plan.splits,
             slots_per_sm: resident_ctas(plan.tile),
             peak_tflops: H100_BF16_TFLOPS,
+            executed_per_flop: 1.0,
         },
     )
 }
 
-/// The model of the attention kernel as it is today: one warp per query row, fp32 FFMA, 4 warps per
-/// CTA (kernels/attention.cu), reading q, k, v once and writing the output.
+/// The model of the bf16 attention (`kernels/attention_tc.cu`, FlashAttention-2 style on mma): a CTA
+/// of 4 warps per 64 queries of an image and 128 output columns, reading q, k, v once from memory
+/// (re-reads hit L2) and writing the output. A head dimension above 128 recomputes the scores once per
+/// column slice: Q·Kᵀ runs `slices` times, P·V once.
 pub fn attention_prediction(s: &AttentionShape) -> Prediction {
     let l = s.hw * s.hw;
     let flops = 2.0 * 2.0 * (s.batch * l * l * s.channels) as f64;
     let bytes = 4.0 * (4 * s.batch * l * s.channels) as f64;
+    let slices = s.channels.div_ceil(FLASH_ATTENTION_COLUMNS);
     predict(
         s.id(),
         format!(
@@ -248,11 +262,13 @@ pub fn attention_prediction(s: &AttentionShape) -> Prediction {
         flops,
         bytes,
         Launch {
-            text: "warp per query row (FFMA)".into(),
-            ctas: (s.batch * l).div_ceil(4),
-            // 128 threads per CTA: 16 CTAs fill an SM's 64 warps.
-            slots_per_sm: 16,
-            peak_tflops: H100_FP32_TFLOPS,
+            text: format!(
+                "flash {FLASH_ATTENTION_QUERIES}q × {FLASH_ATTENTION_COLUMNS} cols (S × {slices})"
+            ),
+            ctas: l.div_ceil(FLASH_ATTENTION_QUERIES) * s.batch * slices,
+            slots_per_sm: FLASH_ATTENTION_RESIDENT_CTAS,
+            peak_tflops: H100_BF16_TFLOPS,
+            executed_per_flop: (slices + 1) as f64 / 2.0,
         },
     )
 }
@@ -346,6 +362,23 @@ mod tests {
         assert_eq!(p.bound, "compute");
         // 77.3 GFLOP at 790 TFLOP/s and 2048 of 2112 slots: about 101 µs.
         assert!((p.predicted_us - 100.8).abs() < 1.0, "{p:?}");
+    }
+
+    #[test]
+    fn the_c256_attention_recomputes_its_scores_once_per_column_slice() {
+        let p = attention_prediction(&ATTENTION_SHAPES[0]);
+        // 4 query blocks × 256 images × 2 column slices; Q·Kᵀ twice and P·V once: 1.5× the work.
+        assert_eq!(p.ctas, 2048);
+        let flops = 4.0 * 256.0 * 256.0 * 256.0 * 256.0;
+        assert_eq!(p.flops, flops);
+        let slots = (H100_SMS * FLASH_ATTENTION_RESIDENT_CTAS) as f64;
+        let eff = 2048.0 / ((2048.0 / slots).ceil() * slots);
+        let compute = 1.5 * flops / (H100_BF16_TFLOPS * 1e12 * eff) * 1e6;
+        // q, k, v read and the output written once in fp32: 268 MB, more time than the arithmetic.
+        let memory = p.bytes / (H100_COPY_TBS * 1e12) * 1e6;
+        assert!(compute < memory, "{p:?}");
+        assert_eq!(p.bound, "memory");
+        assert!((p.predicted_us - memory).abs() < 1e-6, "{p:?}");
     }
 
     #[test]

@@ -233,9 +233,10 @@ fn tensor_core_kernels_reach_their_intended_ctas_per_sm() {
     }
     // (kernel, threads per CTA, intended CTAs per SM): kernels/conv2d_tc.cu's TC_KERNEL lines (the
     // threads follow from the tile and warp tile, the CTAs are the __launch_bounds__ minimum) and
-    // src/speed_model.rs's `resident_ctas`.
+    // kernels/attention_tc.cu's kernels, as src/speed_model.rs counts them.
     use trilemma::ops::ConvTile;
-    use trilemma::speed_model::resident_ctas;
+    use trilemma::speed_model::{resident_ctas, FLASH_ATTENTION_RESIDENT_CTAS};
+    let flash = FLASH_ATTENTION_RESIDENT_CTAS as u32;
     let (small, big) = (
         resident_ctas(ConvTile::T64x64) as u32,
         resident_ctas(ConvTile::T128x128) as u32,
@@ -249,6 +250,8 @@ fn tensor_core_kernels_reach_their_intended_ctas_per_sm() {
         ("conv2d_implicit_gemm_f16_128x128", 256, big),
         ("conv2d_implicit_gemm_tf32_128x128", 256, big),
         ("conv2d_implicit_gemm_3xtf32_128x128", 256, big),
+        ("attention_flash_bf16", 128, flash),
+        ("attention_flash_f16", 128, flash),
     ];
     let rows = kernels::resources().expect("build.rs writes a well-formed report");
     for (kernel, threads, want) in intended {

@@ -2,7 +2,8 @@
 //! cuobjdump (no GPU needed): for sm_80 and sm_90a, the SASS of `tensor_core_check.cu` holds the
 //! tensor-core instructions (HMMA for bf16, fp16 and TF32), the shared-memory matrix loads (LDSM, plain
 //! and transposed) and the asynchronous copies (LDGSTS, with zero-fill, and their barriers), so none of
-//! the building blocks quietly compiled to something else.
+//! the building blocks quietly compiled to something else; the tensor-core convolutions
+//! (`conv2d_tc.cu`) and attention (`attention_tc.cu`) hold their HMMA and LDSM.
 //!
 //! cuobjdump is looked up beside `NVCC` (the CI's pinned wheels put it there), then as `CUOBJDUMP`;
 //! it needs nvdisasm beside it. Without it the test skips, unless `TRILEMMA_REQUIRE_CUOBJDUMP=1`.
@@ -142,6 +143,46 @@ fn the_tensor_core_convolutions_run_on_tensor_cores() {
             assert!(
                 n >= least,
                 "{arch}: {n} {opcode} in conv2d_tc (expected at least {least})"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_flash_attention_runs_on_tensor_cores() {
+    let Some(tool) = cuobjdump() else {
+        return;
+    };
+    let Some((_, fatbin)) = trilemma::kernels::FATBINS
+        .iter()
+        .find(|(m, _)| *m == "attention_tc")
+    else {
+        assert!(
+            std::env::var("TRILEMMA_REQUIRE_NVCC").as_deref() != Ok("1"),
+            "the kernels were not built"
+        );
+        eprintln!("SKIP: built without nvcc");
+        return;
+    };
+    let tmp = common::TempDir::new("sass-attention");
+    for arch in ["sm_80", "sm_90a"] {
+        if !trilemma::kernels::CUDA_ARCHS.contains(&arch) {
+            continue;
+        }
+        let s = sass(&tool, fatbin, arch, &tmp);
+        // Per kernel (bf16, fp16), unrolled: Q·Kᵀ 4 k16 steps x 8 key tiles = 32 mma, P·V 4 k16 steps x
+        // 2 column groups x 8 tiles = 64; ldmatrix for Q and K (4 x (1 + 4) per kernel), ldmatrix.trans
+        // for V (4 x 2 x 4).
+        for (opcode, least) in [
+            ("HMMA.16816.F32.BF16", 96),
+            ("HMMA.16816.F32", 96),
+            ("LDSM.16.M88.4", 40),
+            ("LDSM.16.MT88.4", 64),
+        ] {
+            let n = count(&s, opcode);
+            assert!(
+                n >= least,
+                "{arch}: {n} {opcode} in attention_tc (expected at least {least})"
             );
         }
     }

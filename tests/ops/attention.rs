@@ -59,3 +59,91 @@ fn attention_matches_direct_loops_on_every_device() {
         );
     }
 }
+
+/// The bf16 and fp16 precisions run the tensor-core kernel (`kernels/attention_tc.cu`) wherever c is a
+/// multiple of 8: every partial tile it has (positions not a multiple of the 64-query and 64-key
+/// blocks, c below one 64-wide chunk of q·k and not a multiple of it, several 128-column output
+/// slices with a short last one), softmaxes flat and peaked (q scaled by 3: the running max moves
+/// between key blocks), outputs poisoned. Bounds:
+/// - against a float64 softmax(q·kᵀ/√c)·v of the operands rounded as the kernel rounds them (q, k, v),
+///   relative L2 ≤ 2u (u = 2^-8 for bf16, 2^-11 for fp16, the unit roundoff): what is left is the
+///   rounding of the probabilities to the operand type before P·V (each weight off by ≤ u relatively,
+///   and the same rounded weights divided out) and fp32 accumulation;
+/// - against the fp32 CPU, relative L2 ≤ 1e-2 (the reduced-precision standard), and above 1e-6, which
+///   proves the rounded path ran.
+///
+/// Where c is not a multiple of 8 the launcher keeps the fp32 kernel: GPU fp32 agreement (≤ 1e-4).
+#[test]
+fn attention_at_bf16_and_fp16_runs_on_tensor_cores_within_the_rounding_bounds() {
+    use trilemma::Precision;
+    let Some(gpu) = crate::common::gpu_or_skip(
+        "attention_at_bf16_and_fp16_runs_on_tensor_cores_within_the_rounding_bounds",
+    ) else {
+        return;
+    };
+    // (n, positions, c, q scale, seed)
+    let cases = [
+        (2, 37, 24, 1.0, 700),
+        (2, 256, 256, 1.0, 701),
+        (2, 256, 256, 3.0, 702),
+        (1, 81, 136, 3.0, 703),
+        (1, 16, 600, 1.0, 704),
+        (3, 35, 37, 1.0, 705),
+    ];
+    for (n, p, c, q_scale, seed) in cases {
+        let mut v = random_vec(n * p * 3 * c, seed);
+        for row in v.chunks_mut(3 * c) {
+            row[..c].iter_mut().for_each(|q| *q *= q_scale);
+        }
+        let qkv = Tensor::from_f32(&v, &[n, p, 1, 3 * c], DType::F32, &Device::Cpu).unwrap();
+        let cpu = ops::attention(&qkv).unwrap().to_vec_f32().unwrap();
+        for precision in [Precision::Bf16, Precision::Fp16] {
+            gpu.set_precision(precision).unwrap();
+            crate::common::devices::poison(&gpu, n * p * c);
+            let got = ops::attention(&on(&gpu, &qkv))
+                .unwrap()
+                .to_vec_f32()
+                .unwrap();
+            let case =
+                format!("attention n {n}, positions {p}, c {c}, q x{q_scale} at {precision}");
+            assert!(
+                got.iter().all(|x| x.is_finite()),
+                "{case}: unwritten (NaN) elements"
+            );
+            let (rel_cpu, abs_cpu) = (rel_err(&got, &cpu), max_abs_err(&got, &cpu));
+            if c % 8 != 0 {
+                eprintln!("{case} (fp32 kernel): rel {rel_cpu:.2e}, max abs {abs_cpu:.2e} against the CPU");
+                assert!(rel_cpu <= 1e-4, "{case}: rel {rel_cpu:.3e} against the CPU");
+                continue;
+            }
+            let rounded: Vec<f32> = v
+                .iter()
+                .map(|&x| crate::conv2d::round_operand(precision, x))
+                .collect();
+            let want: Vec<f32> = attention_ref(&rounded, n, p, c)
+                .iter()
+                .map(|&x| x as f32)
+                .collect();
+            let u = if precision == Precision::Bf16 {
+                2f64.powi(-8)
+            } else {
+                2f64.powi(-11)
+            };
+            let rel = rel_err(&got, &want);
+            eprintln!(
+                "{case}: rel {rel:.2e} against the rounded operands' float64 softmax, rel {rel_cpu:.2e} \
+                 (max abs {abs_cpu:.2e}) against the fp32 CPU"
+            );
+            assert!(
+                rel <= 2.0 * u,
+                "{case}: rel {rel:.3e} > 2u = {:.3e}",
+                2.0 * u
+            );
+            assert!(
+                rel_cpu <= 1e-2 && rel_cpu > 1e-6,
+                "{case}: rel {rel_cpu:.3e} against the fp32 CPU"
+            );
+        }
+    }
+    gpu.set_precision(Precision::Fp32).unwrap();
+}

@@ -75,7 +75,7 @@ fn conv_ref(x: &[f32], w: &[f32], b: &[f32], c: Case) -> (Vec<f64>, usize, usize
 }
 
 /// An fp32 operand as a precision's tensor-core kernel rounds it (3xtf32 and fp32 keep it).
-fn round_operand(p: trilemma::Precision, v: f32) -> f32 {
+pub(crate) fn round_operand(p: trilemma::Precision, v: f32) -> f32 {
     use trilemma::Precision;
     match p {
         Precision::Bf16 => half::bf16::from_f32(v).to_f32(),

@@ -1,4 +1,7 @@
-//! Launch of `kernels/attention.cu`: fused single-head attention, one query row per warp.
+//! Launch of the fused single-head attention: `kernels/attention_tc.cu` (FlashAttention-2 style on
+//! tensor cores) at the bf16 and fp16 precisions where the channel count is a multiple of 8,
+//! `kernels/attention.cu` (one query row per warp, fp32 FFMA) otherwise: the fp32 and TF32
+//! precisions keep the exact-fp32 kernel, as the scores' softmax is where rounding shows first.
 
 use std::sync::Arc;
 
@@ -7,10 +10,18 @@ use cudarc::driver::{LaunchConfig, PushKernelArg};
 use super::launch::{check, launch_error, u32_of};
 use super::CudaStorage;
 use crate::backend::AttentionOps;
+use crate::device::Precision;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::names;
 use crate::kernels::params::{TriAttentionParams, TRI_ATTENTION_MAX_C};
+
+/// Queries per CTA of the tensor-core kernel (4 warps of 16 rows): FA_BQ in attention_tc.cu.
+pub(crate) const FLASH_QUERIES: usize = 64;
+/// Output columns per CTA of the tensor-core kernel: FA_DV.
+pub(crate) const FLASH_COLUMNS: usize = 128;
+/// The tensor-core kernel loads rows in 8-float vectors.
+pub(crate) const FLASH_C_MULTIPLE: usize = 8;
 
 impl AttentionOps for CudaStorage {
     fn attention(qkv: &Self, n: usize, positions: usize, c: usize) -> Result<Self> {
@@ -36,20 +47,48 @@ impl AttentionOps for CudaStorage {
         if n * positions == 0 {
             return Ok(out);
         }
-        let f = dev.function(names::attention::ATTENTION_F32)?;
-        // Four warps per CTA, one query row per warp.
-        let cfg = LaunchConfig {
-            grid_dim: (u32_of(OP, "rows / 4", (n * positions).div_ceil(4))?, 1, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: 0,
+        let flash = match dev.precision() {
+            _ if c % FLASH_C_MULTIPLE != 0 => None,
+            Precision::Bf16 => Some(names::attention_tc::ATTENTION_FLASH_BF16),
+            Precision::Fp16 => Some(names::attention_tc::ATTENTION_FLASH_F16),
+            Precision::Fp32 | Precision::Tf32x3 | Precision::Tf32 => None,
         };
         let xv = qkv.view();
         let mut yv = out.view_mut();
-        let mut l = dev.stream().launch_builder(&f);
-        l.arg(&xv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument in `launch.rs`; 128 threads match the kernel's __launch_bounds__ and
-        // its one-row-per-warp mapping, rows past n·positions exit as whole warps before any shuffle.
-        unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
+        if let Some(kernel) = flash {
+            let f = dev.function(kernel)?;
+            let blocks = positions.div_ceil(FLASH_QUERIES) * n;
+            let cfg = LaunchConfig {
+                grid_dim: (
+                    u32_of(OP, "query blocks x batch", blocks)?,
+                    c.div_ceil(FLASH_COLUMNS) as u32,
+                    1,
+                ),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut l = dev.stream().launch_builder(&f);
+            l.arg(&xv).arg(&mut yv).arg(&p);
+            // SAFETY: see the shared argument in `launch.rs`; qkv holds n·positions rows of 3c floats and
+            // out n·positions rows of c (both checked above), c is a multiple of 8 so every row's 8-float
+            // vector loads and the float2 stores stay aligned and inside their row; the grid has one CTA
+            // per 64 queries of each image (x) and per 128 output columns (y), the 128 threads the
+            // kernel's __launch_bounds__ and its 4 x 16-row warp mapping; its shared memory is static.
+            unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
+        } else {
+            let f = dev.function(names::attention::ATTENTION_F32)?;
+            // Four warps per CTA, one query row per warp.
+            let cfg = LaunchConfig {
+                grid_dim: (u32_of(OP, "rows / 4", (n * positions).div_ceil(4))?, 1, 1),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut l = dev.stream().launch_builder(&f);
+            l.arg(&xv).arg(&mut yv).arg(&p);
+            // SAFETY: see the shared argument in `launch.rs`; 128 threads match the kernel's __launch_bounds__ and
+            // its one-row-per-warp mapping, rows past n·positions exit as whole warps before any shuffle.
+            unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
+        }
         Ok(out)
     }
 }
