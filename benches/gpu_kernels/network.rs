@@ -2,7 +2,8 @@
 //! 256 channels), on random inputs. Memory-bound kernels report bytes (one read of the input and one
 //! write of the output: the least traffic the op needs, so GB/s compares with the copy roofline);
 //! conv and attention report FLOPs (2 per multiply-add) as elements.
-//! Ids: kernel/<op>/<shape>; the tensor-core convolutions kernel/conv3x3_<precision>/<shape>.
+//! Ids: kernel/<op>/<shape>; the tensor-core convolutions kernel/conv3x3_<precision>/<shape> and
+//! attention kernel/attention_<precision>/<shape>.
 
 use criterion::{Criterion, Throughput};
 use trilemma::ops::{self, Activation, AffineArgs, Conv2dParams};
@@ -84,5 +85,16 @@ pub fn network_kernels(c: &mut Criterion) {
         Throughput::Elements((2 * 2 * n * p * p * ca) as u64),
         &mut || drop(ops::attention(&qkv).expect("attention")),
     );
+    // The tensor-core attention (kernels/attention_tc.cu) runs at these precisions.
+    for precision in [Precision::Bf16, Precision::Fp16] {
+        gpu.set_precision(precision)
+            .expect("a GPU takes every precision");
+        bench(
+            format!("attention_{precision}/b{n}_16x16_c{ca}"),
+            Throughput::Elements((2 * 2 * n * p * p * ca) as u64),
+            &mut || drop(ops::attention(&qkv).expect("attention")),
+        );
+    }
+    gpu.set_precision(Precision::Fp32).expect("fp32");
     g.finish();
 }
