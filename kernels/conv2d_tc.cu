@@ -8,19 +8,21 @@
 // CPU twin: src/backend/cpu/conv2d.rs (im2col + GEMM in fp32).
 //
 // Tiling: CTA tiles as template parameters, chosen per shape by the launcher's table
-// (src/backend/cuda/conv2d.rs, `ConvTilePlan`):
+// (src/backend/conv_plan.rs, `ConvPlan::choose`):
 //   64×64:   128 threads = 4 warps in 2 × 2, each warp 32 × 32 = 2 m16 × 4 n8 mma tiles;
 //   128×128: 256 threads = 8 warps in 2 × 4, each warp 64 × 32 = 4 m16 × 4 n8 mma tiles (the big-M
 //            shapes: twice the operand reuse per shared-memory byte);
 // K step 16, fp32 accumulators in registers. The A tile is gathered from the input under the window
 // (zero outside it) and the B tile read from the weights, both converted to the operand type as they
 // are stored in shared memory (padded rows: ldmatrix and the TF32 fragment reads hit distinct banks).
+// The mainloop is software-pipelined through registers over two shared-memory stages: the next k
+// step's global loads are issued before the current step's mma, converted and stored to the other
+// stage after it, one barrier per step. (cp.async cannot convert: with fp32 activations in memory a
+// cp.async ring would need either a bf16 activation layout or a second pass through shared memory.)
 // 16-bit operands reach registers by ldmatrix (A x4, B x4.trans for two n8 tiles); TF32 ones by their
 // fragment layout. Grid: (ceil(M / BM), ceil(cog / BN), groups · splits): split-K for the small grids
-// (params.h). A GroupNorm + activation prologue applies to the A elements as they are loaded; the
-// epilogue adds bias and residual and scales (common/conv_fusion.cuh).
-// Next: the multi-stage cp.async pipeline (the activations are fp32 in memory, so it needs a bf16
-// activation layout or register-staged conversion) and the GroupNorm + SiLU prologue.
+// (params.h). A GroupNorm + activation prologue applies to the in-image A elements as they are stored;
+// the epilogue adds bias and residual and scales (common/conv_fusion.cuh).
 #include "common/conv_fusion.cuh"
 #include "common/params.h"
 #include "common/shared.cuh"
@@ -41,8 +43,9 @@ __device__ __forceinline__ uint16_t tc_to_16(float v) {
     return (uint16_t)(p & 0xffffu);
 }
 
-// One CTA of BM × BN outputs, computed by warps of WTM m16 × WTN n8 mma tiles each.
-template <int MODE, int BM, int BN, int WTM, int WTN>
+// One CTA of BM × BN outputs, computed by warps of WTM m16 × WTN n8 mma tiles each, with STAGES (2:
+// pipelined through registers; 1: load, barrier, multiply, barrier) shared-memory stages.
+template <int MODE, int BM, int BN, int WTM, int WTN, int STAGES>
 __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const float* __restrict__ w,
                                           const float* __restrict__ bias, const float* __restrict__ sample_bias,
                                           const float* __restrict__ residual, const float* __restrict__ fold, float* __restrict__ y,
@@ -57,10 +60,14 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
     constexpr int A_RUN = TC_BK * BM / THREADS, B_STEP = THREADS / BN, B_PER = TC_BK / B_STEP;
     static_assert(THREADS % BM == 0 && THREADS % BN == 0 && A_RUN % 2 == 0 && B_PER >= 1, "loader mapping");
     static_assert(WTN % 2 == 0, "B fragments come in pairs of n8 tiles");
-    TRI_SHARED_ALIGNED(16, uint16_t, A16, [HALF ? BM * TC_A16_STRIDE : 8]);
-    TRI_SHARED_ALIGNED(16, uint16_t, B16, [HALF ? TC_BK * B16_STRIDE : 8]);
-    TRI_SHARED_ALIGNED(16, float, A32, [HALF ? 4 : BM * TC_A32_STRIDE]);
-    TRI_SHARED_ALIGNED(16, float, B32, [HALF ? 4 : TC_BK * B32_STRIDE]);
+    static_assert(STAGES == 1 || STAGES == 2, "one or two stages");
+    // Two stages of each operand tile: the k step being multiplied and the next one being stored.
+    constexpr int A16_STAGE = BM * TC_A16_STRIDE, B16_STAGE = TC_BK * B16_STRIDE;
+    constexpr int A32_STAGE = BM * TC_A32_STRIDE, B32_STAGE = TC_BK * B32_STRIDE;
+    TRI_SHARED_ALIGNED(16, uint16_t, A16, [HALF ? STAGES * A16_STAGE : 8]);
+    TRI_SHARED_ALIGNED(16, uint16_t, B16, [HALF ? STAGES * B16_STAGE : 8]);
+    TRI_SHARED_ALIGNED(16, float, A32, [HALF ? 4 : STAGES * A32_STAGE]);
+    TRI_SHARED_ALIGNED(16, float, B32, [HALF ? 4 : STAGES * B32_STAGE]);
 
     const TriNhwc s = p.in;
     const uint32_t cig = s.c / p.groups, cog = p.co / p.groups;
@@ -68,6 +75,7 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
     const uint32_t K = p.kh * p.kw * cig;
     const uint32_t grp = blockIdx.z / p.splits, split = blockIdx.z % p.splits;
     const uint32_t k_begin = split * p.k_split, k_end = min(K, k_begin + p.k_split);
+    const uint32_t steps = k_end > k_begin ? (k_end - k_begin + TC_BK - 1) / TC_BK : 0;
     y += (uint64_t)split * M * p.co;
     const uint64_t m0 = (uint64_t)blockIdx.x * BM;
     const uint32_t n0 = blockIdx.y * BN;
@@ -92,37 +100,84 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
     const bool bcol_ok = bcol < cog;
     const uint64_t bcol_off = (uint64_t)(grp * cog + bcol) * p.b_n_stride;
 
-    float acc[WTM][WTN][4] = {};
-    for (uint32_t k0 = k_begin; k0 < k_end; k0 += TC_BK) {
+    // The next k step's operands, loaded from global memory into registers while the current step
+    // multiplies (the loads' latency hides behind the mma), then converted and stored to the other
+    // stage. a_inside bit i marks A element i as inside the image (the prologue transforms it; the
+    // padding stays 0); a_channel is element 0's channel within the group (the A_RUN elements are
+    // consecutive k, so their channels follow, wrapping at cig).
+    float a_next[A_RUN], b_next[B_PER];
+    uint32_t a_inside = 0, a_channel = 0;
+    auto load = [&](uint32_t k0) {
+        uint32_t k = k0 + lka, ci = k % cig, tap = k / cig, ky = tap / p.kw, kx = tap % p.kw;
+        a_channel = ci;
+        a_inside = 0;
 #pragma unroll
         for (int i = 0; i < A_RUN; ++i) {
-            const unsigned ka = lka + i;
             float av = 0.0f;
-            if (arow_ok && k0 + ka < k_end) {
-                const uint32_t k = k0 + ka, ci = k % cig, tap = k / cig;
-                const int64_t iy = iy0 + tap / p.kw, ix = ix0 + tap % p.kw;
+            if (arow_ok && k + i < k_end) {
+                const int64_t iy = iy0 + ky, ix = ix0 + kx;
                 if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) {
                     av = x[(abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci];
-                    if (p.has_prologue) av = tri_conv_prologue(av, fold, aimg, grp * cig + ci, s.c, p);
+                    a_inside |= 1u << i;
                 }
             }
+            a_next[i] = av;
+            if (++ci == cig) {
+                ci = 0;
+                if (++kx == p.kw) {
+                    kx = 0;
+                    ++ky;
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < B_PER; ++i) {
+            const uint32_t kb = k0 + lkb + B_STEP * i;
+            b_next[i] = bcol_ok && kb < k_end ? w[(uint64_t)kb * p.b_k_stride + bcol_off] : 0.0f;
+        }
+    };
+    auto store = [&](int stage) {
+        uint32_t ci = a_channel;
+#pragma unroll
+        for (int i = 0; i < A_RUN; ++i) {
+            float av = a_next[i];
+            if (p.has_prologue && (a_inside >> i & 1u)) av = tri_conv_prologue(av, fold, aimg, grp * cig + ci, s.c, p);
+            if (++ci == cig) ci = 0;
             if (HALF)
-                A16[lrow * TC_A16_STRIDE + ka] = tc_to_16<MODE>(av);
+                A16[stage * A16_STAGE + lrow * TC_A16_STRIDE + lka + i] = tc_to_16<MODE>(av);
             else
-                A32[lrow * TC_A32_STRIDE + ka] = av;
+                A32[stage * A32_STAGE + lrow * TC_A32_STRIDE + lka + i] = av;
         }
 #pragma unroll
         for (int i = 0; i < B_PER; ++i) {
             const unsigned kb = lkb + B_STEP * i;
-            float bv = 0.0f;
-            if (bcol_ok && k0 + kb < k_end) bv = w[(uint64_t)(k0 + kb) * p.b_k_stride + bcol_off];
             if (HALF)
-                B16[kb * B16_STRIDE + lcol] = tc_to_16<MODE>(bv);
+                B16[stage * B16_STAGE + kb * B16_STRIDE + lcol] = tc_to_16<MODE>(b_next[i]);
             else
-                B32[kb * B32_STRIDE + lcol] = bv;
+                B32[stage * B32_STAGE + kb * B32_STRIDE + lcol] = b_next[i];
         }
-        __syncthreads();
+    };
+
+    float acc[WTM][WTN][4] = {};
+    if (steps > 0) {
+        load(k_begin);
+        store(0);
+    }
+    __syncthreads();
+    // Two stages, one barrier per step: a step reads stage s % 2 and writes stage (s + 1) % 2, which
+    // every warp finished reading before the previous step's barrier. One stage: two barriers.
+    for (uint32_t step = 0; step < steps; ++step) {
+        const bool more = step + 1 < steps;
+        if (STAGES == 2 && more) load(k_begin + (step + 1) * TC_BK);
+        if (STAGES == 1 && step > 0) {
+            load(k_begin + step * TC_BK);
+            store(0);
+            __syncthreads();
+        }
+        const int stage = STAGES == 2 ? step % 2 : 0;
         if (HALF) {
+            const uint16_t* As = A16 + stage * A16_STAGE;
+            const uint16_t* Bs = B16 + stage * B16_STAGE;
             // ldmatrix: lane 8j + i addresses row i of matrix j. A (x4): matrices (rows +0, k 0-7),
             // (rows +8, k 0-7), (rows +0, k 8-15), (rows +8, k 8-15). B (x4.trans): (k 0-7, n +0),
             // (k 8-15, n +0), (k 0-7, n +8), (k 8-15, n +8): two n8 tiles' fragments.
@@ -130,11 +185,11 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
             uint32_t af[WTM][4], bf[WTN][2];
 #pragma unroll
             for (int mt = 0; mt < WTM; ++mt)
-                tri_ldmatrix_x4(af[mt], &A16[(wm + mt * 16 + li + 8 * (lj % 2)) * TC_A16_STRIDE + 8 * (lj / 2)]);
+                tri_ldmatrix_x4(af[mt], &As[(wm + mt * 16 + li + 8 * (lj % 2)) * TC_A16_STRIDE + 8 * (lj / 2)]);
 #pragma unroll
             for (int np = 0; np < WTN / 2; ++np) {
                 uint32_t q[4];
-                tri_ldmatrix_x4_trans(q, &B16[(li + 8 * (lj % 2)) * B16_STRIDE + wn + 16 * np + 8 * (lj / 2)]);
+                tri_ldmatrix_x4_trans(q, &Bs[(li + 8 * (lj % 2)) * B16_STRIDE + wn + 16 * np + 8 * (lj / 2)]);
                 bf[2 * np][0] = q[0];
                 bf[2 * np][1] = q[1];
                 bf[2 * np + 1][0] = q[2];
@@ -145,6 +200,8 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
             else
                 tri_mma_f16_16816_tiles<WTM, WTN>(acc, af, bf);
         } else {
+            const float* As = A32 + stage * A32_STAGE;
+            const float* Bs = B32 + stage * B32_STAGE;
 #pragma unroll
             for (int ks = 0; ks < TC_BK; ks += 8) {
                 float af[WTM][4], bf[WTN][2];
@@ -152,11 +209,11 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
                 for (int mt = 0; mt < WTM; ++mt)
 #pragma unroll
                     for (int r = 0; r < 4; ++r)
-                        af[mt][r] = A32[(wm + mt * 16 + g + 8 * (r & 1)) * TC_A32_STRIDE + ks + t + 4 * (r >> 1)];
+                        af[mt][r] = As[(wm + mt * 16 + g + 8 * (r & 1)) * TC_A32_STRIDE + ks + t + 4 * (r >> 1)];
 #pragma unroll
                 for (int nt = 0; nt < WTN; ++nt)
 #pragma unroll
-                    for (int r = 0; r < 2; ++r) bf[nt][r] = B32[(ks + t + 4 * r) * B32_STRIDE + wn + nt * 8 + g];
+                    for (int r = 0; r < 2; ++r) bf[nt][r] = Bs[(ks + t + 4 * r) * B32_STRIDE + wn + nt * 8 + g];
                 if (MODE == TC_3XTF32) {
                     tri_mma_3xtf32_1688_tiles<WTM, WTN>(acc, af, bf);
                 } else {
@@ -173,6 +230,7 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
                 }
             }
         }
+        if (STAGES == 2 && more) store(1 - stage);
         __syncthreads();
     }
 
@@ -193,20 +251,22 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
 
 // One extern "C" kernel per (precision, tile): conv2d_implicit_gemm_<precision>[_<BM>x<BN>], the
 // 64×64 tile unsuffixed. MIN_CTAS is the __launch_bounds__ occupancy each is built for: ptxas keeps it
-// within the registers that allow it without spilling (tests/kernel_resources.rs checks both).
-#define TC_KERNEL(NAME, MODE, BM, BN, WTM, WTN, MIN_CTAS)                                                     \
+// within the registers that allow it without spilling (tests/kernel_resources.rs checks both). The
+// 3xTF32 128×128 kernel keeps one stage: its 64 accumulators and split fragments leave no room for
+// the next step's operands within the 128 registers of 2 CTAs per SM (it spilled 176 bytes).
+#define TC_KERNEL(NAME, MODE, BM, BN, WTM, WTN, STAGES, MIN_CTAS)                                             \
     extern "C" __global__ void __launch_bounds__(32 * (BM / (16 * WTM)) * (BN / (8 * WTN)), MIN_CTAS)          \
     NAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,             \
          const float* __restrict__ sample_bias, const float* __restrict__ residual,                              \
          const float* __restrict__ fold, float* __restrict__ y, const TriConv2dParams p) {                       \
-        conv2d_tc<MODE, BM, BN, WTM, WTN>(x, w, bias, sample_bias, residual, fold, y, p);                      \
+        conv2d_tc<MODE, BM, BN, WTM, WTN, STAGES>(x, w, bias, sample_bias, residual, fold, y, p);              \
     }
 
-TC_KERNEL(conv2d_implicit_gemm_bf16, TC_BF16, 64, 64, 2, 4, 4)
-TC_KERNEL(conv2d_implicit_gemm_f16, TC_F16, 64, 64, 2, 4, 4)
-TC_KERNEL(conv2d_implicit_gemm_tf32, TC_TF32, 64, 64, 2, 4, 4)
-TC_KERNEL(conv2d_implicit_gemm_3xtf32, TC_3XTF32, 64, 64, 2, 4, 4)
-TC_KERNEL(conv2d_implicit_gemm_bf16_128x128, TC_BF16, 128, 128, 4, 4, 2)
-TC_KERNEL(conv2d_implicit_gemm_f16_128x128, TC_F16, 128, 128, 4, 4, 2)
-TC_KERNEL(conv2d_implicit_gemm_tf32_128x128, TC_TF32, 128, 128, 4, 4, 2)
-TC_KERNEL(conv2d_implicit_gemm_3xtf32_128x128, TC_3XTF32, 128, 128, 4, 4, 2)
+TC_KERNEL(conv2d_implicit_gemm_bf16, TC_BF16, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_f16, TC_F16, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_tf32, TC_TF32, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_3xtf32, TC_3XTF32, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_bf16_128x128, TC_BF16, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_f16_128x128, TC_F16, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_tf32_128x128, TC_TF32, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_3xtf32_128x128, TC_3XTF32, 128, 128, 4, 4, 1, 2)

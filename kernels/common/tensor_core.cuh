@@ -295,22 +295,38 @@ __device__ __forceinline__ void tri_mma_tf32_1688_tiles(float (&acc)[MT][NT][4],
 }
 
 // The 3xTF32 tile of fp32 fragments: per tile the same three products in the same order as
-// tri_mma_3xtf32_1688 (small·big, big·small, big·big).
+// tri_mma_3xtf32_1688 (small·big, big·small, big·big). On the GPU one m16 row of A is split at a time
+// (8 registers live instead of 8·MT: the 128 × 128 tile's pipelined mainloop needs them); the emulator
+// splits everything first, for one exchange per product.
 template <int MT, int NT>
 __device__ __forceinline__ void tri_mma_3xtf32_1688_tiles(float (&acc)[MT][NT][4], const float (&a)[MT][4],
                                                           const float (&b)[NT][2]) {
-    uint32_t a_big[MT][4], a_small[MT][4], b_big[NT][2], b_small[NT][2];
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) tri_split_tf32(a[mt][r], a_big[mt][r], a_small[mt][r]);
+    uint32_t b_big[NT][2], b_small[NT][2];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
         for (int r = 0; r < 2; ++r) tri_split_tf32(b[nt][r], b_big[nt][r], b_small[nt][r]);
+#if defined(TRI_EMU)
+    uint32_t a_big[MT][4], a_small[MT][4];
+    for (int mt = 0; mt < MT; ++mt)
+        for (int r = 0; r < 4; ++r) tri_split_tf32(a[mt][r], a_big[mt][r], a_small[mt][r]);
     tri_mma_tf32_1688_tiles<MT, NT>(acc, a_small, b_big);
     tri_mma_tf32_1688_tiles<MT, NT>(acc, a_big, b_small);
     tri_mma_tf32_1688_tiles<MT, NT>(acc, a_big, b_big);
+#else
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+        uint32_t a_big[4], a_small[4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) tri_split_tf32(a[mt][r], a_big[r], a_small[r]);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+            tri_mma_tf32_1688(acc[mt][nt], a_small, b_big[nt], acc[mt][nt]);
+            tri_mma_tf32_1688(acc[mt][nt], a_big, b_small[nt], acc[mt][nt]);
+            tri_mma_tf32_1688(acc[mt][nt], a_big, b_big[nt], acc[mt][nt]);
+        }
+    }
+#endif
 }
 
 // ---- ldmatrix ------------------------------------------------------------------------------------------
