@@ -57,7 +57,9 @@ finish() {
   echo "== summary"
   python3 "$BUNDLE/gpu_report.py" --status "$STATUS" --criterion "$CRITERION_HOME" \
     --baseline "$OUTDIR/pytorch-baseline.json" --header "$HEADER" --targets "$BUNDLE/targets.tsv" \
-    --speed-model "$BUNDLE/speed_model.tsv" --side-by-side "$OUTDIR/engine-vs-pytorch.txt" --out "$OUTDIR/gpu-report.md"
+    --speed-model "$BUNDLE/speed_model.tsv" --side-by-side "$OUTDIR/engine-vs-pytorch.txt" \
+    --networks-engine "$OUTDIR/engine-networks.json" --networks-baseline "$OUTDIR/pytorch-networks.json" \
+    --out "$OUTDIR/gpu-report.md"
 }
 trap 'rc=$?; trap - EXIT; finish; rc2=$?; exit $(( rc != 0 ? rc : rc2 ))' EXIT
 

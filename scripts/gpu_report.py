@@ -78,6 +78,31 @@ def speed_model_table(path, ours, base, rows):
     return out
 
 
+# The issue's latency target for the whole DDGAN run: T = 4 steps at batch 1 (generator calls and
+# posterior draws, one sample) in at most a tenth of PyTorch eager's time, both in fp32.
+LATENCY_TARGETS = [("sample/ddgan/cifar10/b1/fp32", 0.1, "DDGAN T=4 at batch 1 vs PyTorch eager")]
+
+
+def latency_targets(engine_path, baseline_path, rows):
+    """Appends a target row per LATENCY_TARGETS id: the engine's time (`trilemma bench --json`) over
+    PyTorch's (tools/bench_pytorch.py) at most the bound; a skip where either side did not measure it."""
+    def medians(path):
+        if not path or not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return {r["id"]: r["median_ms"] for r in json.load(f).get("results", [])}
+    ours, torch = medians(engine_path), medians(baseline_path)
+    for tid, bound, what in LATENCY_TARGETS:
+        o, t = ours.get(tid), torch.get(tid)
+        if o is None or t is None:
+            missing = " and ".join(n for n, v in (("engine", o), ("PyTorch", t)) if v is None)
+            rows.append(["target", tid, "skip", f"{what}: not measured ({missing})"])
+            continue
+        ratio = o / t
+        verdict = f"{what}: {o:.3f} ms vs {t:.3f} ms = {ratio:.3f} of PyTorch's time (bound {bound})"
+        rows.append(["target", tid, "pass" if ratio <= bound else "fail", verdict])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--status", required=True)
@@ -87,6 +112,8 @@ def main():
     ap.add_argument("--targets", help="benches/targets.tsv")
     ap.add_argument("--side-by-side", help="`trilemma bench` output (engine vs PyTorch)")
     ap.add_argument("--speed-model", help="benches/speed_model.tsv: predicted times of the model/ ids")
+    ap.add_argument("--networks-engine", help="`trilemma bench --json` output (the latency targets)")
+    ap.add_argument("--networks-baseline", help="tools/bench_pytorch.py output for the same ids")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -140,6 +167,7 @@ def main():
         table.append("| " + " | ".join(cells) + " |")
 
     model = speed_model_table(a.speed_model, ours, base, rows)
+    latency_targets(a.networks_engine, a.networks_baseline, rows)
 
     lines = [open(a.header).read().rstrip(), ""]
     fails = [r for r in rows if r[2] == "fail"]
