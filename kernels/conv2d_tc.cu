@@ -107,26 +107,51 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
     // consecutive k, so their channels follow, wrapping at cig).
     float a_next[A_RUN], b_next[B_PER];
     uint32_t a_inside = 0, a_channel = 0;
+    // A run starts at a k that is a multiple of A_RUN (k steps and split-K slices are whole steps of
+    // 16), so where cig is a multiple of A_RUN every run lies in one tap, inside the channel range, and
+    // (with the input 16-byte aligned) loads as A_RUN / 4 float4 vectors instead of A_RUN scalars.
+    static_assert(A_RUN % 8 == 0, "runs fill whole 16-byte shared-memory stores");
+    const bool a_vector = HALF && cig % A_RUN == 0 && ((uintptr_t)x & 15u) == 0;
     auto load = [&](uint32_t k0) {
         uint32_t k = k0 + lka, ci = k % cig, tap = k / cig, ky = tap / p.kw, kx = tap % p.kw;
         a_channel = ci;
         a_inside = 0;
-#pragma unroll
-        for (int i = 0; i < A_RUN; ++i) {
-            float av = 0.0f;
-            if (arow_ok && k + i < k_end) {
+        if (a_vector) {
+            bool inside = false;
+            const float4* src = nullptr;
+            if (arow_ok && k < k_end) {
                 const int64_t iy = iy0 + ky, ix = ix0 + kx;
-                if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) {
-                    av = x[(abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci];
-                    a_inside |= 1u << i;
-                }
+                inside = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
+                if (inside)
+                    src = reinterpret_cast<const float4*>(x + (abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci);
             }
-            a_next[i] = av;
-            if (++ci == cig) {
-                ci = 0;
-                if (++kx == p.kw) {
-                    kx = 0;
-                    ++ky;
+#pragma unroll
+            for (int q = 0; q < A_RUN / 4; ++q) {
+                const float4 v = inside ? src[q] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                a_next[4 * q] = v.x;
+                a_next[4 * q + 1] = v.y;
+                a_next[4 * q + 2] = v.z;
+                a_next[4 * q + 3] = v.w;
+            }
+            a_inside = inside ? (1u << A_RUN) - 1u : 0u;
+        } else {
+#pragma unroll
+            for (int i = 0; i < A_RUN; ++i) {
+                float av = 0.0f;
+                if (arow_ok && k + i < k_end) {
+                    const int64_t iy = iy0 + ky, ix = ix0 + kx;
+                    if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) {
+                        av = x[(abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci];
+                        a_inside |= 1u << i;
+                    }
+                }
+                a_next[i] = av;
+                if (++ci == cig) {
+                    ci = 0;
+                    if (++kx == p.kw) {
+                        kx = 0;
+                        ++ky;
+                    }
                 }
             }
         }
@@ -136,17 +161,33 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
             b_next[i] = bcol_ok && kb < k_end ? w[(uint64_t)kb * p.b_k_stride + bcol_off] : 0.0f;
         }
     };
+    // A's run goes to shared memory as whole 16-byte stores (rows of 48 or 80 bytes, runs at 0 or 16
+    // elements: all 16-byte aligned), its 16-bit pairs packed as tc_to_16 rounds each element.
     auto store = [&](int stage) {
         uint32_t ci = a_channel;
+        float av[A_RUN];
 #pragma unroll
         for (int i = 0; i < A_RUN; ++i) {
-            float av = a_next[i];
-            if (p.has_prologue && (a_inside >> i & 1u)) av = tri_conv_prologue(av, fold, aimg, grp * cig + ci, s.c, p);
+            av[i] = a_next[i];
+            if (p.has_prologue && (a_inside >> i & 1u)) av[i] = tri_conv_prologue(av[i], fold, aimg, grp * cig + ci, s.c, p);
             if (++ci == cig) ci = 0;
-            if (HALF)
-                A16[stage * A16_STAGE + lrow * TC_A16_STRIDE + lka + i] = tc_to_16<MODE>(av);
-            else
-                A32[stage * A32_STAGE + lrow * TC_A32_STRIDE + lka + i] = av;
+        }
+        if (HALF) {
+            uint4* dst = reinterpret_cast<uint4*>(&A16[stage * A16_STAGE + lrow * TC_A16_STRIDE + lka]);
+#pragma unroll
+            for (int q = 0; q < A_RUN / 8; ++q) {
+                uint32_t h[4];
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+                    h[j] = MODE == TC_BF16 ? tri_pack_bf16x2(av[8 * q + 2 * j], av[8 * q + 2 * j + 1])
+                                           : tri_pack_f16x2(av[8 * q + 2 * j], av[8 * q + 2 * j + 1]);
+                dst[q] = make_uint4(h[0], h[1], h[2], h[3]);
+            }
+        } else {
+            float4* dst = reinterpret_cast<float4*>(&A32[stage * A32_STAGE + lrow * TC_A32_STRIDE + lka]);
+#pragma unroll
+            for (int q = 0; q < A_RUN / 4; ++q)
+                dst[q] = make_float4(av[4 * q], av[4 * q + 1], av[4 * q + 2], av[4 * q + 3]);
         }
 #pragma unroll
         for (int i = 0; i < B_PER; ++i) {

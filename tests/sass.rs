@@ -138,6 +138,11 @@ fn the_tensor_core_convolutions_run_on_tensor_cores() {
             ("HMMA.1688.F32.TF32", 64),
             ("LDSM.16.M88.4", 4),
             ("LDSM.16.MT88.4", 4),
+            // The A runs of the 16-bit kernels load as float4 (2 per run, in the first step's load
+            // and the pipelined one, bf16 and fp16 at both tiles) and every kernel stores them to
+            // shared memory 16 bytes at a time.
+            ("LDG.E.128", 16),
+            ("STS.128", 24),
         ] {
             let n = count(&s, opcode);
             assert!(
