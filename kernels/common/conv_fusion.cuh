@@ -11,12 +11,13 @@
 #include "params.h"
 
 // The prologue of a convolution whose input is a GroupNorm's (params.h): input element x of image
-// `img`, channel `ch` (of c) under its fold, in group_norm_f32's operations and order.
+// `img`, channel `ch` (of c) under its fold, in group_norm_f32's operations and order. The fold's four
+// floats per (image, channel) are one 16-byte load (every device tensor is 16-byte aligned).
 __device__ __forceinline__ float tri_conv_prologue(float x, const float* __restrict__ fold, uint64_t img,
                                                    uint32_t ch, uint32_t c, const TriConv2dParams& p) {
-    const float* f = fold + (img * c + ch) * 4;
-    float v = __fmul_rn(__fsub_rn(x, f[0]), f[1]);
-    if (f[3] != 0.0f) v = __fadd_rn(v, f[2]);
+    const float4 f = *reinterpret_cast<const float4*>(fold + (img * c + ch) * 4);
+    float v = __fmul_rn(__fsub_rn(x, f.x), f.y);
+    if (f.w != 0.0f) v = __fadd_rn(v, f.z);
     return tri_activate(p.pro_act, p.pro_act_arg, v);
 }
 
