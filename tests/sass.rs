@@ -59,32 +59,46 @@ fn count(sass: &str, opcode: &str) -> usize {
         .count()
 }
 
-#[test]
-fn tensor_core_building_blocks_compile_to_tensor_core_instructions() {
+/// For sm_80 and sm_90a (where the build has them), the SASS of kernel file `module` (from
+/// `fatbins`, the engine's or the test kernels') holds at least `least` of each `opcode`. Skips
+/// without cuobjdump or nvcc, unless the environment requires them.
+fn assert_sass_holds(fatbins: &[(&str, &[u8])], module: &str, expected: &[(&str, usize)]) {
     let Some(tool) = cuobjdump() else {
         return;
     };
-    let Some((_, fatbin)) = trilemma::kernels::TEST_FATBINS
-        .iter()
-        .find(|(m, _)| *m == "tensor_core_check")
-    else {
+    let Some((_, fatbin)) = fatbins.iter().find(|(m, _)| *m == module) else {
         assert!(
             std::env::var("TRILEMMA_REQUIRE_NVCC").as_deref() != Ok("1"),
-            "the test kernels were not built"
+            "{module}: the kernels were not built"
         );
         eprintln!("SKIP: built without nvcc");
         return;
     };
-    let tmp = common::TempDir::new("sass");
+    let tmp = common::TempDir::new(&format!("sass-{module}"));
     for arch in ["sm_80", "sm_90a"] {
         if !trilemma::kernels::CUDA_ARCHS.contains(&arch) {
             eprintln!("SKIP {arch}: not in this build's architectures");
             continue;
         }
         let s = sass(&tool, fatbin, arch, &tmp);
-        // (opcode, at least): one mma per 16-bit type, 1 + 3 TF32 mmas (plain and 3xTF32), the six
-        // ldmatrix forms of ldmatrix_layouts plus the two of mma_tile, and cp.async's forms.
-        for (opcode, least) in [
+        for &(opcode, least) in expected {
+            let n = count(&s, opcode);
+            assert!(
+                n >= least,
+                "{arch}: {n} {opcode} in {module} (expected at least {least})"
+            );
+        }
+    }
+}
+
+#[test]
+fn tensor_core_building_blocks_compile_to_tensor_core_instructions() {
+    // (opcode, at least): one mma per 16-bit type, 1 + 3 TF32 mmas (plain and 3xTF32), the six
+    // ldmatrix forms of ldmatrix_layouts plus the two of mma_tile, and cp.async's forms.
+    assert_sass_holds(
+        trilemma::kernels::TEST_FATBINS,
+        "tensor_core_check",
+        &[
             ("HMMA.16816.F32.BF16", 1),
             ("HMMA.16816.F32", 1),
             ("HMMA.1688.F32.TF32", 4),
@@ -99,40 +113,17 @@ fn tensor_core_building_blocks_compile_to_tensor_core_instructions() {
             ("LDGSTS.E", 2),
             ("LDGDEPBAR", 2),
             ("DEPBAR.LE", 2),
-        ] {
-            let n = count(&s, opcode);
-            assert!(
-                n >= least,
-                "{arch}: {n} {opcode} in tensor_core_check (expected at least {least})"
-            );
-        }
-    }
+        ],
+    );
 }
 
 #[test]
 fn the_tensor_core_convolutions_run_on_tensor_cores() {
-    let Some(tool) = cuobjdump() else {
-        return;
-    };
-    let Some((_, fatbin)) = trilemma::kernels::FATBINS
-        .iter()
-        .find(|(m, _)| *m == "conv2d_tc")
-    else {
-        assert!(
-            std::env::var("TRILEMMA_REQUIRE_NVCC").as_deref() != Ok("1"),
-            "the kernels were not built"
-        );
-        eprintln!("SKIP: built without nvcc");
-        return;
-    };
-    let tmp = common::TempDir::new("sass-conv");
-    for arch in ["sm_80", "sm_90a"] {
-        if !trilemma::kernels::CUDA_ARCHS.contains(&arch) {
-            continue;
-        }
-        let s = sass(&tool, fatbin, arch, &tmp);
-        // bf16 and fp16: 8 mma per k step; TF32: 16 (two k8 halves), 3xTF32: 48 (three products).
-        for (opcode, least) in [
+    // bf16 and fp16: 8 mma per k step; TF32: 16 (two k8 halves), 3xTF32: 48 (three products).
+    assert_sass_holds(
+        trilemma::kernels::FATBINS,
+        "conv2d_tc",
+        &[
             ("HMMA.16816.F32.BF16", 8),
             ("HMMA.16816.F32", 8),
             ("HMMA.1688.F32.TF32", 64),
@@ -143,52 +134,23 @@ fn the_tensor_core_convolutions_run_on_tensor_cores() {
             // shared memory 16 bytes at a time.
             ("LDG.E.128", 16),
             ("STS.128", 24),
-        ] {
-            let n = count(&s, opcode);
-            assert!(
-                n >= least,
-                "{arch}: {n} {opcode} in conv2d_tc (expected at least {least})"
-            );
-        }
-    }
+        ],
+    );
 }
 
 #[test]
 fn the_flash_attention_runs_on_tensor_cores() {
-    let Some(tool) = cuobjdump() else {
-        return;
-    };
-    let Some((_, fatbin)) = trilemma::kernels::FATBINS
-        .iter()
-        .find(|(m, _)| *m == "attention_tc")
-    else {
-        assert!(
-            std::env::var("TRILEMMA_REQUIRE_NVCC").as_deref() != Ok("1"),
-            "the kernels were not built"
-        );
-        eprintln!("SKIP: built without nvcc");
-        return;
-    };
-    let tmp = common::TempDir::new("sass-attention");
-    for arch in ["sm_80", "sm_90a"] {
-        if !trilemma::kernels::CUDA_ARCHS.contains(&arch) {
-            continue;
-        }
-        let s = sass(&tool, fatbin, arch, &tmp);
-        // Per kernel (bf16, fp16), unrolled: Q·Kᵀ 4 k16 steps x 8 key tiles = 32 mma, P·V 4 k16 steps x
-        // 2 column groups x 8 tiles = 64; ldmatrix for Q and K (4 x (1 + 4) per kernel), ldmatrix.trans
-        // for V (4 x 2 x 4).
-        for (opcode, least) in [
+    // Per kernel (bf16, fp16), unrolled: Q·Kᵀ 4 k16 steps x 8 key tiles = 32 mma, P·V 4 k16 steps x
+    // 2 column groups x 8 tiles = 64; ldmatrix for Q and K (4 x (1 + 4) per kernel), ldmatrix.trans
+    // for V (4 x 2 x 4).
+    assert_sass_holds(
+        trilemma::kernels::FATBINS,
+        "attention_tc",
+        &[
             ("HMMA.16816.F32.BF16", 96),
             ("HMMA.16816.F32", 96),
             ("LDSM.16.M88.4", 40),
             ("LDSM.16.MT88.4", 64),
-        ] {
-            let n = count(&s, opcode);
-            assert!(
-                n >= least,
-                "{arch}: {n} {opcode} in attention_tc (expected at least {least})"
-            );
-        }
-    }
+        ],
+    );
 }
