@@ -32,7 +32,12 @@ fn speed_model(c: &mut Criterion) {
     for (i, s) in CONV_SHAPES.iter().enumerate() {
         let seed = 10 * i as u64;
         let x = random(&[s.batch, s.hw, s.hw, s.cin], seed, &gpu);
-        let w = random(&[s.k, s.k, s.cin, s.cout], seed + 1, &gpu);
+        // The weights as a layer's packed bf16 copy, as the model counts them.
+        let w = ops::cast(
+            &random(&[s.k, s.k, s.cin, s.cout], seed + 1, &gpu),
+            DType::BF16,
+        )
+        .expect("packed weights");
         let b = random(&[s.cout], seed + 2, &gpu);
         let gemm = s.gemm();
         g.throughput(Throughput::Elements(

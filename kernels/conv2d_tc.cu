@@ -13,12 +13,17 @@
 //   128×128: 256 threads = 8 warps in 2 × 4, each warp 64 × 32 = 4 m16 × 4 n8 mma tiles (the big-M
 //            shapes: twice the operand reuse per shared-memory byte);
 // K step 16, fp32 accumulators in registers. The A tile is gathered from the input under the window
-// (zero outside it) and the B tile read from the weights, both converted to the operand type as they
-// are stored in shared memory (padded rows: ldmatrix and the TF32 fragment reads hit distinct banks).
-// The mainloop is software-pipelined through registers over two shared-memory stages: the next k
-// step's global loads are issued before the current step's mma, converted and stored to the other
-// stage after it, one barrier per step. (cp.async cannot convert: with fp32 activations in memory a
-// cp.async ring would need either a bf16 activation layout or a second pass through shared memory.)
+// (zero outside it) and converted to the operand type as it is stored in shared memory (padded rows:
+// ldmatrix and the TF32 fragment reads hit distinct banks). The weights come already in the operand's
+// storage type (bf16 / fp16 bits for the 16-bit kernels, packed once by the layer or cast by the
+// launcher; fp32 for the TF32 ones), so the B tile is a plain copy: cp.async, 16 bytes per thread and
+// chunk, straight into shared memory where the output channels run in whole aligned chunks (channels
+// per group and the row stride multiples of 8 halves / 4 floats: every NCSN++ conv), else element by
+// element through registers. The mainloop is software-pipelined over two shared-memory stages: the
+// next k step's A loads and B copies are issued before the current step's mma, A converted and
+// stored to the other stage after it, then one wait for the copies and one barrier per step. (A
+// cannot take cp.async while activations are fp32 in memory: it is converted and, with the GroupNorm
+// prologue, transformed on the way.)
 // 16-bit operands reach registers by ldmatrix (A x4, B x4.trans for two n8 tiles); TF32 ones by their
 // fragment layout. Grid: (ceil(M / BM), ceil(cog / BN), groups · splits): split-K for the small grids
 // (params.h). A GroupNorm + activation prologue applies to the in-image A elements as they are stored;
@@ -37,37 +42,47 @@
 
 enum { TC_BF16 = 0, TC_F16 = 1, TC_TF32 = 2, TC_3XTF32 = 3 };
 
-template <int MODE>
-__device__ __forceinline__ uint16_t tc_to_16(float v) {
-    const uint32_t p = MODE == TC_BF16 ? tri_pack_bf16x2(v, 0.0f) : tri_pack_f16x2(v, 0.0f);
-    return (uint16_t)(p & 0xffffu);
-}
+// The weights' element type in memory and in shared memory: the 16-bit kernels take bf16 / fp16 bits,
+// the TF32 ones fp32 (split or rounded as the fragments are read).
+template <bool HALF>
+struct TcWeight {
+    typedef float type;
+};
+template <>
+struct TcWeight<true> {
+    typedef uint16_t type;
+};
 
 // One CTA of BM × BN outputs, computed by warps of WTM m16 × WTN n8 mma tiles each, with STAGES (2:
 // pipelined through registers; 1: load, barrier, multiply, barrier) shared-memory stages.
 template <int MODE, int BM, int BN, int WTM, int WTN, int STAGES>
-__device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const float* __restrict__ w,
+__device__ __forceinline__ void conv2d_tc(const float* __restrict__ x,
+                                          const typename TcWeight<MODE == TC_BF16 || MODE == TC_F16>::type* __restrict__ w,
                                           const float* __restrict__ bias, const float* __restrict__ sample_bias,
                                           const float* __restrict__ residual, const float* __restrict__ fold, float* __restrict__ y,
                                           const TriConv2dParams& p) {
     constexpr bool HALF = MODE == TC_BF16 || MODE == TC_F16;
     constexpr int WARPS_M = BM / (16 * WTM), WARPS_N = BN / (8 * WTN);
+    typedef typename TcWeight<HALF>::type W;
     constexpr int THREADS = 32 * WARPS_M * WARPS_N;
-    constexpr int B16_STRIDE = BN + 8, B32_STRIDE = BN + 8;
+    // B rows of BN + 8 elements (144 / 272 bytes at 16 bits, 288 / 544 at 32): 16-byte aligned for the
+    // copies, and the 8 rows an ldmatrix or a TF32 fragment read touches fall in distinct banks.
+    constexpr int B_STRIDE = BN + 8;
     // The loader: thread tid loads the A elements of row tid % BM, A_RUN consecutive k from
     // A_RUN · (tid / BM) (so the 16-bit elements a thread stores share no 32-bit word with another
-    // warp's), and the B elements of column tid % BN at k = tid / BN + B_STEP · i.
+    // warp's). B by cp.async: chunk tid + THREADS · i of the tile's TC_BK rows × BN / B_VEC chunks; B
+    // element by element: column tid % BN at k = tid / BN + B_STEP · i.
     constexpr int A_RUN = TC_BK * BM / THREADS, B_STEP = THREADS / BN, B_PER = TC_BK / B_STEP;
+    constexpr int B_VEC = 16 / (int)sizeof(W), B_CHUNKS = TC_BK * BN / B_VEC / THREADS;
     static_assert(THREADS % BM == 0 && THREADS % BN == 0 && A_RUN % 2 == 0 && B_PER >= 1, "loader mapping");
+    static_assert(B_CHUNKS >= 1 && TC_BK * BN == B_CHUNKS * B_VEC * THREADS, "B copy mapping");
     static_assert(WTN % 2 == 0, "B fragments come in pairs of n8 tiles");
     static_assert(STAGES == 1 || STAGES == 2, "one or two stages");
     // Two stages of each operand tile: the k step being multiplied and the next one being stored.
-    constexpr int A16_STAGE = BM * TC_A16_STRIDE, B16_STAGE = TC_BK * B16_STRIDE;
-    constexpr int A32_STAGE = BM * TC_A32_STRIDE, B32_STAGE = TC_BK * B32_STRIDE;
+    constexpr int A16_STAGE = BM * TC_A16_STRIDE, A32_STAGE = BM * TC_A32_STRIDE, B_STAGE = TC_BK * B_STRIDE;
     TRI_SHARED_ALIGNED(16, uint16_t, A16, [HALF ? STAGES * A16_STAGE : 8]);
-    TRI_SHARED_ALIGNED(16, uint16_t, B16, [HALF ? STAGES * B16_STAGE : 8]);
     TRI_SHARED_ALIGNED(16, float, A32, [HALF ? 4 : STAGES * A32_STAGE]);
-    TRI_SHARED_ALIGNED(16, float, B32, [HALF ? 4 : STAGES * B32_STAGE]);
+    TRI_SHARED_ALIGNED(16, W, Bsm, [STAGES * B_STAGE]);
 
     const TriNhwc s = p.in;
     const uint32_t cig = s.c / p.groups, cog = p.co / p.groups;
@@ -99,20 +114,26 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
     const uint32_t bcol = n0 + lcol;
     const bool bcol_ok = bcol < cog;
     const uint64_t bcol_off = (uint64_t)(grp * cog + bcol) * p.b_n_stride;
+    // Whole 16-byte chunks of one weight row: columns contiguous, the group's first column, every row
+    // and the base aligned; a chunk lies inside [0, cog) or wholly outside it (cog % B_VEC == 0).
+    const bool b_async = p.b_n_stride == 1 && cog % B_VEC == 0 && p.b_k_stride % B_VEC == 0 &&
+                         ((uintptr_t)w & 15u) == 0;
 
     // The next k step's operands, loaded from global memory into registers while the current step
     // multiplies (the loads' latency hides behind the mma), then converted and stored to the other
     // stage. a_inside bit i marks A element i as inside the image (the prologue transforms it; the
     // padding stays 0); a_channel is element 0's channel within the group (the A_RUN elements are
     // consecutive k, so their channels follow, wrapping at cig).
-    float a_next[A_RUN], b_next[B_PER];
+    float a_next[A_RUN];
     uint32_t a_inside = 0, a_channel = 0;
     // A run starts at a k that is a multiple of A_RUN (k steps and split-K slices are whole steps of
     // 16), so where cig is a multiple of A_RUN every run lies in one tap, inside the channel range, and
     // (with the input 16-byte aligned) loads as A_RUN / 4 float4 vectors instead of A_RUN scalars.
     static_assert(A_RUN % 8 == 0, "runs fill whole 16-byte shared-memory stores");
     const bool a_vector = HALF && cig % A_RUN == 0 && ((uintptr_t)x & 15u) == 0;
-    auto load = [&](uint32_t k0) {
+    // Issues step k0's loads: A into registers, B into shared-memory `stage` (by cp.async, or element
+    // by element).
+    auto load = [&](uint32_t k0, int stage) {
         uint32_t k = k0 + lka, ci = k % cig, tap = k / cig, ky = tap / p.kw, kx = tap % p.kw;
         a_channel = ci;
         a_inside = 0;
@@ -155,14 +176,30 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
                 }
             }
         }
+        if (b_async) {
+            W* dst = Bsm + stage * B_STAGE;
 #pragma unroll
-        for (int i = 0; i < B_PER; ++i) {
-            const uint32_t kb = k0 + lkb + B_STEP * i;
-            b_next[i] = bcol_ok && kb < k_end ? w[(uint64_t)kb * p.b_k_stride + bcol_off] : 0.0f;
+            for (int i = 0; i < B_CHUNKS; ++i) {
+                const unsigned c = tid + THREADS * i, kk = c / (BN / B_VEC), nc = B_VEC * (c % (BN / B_VEC));
+                const uint32_t kb = k0 + kk, col = n0 + nc;
+                const bool ok = kb < k_end && col < cog;
+                const W* src = ok ? w + (uint64_t)kb * p.b_k_stride + grp * cog + col : w;
+                tri_cp_async_cg16(&dst[kk * B_STRIDE + nc], src, ok ? 16 : 0);
+            }
+            tri_cp_async_commit();
+        } else {
+            // Straight to shared memory: `stage` is free (see the mainloop), and this path only serves
+            // the odd-width layers (RGB output convs, the embedding's dense layers).
+#pragma unroll
+            for (int i = 0; i < B_PER; ++i) {
+                const uint32_t kb = k0 + lkb + B_STEP * i;
+                Bsm[stage * B_STAGE + (lkb + B_STEP * i) * B_STRIDE + lcol] =
+                    bcol_ok && kb < k_end ? w[(uint64_t)kb * p.b_k_stride + bcol_off] : (W)0;
+            }
         }
     };
     // A's run goes to shared memory as whole 16-byte stores (rows of 48 or 80 bytes, runs at 0 or 16
-    // elements: all 16-byte aligned), its 16-bit pairs packed as tc_to_16 rounds each element.
+    // elements: all 16-byte aligned), its 16-bit pairs rounded to nearest even.
     auto store = [&](int stage) {
         uint32_t ci = a_channel;
         float av[A_RUN];
@@ -189,36 +226,31 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
             for (int q = 0; q < A_RUN / 4; ++q)
                 dst[q] = make_float4(av[4 * q], av[4 * q + 1], av[4 * q + 2], av[4 * q + 3]);
         }
-#pragma unroll
-        for (int i = 0; i < B_PER; ++i) {
-            const unsigned kb = lkb + B_STEP * i;
-            if (HALF)
-                B16[stage * B16_STAGE + kb * B16_STRIDE + lcol] = tc_to_16<MODE>(b_next[i]);
-            else
-                B32[stage * B32_STAGE + kb * B32_STRIDE + lcol] = b_next[i];
-        }
     };
 
     float acc[WTM][WTN][4] = {};
     if (steps > 0) {
-        load(k_begin);
+        load(k_begin, 0);
         store(0);
     }
+    tri_cp_async_wait<0>();
     __syncthreads();
     // Two stages, one barrier per step: a step reads stage s % 2 and writes stage (s + 1) % 2, which
-    // every warp finished reading before the previous step's barrier. One stage: two barriers.
+    // every warp finished reading before the previous step's barrier; its copies land at the wait
+    // before the step's barrier. One stage: two barriers.
     for (uint32_t step = 0; step < steps; ++step) {
         const bool more = step + 1 < steps;
-        if (STAGES == 2 && more) load(k_begin + (step + 1) * TC_BK);
+        const int stage = STAGES == 2 ? step % 2 : 0;
+        if (STAGES == 2 && more) load(k_begin + (step + 1) * TC_BK, 1 - stage);
         if (STAGES == 1 && step > 0) {
-            load(k_begin + step * TC_BK);
+            load(k_begin + step * TC_BK, 0);
             store(0);
+            tri_cp_async_wait<0>();
             __syncthreads();
         }
-        const int stage = STAGES == 2 ? step % 2 : 0;
         if (HALF) {
             const uint16_t* As = A16 + stage * A16_STAGE;
-            const uint16_t* Bs = B16 + stage * B16_STAGE;
+            const uint16_t* Bs = reinterpret_cast<const uint16_t*>(Bsm) + stage * B_STAGE;
             // ldmatrix: lane 8j + i addresses row i of matrix j. A (x4): matrices (rows +0, k 0-7),
             // (rows +8, k 0-7), (rows +0, k 8-15), (rows +8, k 8-15). B (x4.trans): (k 0-7, n +0),
             // (k 8-15, n +0), (k 0-7, n +8), (k 8-15, n +8): two n8 tiles' fragments.
@@ -230,7 +262,7 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
 #pragma unroll
             for (int np = 0; np < WTN / 2; ++np) {
                 uint32_t q[4];
-                tri_ldmatrix_x4_trans(q, &Bs[(li + 8 * (lj % 2)) * B16_STRIDE + wn + 16 * np + 8 * (lj / 2)]);
+                tri_ldmatrix_x4_trans(q, &Bs[(li + 8 * (lj % 2)) * B_STRIDE + wn + 16 * np + 8 * (lj / 2)]);
                 bf[2 * np][0] = q[0];
                 bf[2 * np][1] = q[1];
                 bf[2 * np + 1][0] = q[2];
@@ -242,7 +274,7 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
                 tri_mma_f16_16816_tiles<WTM, WTN>(acc, af, bf);
         } else {
             const float* As = A32 + stage * A32_STAGE;
-            const float* Bs = B32 + stage * B32_STAGE;
+            const float* Bs = reinterpret_cast<const float*>(Bsm) + stage * B_STAGE;
 #pragma unroll
             for (int ks = 0; ks < TC_BK; ks += 8) {
                 float af[WTM][4], bf[WTN][2];
@@ -254,7 +286,7 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
 #pragma unroll
                 for (int nt = 0; nt < WTN; ++nt)
 #pragma unroll
-                    for (int r = 0; r < 2; ++r) bf[nt][r] = Bs[(ks + t + 4 * r) * B32_STRIDE + wn + nt * 8 + g];
+                    for (int r = 0; r < 2; ++r) bf[nt][r] = Bs[(ks + t + 4 * r) * B_STRIDE + wn + nt * 8 + g];
                 if (MODE == TC_3XTF32) {
                     tri_mma_3xtf32_1688_tiles<WTM, WTN>(acc, af, bf);
                 } else {
@@ -272,6 +304,7 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
             }
         }
         if (STAGES == 2 && more) store(1 - stage);
+        tri_cp_async_wait<0>();
         __syncthreads();
     }
 
@@ -295,19 +328,19 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x, const flo
 // within the registers that allow it without spilling (tests/kernel_resources.rs checks both). The
 // 3xTF32 128×128 kernel keeps one stage: its 64 accumulators and split fragments leave no room for
 // the next step's operands within the 128 registers of 2 CTAs per SM (it spilled 176 bytes).
-#define TC_KERNEL(NAME, MODE, BM, BN, WTM, WTN, STAGES, MIN_CTAS)                                             \
+#define TC_KERNEL(NAME, MODE, W, BM, BN, WTM, WTN, STAGES, MIN_CTAS)                                          \
     extern "C" __global__ void __launch_bounds__(32 * (BM / (16 * WTM)) * (BN / (8 * WTN)), MIN_CTAS)          \
-    NAME(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,             \
+    NAME(const float* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,                 \
          const float* __restrict__ sample_bias, const float* __restrict__ residual,                              \
          const float* __restrict__ fold, float* __restrict__ y, const TriConv2dParams p) {                       \
         conv2d_tc<MODE, BM, BN, WTM, WTN, STAGES>(x, w, bias, sample_bias, residual, fold, y, p);              \
     }
 
-TC_KERNEL(conv2d_implicit_gemm_bf16, TC_BF16, 64, 64, 2, 4, 2, 4)
-TC_KERNEL(conv2d_implicit_gemm_f16, TC_F16, 64, 64, 2, 4, 2, 4)
-TC_KERNEL(conv2d_implicit_gemm_tf32, TC_TF32, 64, 64, 2, 4, 2, 4)
-TC_KERNEL(conv2d_implicit_gemm_3xtf32, TC_3XTF32, 64, 64, 2, 4, 2, 4)
-TC_KERNEL(conv2d_implicit_gemm_bf16_128x128, TC_BF16, 128, 128, 4, 4, 2, 2)
-TC_KERNEL(conv2d_implicit_gemm_f16_128x128, TC_F16, 128, 128, 4, 4, 2, 2)
-TC_KERNEL(conv2d_implicit_gemm_tf32_128x128, TC_TF32, 128, 128, 4, 4, 2, 2)
-TC_KERNEL(conv2d_implicit_gemm_3xtf32_128x128, TC_3XTF32, 128, 128, 4, 4, 1, 2)
+TC_KERNEL(conv2d_implicit_gemm_bf16, TC_BF16, uint16_t, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_f16, TC_F16, uint16_t, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_tf32, TC_TF32, float, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_3xtf32, TC_3XTF32, float, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_bf16_128x128, TC_BF16, uint16_t, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_f16_128x128, TC_F16, uint16_t, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_tf32_128x128, TC_TF32, float, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_3xtf32_128x128, TC_3XTF32, float, 128, 128, 4, 4, 1, 2)

@@ -3,7 +3,8 @@
 //! tensor-core instructions (HMMA for bf16, fp16 and TF32), the shared-memory matrix loads (LDSM, plain
 //! and transposed) and the asynchronous copies (LDGSTS, with zero-fill, and their barriers), so none of
 //! the building blocks quietly compiled to something else; the tensor-core convolutions
-//! (`conv2d_tc.cu`) and attention (`attention_tc.cu`) hold their HMMA and LDSM.
+//! (`conv2d_tc.cu`) and attention (`attention_tc.cu`) hold their HMMA and LDSM, the convolutions also
+//! their weight tiles' LDGSTS.
 //!
 //! cuobjdump is looked up beside `NVCC` (the CI's pinned wheels put it there), then as `CUOBJDUMP`;
 //! it needs nvdisasm beside it. Without it the test skips, unless `TRILEMMA_REQUIRE_CUOBJDUMP=1`.
@@ -134,6 +135,11 @@ fn the_tensor_core_convolutions_run_on_tensor_cores() {
             // shared memory 16 bytes at a time.
             ("LDG.E.128", 16),
             ("STS.128", 24),
+            // The weight tiles by cp.async through L2 (.cg): one 16-byte chunk per thread and step at
+            // 16 bits, two at fp32, issued in the first step's load and the pipelined one (the
+            // one-stage 3xTF32 kernel's too), each batch committed as a group.
+            ("LDGSTS.E.BYPASS.128", 24),
+            ("LDGDEPBAR", 16),
         ],
     );
 }

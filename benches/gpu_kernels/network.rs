@@ -61,8 +61,9 @@ pub fn network_kernels(c: &mut Criterion) {
         Throughput::Elements((2 * len * ch * 9) as u64),
         &mut || drop(ops::conv2d(&x, &wt, Some(&bias), &Conv2dParams::same(3)).expect("conv")),
     );
-    // The tensor-core convolutions (kernels/conv2d_tc.cu), one id per precision; the device's setting
-    // goes back to fp32 afterwards.
+    // The tensor-core convolutions (kernels/conv2d_tc.cu), one id per precision, with the weights in
+    // the type the kernel reads (a layer's packed copy: no cast inside the timing); the device's
+    // setting goes back to fp32 afterwards.
     for precision in [
         Precision::Tf32x3,
         Precision::Tf32,
@@ -71,10 +72,13 @@ pub fn network_kernels(c: &mut Criterion) {
     ] {
         gpu.set_precision(precision)
             .expect("a GPU takes every precision");
+        let packed = ops::cast(&wt, precision.weight_dtype()).expect("packed weights");
         bench(
             format!("conv3x3_{precision}/{shape}"),
             Throughput::Elements((2 * len * ch * 9) as u64),
-            &mut || drop(ops::conv2d(&x, &wt, Some(&bias), &Conv2dParams::same(3)).expect("conv")),
+            &mut || {
+                drop(ops::conv2d(&x, &packed, Some(&bias), &Conv2dParams::same(3)).expect("conv"))
+            },
         );
     }
     gpu.set_precision(Precision::Fp32).expect("fp32");

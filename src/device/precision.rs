@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::{CudaDevice, Device};
 use crate::backend::conv_plan::ConvPlan;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// The arithmetic of a GPU's convolutions and linear layers (`kernels/conv2d.cu`,
@@ -43,6 +44,17 @@ impl Precision {
             Precision::Tf32 => "tf32",
             Precision::Bf16 => "bf16",
             Precision::Fp16 => "fp16",
+        }
+    }
+
+    /// The element type the tensor-core kernels of this precision read a convolution's or linear
+    /// layer's weights in: bf16 / fp16 bits for the 16-bit products (rounded once, by a layer's
+    /// packed copy or a cast at the call, instead of in every CTA), fp32 otherwise.
+    pub fn weight_dtype(self) -> DType {
+        match self {
+            Precision::Bf16 => DType::BF16,
+            Precision::Fp16 => DType::F16,
+            Precision::Fp32 | Precision::Tf32x3 | Precision::Tf32 => DType::F32,
         }
     }
 

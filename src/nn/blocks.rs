@@ -37,6 +37,7 @@ impl AttnBlock {
             params: Conv2dParams::same(1),
             in_ch: channels,
             out_ch: 3 * channels,
+            packed: Default::default(),
         };
         let proj = Conv2d::load_nin(&w.sub("NIN_3"), channels, channels)?;
         Ok(AttnBlock {
@@ -237,7 +238,7 @@ impl PyramidDown {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             PyramidDown::Fir { conv, kernel } => {
-                ops::fir_conv_downsample2x(x, &conv.weight, conv.bias.as_ref(), kernel)
+                ops::fir_conv_downsample2x(x, conv.operand_weight()?, conv.bias.as_ref(), kernel)
             }
             PyramidDown::Plain { conv } => conv.forward(x),
         }

@@ -2,6 +2,7 @@
 //! GroupNorm, DDGAN's adaptive GroupNorm and eval-mode batch norm. Each layer keeps its weights in the
 //! engine's layout on the model's device.
 
+use super::packed_weight::PackedWeight;
 use super::weights::Weights;
 use crate::error::Result;
 use crate::ops::{self, Activation, AffineArgs, Conv2dParams, NormFold, Padding};
@@ -14,6 +15,8 @@ pub struct Conv2d {
     pub params: Conv2dParams,
     pub in_ch: usize,
     pub out_ch: usize,
+    /// The weight's 16-bit copies for the bf16 / fp16 precisions (made on first use).
+    pub packed: PackedWeight,
 }
 
 /// Shape and options of a conv, as the official module declares it.
@@ -77,6 +80,7 @@ impl Conv2d {
             },
             in_ch: spec.in_ch,
             out_ch: spec.out_ch,
+            packed: PackedWeight::default(),
         })
     }
 
@@ -90,6 +94,7 @@ impl Conv2d {
             params: Conv2dParams::same(1),
             in_ch,
             out_ch,
+            packed: PackedWeight::default(),
         })
     }
 
@@ -104,7 +109,14 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::conv2d(x, &self.weight, self.bias.as_ref(), &self.params)
+        ops::conv2d(x, self.operand_weight()?, self.bias.as_ref(), &self.params)
+    }
+
+    /// The weight as this device's convolution kernels read it ([`PackedWeight::operand`]; the
+    /// depthwise kernel reads f32).
+    pub fn operand_weight(&self) -> Result<&Tensor> {
+        let depthwise = self.params.groups == self.in_ch && self.params.groups == self.out_ch;
+        self.packed.operand(&self.weight, depthwise)
     }
 
     /// `(self(x) + skip)/√2` when `rescale`, else `self(x) + skip`: a residual block's last conv with
@@ -135,7 +147,7 @@ impl Conv2d {
                 1.0
             },
         };
-        ops::conv2d_fused(x, &self.weight, self.bias.as_ref(), &f, &self.params)
+        ops::conv2d_fused(x, self.operand_weight()?, self.bias.as_ref(), &f, &self.params)
     }
 }
 
@@ -162,6 +174,8 @@ pub fn weight_norm(w: &[f32], log_g: &[f32], out_ch: usize) -> Vec<f32> {
 pub struct Dense {
     pub weight: Tensor,
     pub bias: Tensor,
+    /// The weight's 16-bit copies for the bf16 / fp16 precisions (made on first use).
+    pub packed: PackedWeight,
 }
 
 impl Dense {
@@ -169,11 +183,13 @@ impl Dense {
         Ok(Dense {
             weight: w.tensor("weight", &[out_f, in_f])?,
             bias: w.tensor("bias", &[out_f])?,
+            packed: PackedWeight::default(),
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::linear(x, &self.weight, Some(&self.bias))
+        let weight = self.packed.operand(&self.weight, false)?;
+        ops::linear(x, weight, Some(&self.bias))
     }
 }
 

@@ -3,6 +3,8 @@
 pub mod blocks;
 pub mod embedding;
 pub mod layers;
+pub mod packed_weight;
 pub mod weights;
 
+pub use packed_weight::PackedWeight;
 pub use weights::Weights;

@@ -1,6 +1,8 @@
 //! Convolution and dense layers over NHWC activations (`kernels/conv2d.cu`). Convolution weights are
 //! `[kh, kw, in/groups, out]` (HWIO: the GEMM's B matrix `[K, out]` row-major; see
-//! [`conv2d_weight_from_oihw`] for the re-layout of PyTorch weights).
+//! [`conv2d_weight_from_oihw`] for the re-layout of PyTorch weights). Weights are f32, or on a GPU at
+//! `--precision bf16` / `fp16` may already be in that 16-bit type (a layer's packed copy,
+//! [`crate::nn::PackedWeight`]); an f32 weight there is rounded for the call, to the same bits.
 
 use super::checks::{compatible, expect_shape, nhwc, positive};
 use super::dispatch::{dispatch, wrap, StorageOf};
@@ -141,7 +143,7 @@ fn conv2d_impl(
             ),
         });
     }
-    compatible(op, "weight", w, x)?;
+    weight_beside(op, w, x)?;
     if let Some(b) = bias {
         expect_shape(op, "bias", b, &[co])?;
         compatible(op, "bias", b, x)?;
@@ -221,6 +223,27 @@ fn conv2d_impl(
     wrap(storage, &[g.n, g.ho, g.wo, co])
 }
 
+/// A convolution's or linear layer's weight beside its input `x`: on the same device, and in `x`'s
+/// dtype or, on a GPU, in the dtype its precision's kernels read weights in
+/// ([`crate::Precision::weight_dtype`]: a layer's packed bf16 / fp16 copy).
+fn weight_beside(op: &'static str, w: &Tensor, x: &Tensor) -> Result<()> {
+    super::dispatch::check_same_device(op, w, x)?;
+    let packed = match x.storage() {
+        Storage::Cuda(_) => Some(x.device().precision().weight_dtype()),
+        Storage::Cpu(_) => None,
+    };
+    if w.dtype() == x.dtype() || Some(w.dtype()) == packed {
+        Ok(())
+    } else {
+        Err(Error::DTypeMismatch {
+            op,
+            tensor: "weight",
+            expected: x.dtype(),
+            found: w.dtype(),
+        })
+    }
+}
+
 /// PyTorch `[co, ci/groups, kh, kw]` weights as the engine's `[kh, kw, ci/groups, co]`.
 pub fn conv2d_weight_from_oihw(w: &[f32], shape: [usize; 4]) -> Vec<f32> {
     let [co, ci, kh, kw] = shape;
@@ -262,7 +285,7 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
             })
         }
     };
-    compatible(OP, "weight", w, x)?;
+    weight_beside(OP, w, x)?;
     if let Some(b) = bias {
         expect_shape(OP, "bias", b, &[out_f])?;
         compatible(OP, "bias", b, x)?;

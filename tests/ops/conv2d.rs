@@ -357,6 +357,30 @@ fn conv2d_on_tensor_cores_matches_the_cpu_at_every_precision() {
             pad: Padding::same(0),
             groups: 1,
         },
+        // Output channels in no whole 16-byte chunk of 16-bit weights (36: the fp32 ones still are;
+        // 30: neither): the weight tile goes element by element instead of by cp.async.
+        Case {
+            n: 1,
+            h: 5,
+            w: 6,
+            ci: 12,
+            co: 36,
+            k: 3,
+            stride: 1,
+            pad: Padding::same(1),
+            groups: 1,
+        },
+        Case {
+            n: 1,
+            h: 5,
+            w: 6,
+            ci: 12,
+            co: 30,
+            k: 3,
+            stride: 1,
+            pad: Padding::same(1),
+            groups: 1,
+        },
     ];
     for (seed, c) in cases.into_iter().enumerate() {
         let seed = 500 + 10 * seed as u64;
@@ -380,11 +404,30 @@ fn conv2d_on_tensor_cores_matches_the_cpu_at_every_precision() {
         for precision in Precision::ALL {
             gpu.set_precision(precision).unwrap();
             crate::common::devices::poison(&gpu, cpu.len());
-            let got = ops::conv2d(&on(&gpu, &xt), &on(&gpu, &wt), Some(&on(&gpu, &bt)), &p)
+            let (xg, wg, bg) = (on(&gpu, &xt), on(&gpu, &wt), on(&gpu, &bt));
+            let got = ops::conv2d(&xg, &wg, Some(&bg), &p)
                 .unwrap()
                 .to_vec_f32()
                 .unwrap();
             let case = format!("{c:?} at {precision}");
+            // The weights already in the precision's 16-bit type (a layer's packed copy) give the
+            // same bits: the kernel rounds an f32 weight exactly as the cast does.
+            let packed = precision.weight_dtype();
+            if packed != DType::F32 {
+                crate::common::devices::poison(&gpu, cpu.len());
+                let w16 = ops::cast(&wg, packed).unwrap();
+                let again = ops::conv2d(&xg, &w16, Some(&bg), &p)
+                    .unwrap()
+                    .to_vec_f32()
+                    .unwrap();
+                assert!(
+                    again
+                        .iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{case}: {packed} weights differ from f32 weights rounded in the call"
+                );
+            }
             let (rel_cpu, abs_cpu) = (rel_err(&got, &cpu), max_abs_err(&got, &cpu));
             eprintln!("{case}: rel {rel_cpu:.2e}, max abs {abs_cpu:.2e} against the fp32 CPU");
             match precision {
@@ -412,6 +455,28 @@ fn conv2d_on_tensor_cores_matches_the_cpu_at_every_precision() {
             }
         }
     }
+    // A 16-bit weight where no kernel reads one is an error naming it: on the CPU, and at a GPU
+    // precision whose weights are another type.
+    let (xt, wt) = (
+        t(&random_vec(2 * 4 * 4 * 8, 1), &[2, 4, 4, 8]),
+        t(&random_vec(9 * 8 * 8, 2), &[3, 3, 8, 8]),
+    );
+    let w16 = ops::cast(&wt, DType::BF16).unwrap();
+    let e = ops::conv2d(&xt, &w16, None, &Conv2dParams::same(3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("weight") && e.contains("bf16"), "{e}");
+    gpu.set_precision(Precision::Fp16).unwrap();
+    let e = ops::conv2d(
+        &on(&gpu, &xt),
+        &on(&gpu, &w16),
+        None,
+        &Conv2dParams::same(3),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("weight") && e.contains("bf16"), "{e}");
+    gpu.set_precision(Precision::Fp32).unwrap();
     assert!(Device::Cpu.set_precision(Precision::Bf16).is_err());
     assert_eq!("bf16".parse::<Precision>().unwrap(), Precision::Bf16);
     assert!("fp8".parse::<Precision>().is_err());
@@ -678,4 +743,101 @@ fn conv2d_with_a_group_norm_prologue_equals_group_norm_then_the_conv() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("GroupNorm fold"), "{e}");
+}
+
+/// The layers' packed weights (`trilemma::nn::PackedWeight`): at bf16 and fp16 a `Conv2d` and a `Dense`
+/// hand the kernels a 16-bit copy of their weight, made on the first call and kept (the same tensor on
+/// the second), and compute the same bits as the op on the f32 weight; at fp32, on the CPU and for a
+/// depthwise convolution (an f32 kernel) the weight itself.
+#[test]
+fn layers_pack_their_weights_once_per_16_bit_precision() {
+    use trilemma::nn::layers::{Conv2d, Dense};
+    use trilemma::nn::PackedWeight;
+    use trilemma::Precision;
+    let Some(gpu) =
+        crate::common::gpu_or_skip("layers_pack_their_weights_once_per_16_bit_precision")
+    else {
+        return;
+    };
+    let (n, h, w, ci, co) = (2, 5, 4, 8, 16);
+    let x = on(&gpu, &t(&random_vec(n * h * w * ci, 41), &[n, h, w, ci]));
+    let conv = |groups: usize, co: usize, seed: u64| Conv2d {
+        weight: on(
+            &gpu,
+            &t(
+                &random_vec(9 * ci / groups * co, seed),
+                &[3, 3, ci / groups, co],
+            ),
+        ),
+        bias: Some(on(&gpu, &t(&random_vec(co, seed + 1), &[co]))),
+        params: Conv2dParams {
+            groups,
+            ..Conv2dParams::same(3)
+        },
+        in_ch: ci,
+        out_ch: co,
+        packed: PackedWeight::default(),
+    };
+    let (plain, depthwise) = (conv(1, co, 42), conv(ci, ci, 44));
+    let rows = t(&random_vec(3 * ci, 46), &[3, ci]);
+    let dense = Dense {
+        weight: on(&gpu, &t(&random_vec(co * ci, 47), &[co, ci])),
+        bias: on(&gpu, &t(&random_vec(co, 48), &[co])),
+        packed: PackedWeight::default(),
+    };
+    let rows = on(&gpu, &rows);
+    let bits = |t: &Tensor| -> Vec<u32> {
+        t.to_vec_f32()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    for precision in [Precision::Bf16, Precision::Fp16, Precision::Fp32] {
+        gpu.set_precision(precision).unwrap();
+        let first = plain.operand_weight().unwrap();
+        assert_eq!(first.dtype(), precision.weight_dtype(), "{precision}");
+        assert!(
+            std::ptr::eq(first, plain.operand_weight().unwrap()),
+            "{precision}: the copy is made once"
+        );
+        if precision == Precision::Fp32 {
+            assert!(std::ptr::eq(first, &plain.weight));
+        }
+        let direct = ops::conv2d(&x, &plain.weight, plain.bias.as_ref(), &plain.params).unwrap();
+        assert_eq!(
+            bits(&plain.forward(&x).unwrap()),
+            bits(&direct),
+            "{precision}"
+        );
+        assert!(std::ptr::eq(
+            depthwise.operand_weight().unwrap(),
+            &depthwise.weight
+        ));
+        let direct = ops::conv2d(
+            &x,
+            &depthwise.weight,
+            depthwise.bias.as_ref(),
+            &depthwise.params,
+        )
+        .unwrap();
+        assert_eq!(
+            bits(&depthwise.forward(&x).unwrap()),
+            bits(&direct),
+            "{precision}"
+        );
+        let direct = ops::linear(&rows, &dense.weight, Some(&dense.bias)).unwrap();
+        assert_eq!(
+            bits(&dense.forward(&rows).unwrap()),
+            bits(&direct),
+            "{precision}"
+        );
+        assert_eq!(
+            dense.packed.operand(&dense.weight, false).unwrap().dtype(),
+            precision.weight_dtype()
+        );
+    }
+    let cpu = PackedWeight::default();
+    let wt = t(&random_vec(9, 49), &[9]);
+    assert!(std::ptr::eq(cpu.operand(&wt, false).unwrap(), &wt));
 }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
-use super::launch::{check, launch_error, nhwc, u32_of};
+use super::launch::{check, check_placed, launch_error, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Conv2dGeometry, LinearGeometry, Nhwc};
 use crate::backend::conv_plan::{ConvGemm, ConvPlan, ConvTile, CONV_K_STEP};
-use crate::backend::{Conv2dOps, ConvEpilogue};
+use crate::backend::{Conv2dOps, ConvEpilogue, ElementwiseOps};
 use crate::device::Precision;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -35,7 +35,7 @@ impl Conv2dOps for CudaStorage {
             });
         }
         check(OP, "x", x, g.n * g.h * g.w * g.ci, &dev)?;
-        check(
+        check_placed(
             OP,
             "weight",
             w,
@@ -88,7 +88,7 @@ impl Conv2dOps for CudaStorage {
         let LinearGeometry { rows, in_f, out_f } = *g;
         let dev = Arc::clone(x.device());
         check(OP, "x", x, rows * in_f, &dev)?;
-        check(OP, "weight", w, out_f * in_f, &dev)?;
+        check_placed(OP, "weight", w, out_f * in_f, &dev)?;
         if let Some(b) = bias {
             check(OP, "bias", b, out_f, &dev)?;
         }
@@ -167,6 +167,22 @@ fn implicit_gemm(
     if pixels * co == 0 {
         return Ok(out);
     }
+    let depthwise = p.groups == p.in_.c && p.groups == p.co;
+    let precision = dev.precision();
+    // The weights in the element type the chosen kernel reads (the depthwise and FFMA kernels: f32):
+    // a layer passes its packed copy; any other weight is cast here, for this call.
+    let want = if depthwise {
+        DType::F32
+    } else {
+        precision.weight_dtype()
+    };
+    let cast;
+    let w = if w.dtype() == want {
+        w
+    } else {
+        cast = w.cast(want)?;
+        &cast
+    };
     let (xv, wv) = (x.view(), w.view());
     // Without a bias, a per-image bias, a residual or a fold, `w` stands in as the pointer and its flag
     // (has_bias, has_sample_bias, has_residual, has_prologue = 0) keeps it unread.
@@ -174,7 +190,6 @@ fn implicit_gemm(
     let sv = e.sample_bias.unwrap_or(w).view();
     let rv = e.residual.unwrap_or(w).view();
     let fv = e.prologue.map_or(w, |(fold, _)| fold).view();
-    let depthwise = p.groups == p.in_.c && p.groups == p.co;
     if depthwise {
         let f = dev.function(names::conv2d::CONV2D_DEPTHWISE_F32)?;
         let mut yv = out.view_mut();
@@ -189,7 +204,6 @@ fn implicit_gemm(
         return Ok(out);
     }
 
-    let precision = dev.precision();
     let gemm = ConvGemm {
         m: pixels,
         cog: co / p.groups as usize,
@@ -243,7 +257,8 @@ fn implicit_gemm(
         let mut yv = out.view_mut();
         let mut l = dev.stream().launch_builder(&f);
         l.arg(&xv).arg(&wv).arg(&bv).arg(&sv).arg(&rv).arg(&fv).arg(&mut yv).arg(&p);
-        // SAFETY: see the shared argument in `launch.rs`. The GEMM kernels guard every load and store
+        // SAFETY: see the shared argument in `launch.rs`; `w` is in the kernel's weight type (`want`:
+        // bf16 / fp16 bits for the 16-bit kernels, f32 otherwise). The GEMM kernels guard every load and store
         // by the pixel count M = n·ho·wo, the group's channel count and K = kh·kw·cig, and read input
         // pixels only inside [0, h) × [0, w); `threads` per CTA matches the kernel's
         // __launch_bounds__ and tile mapping (gemm_kernel). bias[co], sample_bias[n·co] (by an output

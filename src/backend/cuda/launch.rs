@@ -31,6 +31,17 @@ pub(super) fn check(
             found: s.dtype(),
         });
     }
+    check_placed(op, tensor, s, len, dev)
+}
+
+/// `s` holds exactly `len` elements, of any dtype, on `dev`.
+pub(super) fn check_placed(
+    op: &'static str,
+    tensor: &'static str,
+    s: &CudaStorage,
+    len: usize,
+    dev: &Arc<CudaDevice>,
+) -> Result<()> {
     if s.len() != len {
         return Err(Error::ShapeMismatch {
             op,
@@ -118,8 +129,8 @@ pub(super) fn launch_1d<P: DeviceRepr>(
 
 // The SAFETY argument shared by every launch in `backend/cuda/`, stated once:
 // - Signature: each kernel's parameter list (kernels/*.cu) is matched by the order and types of the
-//   `arg` calls next to it; every tensor is f32 (checked), the params struct is the bindgen twin of
-//   the header's.
+//   `arg` calls next to it; every tensor is f32 (checked) unless a wrapper states otherwise (the
+//   tensor-core convolutions' 16-bit weights), the params struct is the bindgen twin of the header's.
 // - Bounds: every input was checked to hold exactly the element count the params describe, and the
 //   output was allocated with the count the kernel writes; indices are computed in u64.
 // - Aliasing: outputs are fresh blocks, distinct from every input, so the kernels' __restrict__ holds;
