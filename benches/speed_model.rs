@@ -31,8 +31,12 @@ fn speed_model(c: &mut Criterion) {
     let mut g = c.benchmark_group("model");
     for (i, s) in CONV_SHAPES.iter().enumerate() {
         let seed = 10 * i as u64;
-        let x = random(&[s.batch, s.hw, s.hw, s.cin], seed, &gpu);
-        // The weights as a layer's packed bf16 copy, as the model counts them.
+        // bf16 activations and packed bf16 weights: a `--precision bf16` network's convolution.
+        let x = ops::cast(
+            &random(&[s.batch, s.hw, s.hw, s.cin], seed, &gpu),
+            DType::BF16,
+        )
+        .expect("bf16 activations");
         let w = ops::cast(
             &random(&[s.k, s.k, s.cin, s.cout], seed + 1, &gpu),
             DType::BF16,
@@ -51,11 +55,15 @@ fn speed_model(c: &mut Criterion) {
     }
     for (i, a) in ATTENTION_SHAPES.iter().enumerate() {
         let l = a.hw * a.hw;
-        let qkv = random(
-            &[a.batch, a.hw, a.hw, 3 * a.channels],
-            1000 + i as u64,
-            &gpu,
-        );
+        let qkv = ops::cast(
+            &random(
+                &[a.batch, a.hw, a.hw, 3 * a.channels],
+                1000 + i as u64,
+                &gpu,
+            ),
+            DType::BF16,
+        )
+        .expect("bf16 activations");
         g.throughput(Throughput::Elements(
             (2 * 2 * a.batch * l * l * a.channels) as u64,
         ));

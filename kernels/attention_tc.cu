@@ -51,12 +51,13 @@ __device__ __forceinline__ float fa_low_as_float(uint32_t bits) {
     return __half2float(v);
 }
 
-// ROWS x COLS elements of a row-major fp32 matrix (row r at src + r·stride) into shared memory as
-// 16-bit pairs, dst row r at dst + r·DST_STRIDE; rows at or past `rows` and columns at or past `cols`
-// are zero. Eight consecutive columns per thread and step (two 16-byte loads, one 16-byte store);
-// `cols` is a multiple of 8.
-template <int MODE, int ROWS, int COLS, int DST_STRIDE>
-__device__ __forceinline__ void fa_load_tile(uint16_t* dst, const float* __restrict__ src, uint64_t stride,
+// ROWS x COLS elements of a row-major matrix (row r at src + r·stride) into shared memory as 16-bit
+// pairs, dst row r at dst + r·DST_STRIDE; rows at or past `rows` and columns at or past `cols` are
+// zero. Eight consecutive columns per thread and step: fp32 ones two 16-byte loads, rounded and packed;
+// 16-bit ones (T is then the kernel's operand type) one 16-byte load, stored as they are; one 16-byte
+// store. `cols` is a multiple of 8.
+template <int MODE, int ROWS, int COLS, int DST_STRIDE, typename T>
+__device__ __forceinline__ void fa_load_tile(uint16_t* dst, const T* __restrict__ src, uint64_t stride,
                                              uint32_t rows, uint32_t cols, unsigned tid) {
     constexpr int PER_ROW = COLS / 8, STEPS = ROWS * PER_ROW / FA_THREADS;
     static_assert(ROWS * PER_ROW % FA_THREADS == 0, "whole steps");
@@ -65,10 +66,14 @@ __device__ __forceinline__ void fa_load_tile(uint16_t* dst, const float* __restr
         const unsigned e = tid + FA_THREADS * i, r = e / PER_ROW, c = 8 * (e % PER_ROW);
         uint4 packed = make_uint4(0u, 0u, 0u, 0u);
         if (r < rows && c < cols) {
-            const float4* s = reinterpret_cast<const float4*>(src + r * stride + c);
-            const float4 a = s[0], b = s[1];
-            packed = make_uint4(fa_pack<MODE>(a.x, a.y), fa_pack<MODE>(a.z, a.w), fa_pack<MODE>(b.x, b.y),
-                                fa_pack<MODE>(b.z, b.w));
+            if constexpr (sizeof(T) == 2) {
+                packed = *reinterpret_cast<const uint4*>(src + r * stride + c);
+            } else {
+                const float4* s = reinterpret_cast<const float4*>(src + r * stride + c);
+                const float4 a = s[0], b = s[1];
+                packed = make_uint4(fa_pack<MODE>(a.x, a.y), fa_pack<MODE>(a.z, a.w), fa_pack<MODE>(b.x, b.y),
+                                    fa_pack<MODE>(b.z, b.w));
+            }
         }
         *reinterpret_cast<uint4*>(dst + r * DST_STRIDE + c) = packed;
     }
@@ -85,8 +90,9 @@ __device__ __forceinline__ void fa_mma(float (&acc)[1][FA_NT][4], const uint32_t
         tri_mma_f16_16816_tiles<1, FA_NT>(acc, a, b);
 }
 
-template <int MODE>
-__device__ __forceinline__ void attention_flash(const float* __restrict__ qkv, float* __restrict__ y,
+// T: the activations' storage type (fp32, or the kernel's own 16-bit type) of qkv and y.
+template <int MODE, typename T>
+__device__ __forceinline__ void attention_flash(const T* __restrict__ qkv, T* __restrict__ y,
                                                 const TriAttentionParams& p) {
     // One buffer: the Q and K chunks during Q·Kᵀ, then the V block for P·V (18 KB a CTA, so shared
     // memory never limits the 3 CTAs per SM that the registers allow, even on sm_86's 100 KB).
@@ -100,7 +106,7 @@ __device__ __forceinline__ void attention_flash(const float* __restrict__ qkv, f
     const uint64_t stride = 3ull * C;
     const uint32_t query_blocks = (P + FA_BQ - 1) / FA_BQ, image = blockIdx.x / query_blocks;
     const uint32_t q0 = (blockIdx.x % query_blocks) * FA_BQ, d0 = blockIdx.y * FA_DV;
-    const float* img = qkv + (uint64_t)image * P * stride;
+    const T* img = qkv + (uint64_t)image * P * stride;
     const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const unsigned g = lane / 4, t = lane % 4, li = lane % 8, lj = lane / 8;
     // Scores stay in q·k units; the scale and log2(e) apply inside the exponent.
@@ -216,7 +222,7 @@ __device__ __forceinline__ void attention_flash(const float* __restrict__ qkv, f
         l[r] += __shfl_xor_sync(TRI_FULL_WARP, l[r], 2);
         inv[r] = 1.0f / l[r];
     }
-    float* out = y + (uint64_t)image * P * C;
+    T* out = y + (uint64_t)image * P * C;
 #pragma unroll
     for (int og = 0; og < FA_DV / 64; ++og)
 #pragma unroll
@@ -224,18 +230,23 @@ __device__ __forceinline__ void attention_flash(const float* __restrict__ qkv, f
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
                 const uint32_t row = q0 + warp * 16 + g + 8 * r, col = d0 + 64 * og + 8 * nt + 2 * t;
-                if (row < P && col < C)
-                    *reinterpret_cast<float2*>(out + (uint64_t)row * C + col) =
-                        make_float2(o[og][0][nt][2 * r] * inv[r], o[og][0][nt][2 * r + 1] * inv[r]);
+                if (row < P && col < C) {
+                    const float a = o[og][0][nt][2 * r] * inv[r], b = o[og][0][nt][2 * r + 1] * inv[r];
+                    if constexpr (sizeof(T) == 2)
+                        *reinterpret_cast<uint32_t*>(out + (uint64_t)row * C + col) = fa_pack<MODE>(a, b);
+                    else
+                        *reinterpret_cast<float2*>(out + (uint64_t)row * C + col) = make_float2(a, b);
+                }
             }
 }
 
-extern "C" __global__ void __launch_bounds__(FA_THREADS, 3)
-attention_flash_bf16(const float* __restrict__ qkv, float* __restrict__ y, const TriAttentionParams p) {
-    attention_flash<FA_BF16>(qkv, y, p);
-}
-
-extern "C" __global__ void __launch_bounds__(FA_THREADS, 3)
-attention_flash_f16(const float* __restrict__ qkv, float* __restrict__ y, const TriAttentionParams p) {
-    attention_flash<FA_F16>(qkv, y, p);
-}
+// Per operand type, over fp32 activations and (_io16) over activations stored in that 16-bit type.
+#define FA_KERNEL(NAME, MODE, T)                                                                         \
+    extern "C" __global__ void __launch_bounds__(FA_THREADS, 3)                                          \
+    NAME(const T* __restrict__ qkv, T* __restrict__ y, const TriAttentionParams p) {                     \
+        attention_flash<MODE, T>(qkv, y, p);                                                             \
+    }
+FA_KERNEL(attention_flash_bf16, FA_BF16, float)
+FA_KERNEL(attention_flash_f16, FA_F16, float)
+FA_KERNEL(attention_flash_bf16_io16, FA_BF16, __nv_bfloat16)
+FA_KERNEL(attention_flash_f16_io16, FA_F16, __half)

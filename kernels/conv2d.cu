@@ -114,25 +114,38 @@ conv2d_implicit_gemm_f32(const float* __restrict__ x, const float* __restrict__ 
 }
 
 // Split-K's second pass: y = epilogue(Σ_s partial_s) over the n·ho·wo·co outputs, the partials summed in
-// split order (deterministic: no atomics).
-extern "C" __global__ void conv2d_splitk_reduce_f32(const float* __restrict__ partials, const float* __restrict__ bias,
-                                                    const float* __restrict__ sample_bias,
-                                                    const float* __restrict__ residual, float* __restrict__ y,
-                                                    const TriConv2dParams p) {
+// split order (deterministic: no atomics). Per activation storage type (_f32, _bf16, _f16: the fp32
+// partials of the tensor-core kernels with 16-bit activations; residual and output in that type).
+template <typename T>
+__device__ __forceinline__ void splitk_reduce_body(const float* __restrict__ partials, const float* __restrict__ bias,
+                                                   const float* __restrict__ sample_bias, const T* __restrict__ residual,
+                                                   T* __restrict__ y, const TriConv2dParams& p) {
     const uint64_t M = (uint64_t)p.in.n * p.ho * p.wo, len = M * p.co;
     for (uint64_t i = tri_global_thread(); i < len; i += tri_grid_threads()) {
         float acc = 0.0f;
         for (uint32_t s = 0; s < p.splits; ++s) acc += partials[s * len + i];
-        y[i] = tri_conv_epilogue(acc, bias, sample_bias, residual, i / p.co, (uint32_t)(i % p.co), p);
+        tri_store_f32(y + i, tri_conv_epilogue(acc, bias, sample_bias, residual, i / p.co, (uint32_t)(i % p.co), p));
     }
 }
+#define TRI_SPLITK_REDUCE(NAME, T)                                                                          \
+    extern "C" __global__ void conv2d_splitk_reduce_##NAME(const float* __restrict__ partials,              \
+                                                           const float* __restrict__ bias,                  \
+                                                           const float* __restrict__ sample_bias,           \
+                                                           const T* __restrict__ residual, T* __restrict__ y, \
+                                                           const TriConv2dParams p) {                       \
+        splitk_reduce_body(partials, bias, sample_bias, residual, y, p);                                    \
+    }
+TRI_SPLITK_REDUCE(f32, float)
+TRI_SPLITK_REDUCE(bf16, __nv_bfloat16)
+TRI_SPLITK_REDUCE(f16, __half)
 
-// groups == c == co: each output channel sees only its own input channel.
-extern "C" __global__ void conv2d_depthwise_f32(const float* __restrict__ x, const float* __restrict__ w,
-                                                const float* __restrict__ bias, const float* __restrict__ sample_bias,
-                                                const float* __restrict__ residual,
-                                                const float* __restrict__ fold, float* __restrict__ y,
-                                                const TriConv2dParams p) {
+// groups == c == co: each output channel sees only its own input channel. Per activation storage type
+// (x, residual and y; weights, bias and fold fp32), fp32 arithmetic.
+template <typename T>
+__device__ __forceinline__ void depthwise_body(const T* __restrict__ x, const float* __restrict__ w,
+                                               const float* __restrict__ bias, const float* __restrict__ sample_bias,
+                                               const T* __restrict__ residual, const float* __restrict__ fold,
+                                               T* __restrict__ y, const TriConv2dParams& p) {
     const TriNhwc s = p.in;
     const uint64_t n = (uint64_t)s.n * p.ho * p.wo * s.c;
     for (uint64_t i = tri_global_thread(); i < n; i += tri_grid_threads()) {
@@ -146,11 +159,23 @@ extern "C" __global__ void conv2d_depthwise_f32(const float* __restrict__ x, con
             for (uint32_t kx = 0; kx < p.kw; ++kx) {
                 const int64_t ix = (int64_t)ox * p.stride - p.pad_left + kx;
                 if (ix < 0 || ix >= s.w) continue;
-                float xv = x[((b * s.h + iy) * s.w + ix) * s.c + ch];
+                float xv = tri_load_f32(x + ((b * s.h + iy) * s.w + ix) * s.c + ch);
                 if (p.has_prologue) xv = tri_conv_prologue(xv, fold, b, ch, s.c, p);
                 acc = fmaf(xv, w[(ky * p.kw + kx) * (uint64_t)s.c + ch], acc);
             }
         }
-        y[i] = tri_conv_epilogue(acc, bias, sample_bias, residual, i / s.c, ch, p);
+        tri_store_f32(y + i, tri_conv_epilogue(acc, bias, sample_bias, residual, i / s.c, ch, p));
     }
 }
+#define TRI_DEPTHWISE(NAME, T)                                                                               \
+    extern "C" __global__ void conv2d_depthwise_##NAME(const T* __restrict__ x, const float* __restrict__ w,   \
+                                                       const float* __restrict__ bias,                        \
+                                                       const float* __restrict__ sample_bias,                 \
+                                                       const T* __restrict__ residual,                        \
+                                                       const float* __restrict__ fold, T* __restrict__ y,     \
+                                                       const TriConv2dParams p) {                             \
+        depthwise_body(x, w, bias, sample_bias, residual, fold, y, p);                                        \
+    }
+TRI_DEPTHWISE(f32, float)
+TRI_DEPTHWISE(bf16, __nv_bfloat16)
+TRI_DEPTHWISE(f16, __half)

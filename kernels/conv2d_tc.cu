@@ -31,6 +31,7 @@
 #include "common/conv_fusion.cuh"
 #include "common/params.h"
 #include "common/shared.cuh"
+#include "common/storage.cuh"
 #include "common/tensor_core.cuh"
 
 #define TC_BK 16
@@ -55,11 +56,13 @@ struct TcWeight<true> {
 
 // One CTA of BM × BN outputs, computed by warps of WTM m16 × WTN n8 mma tiles each, with STAGES (2:
 // pipelined through registers; 1: load, barrier, multiply, barrier) shared-memory stages.
-template <int MODE, int BM, int BN, int WTM, int WTN, int STAGES>
-__device__ __forceinline__ void conv2d_tc(const float* __restrict__ x,
+// T is the activations' storage type (x, residual, y): fp32, or the 16-bit kernels' own type. The output
+// goes to `y` as T, or with split-K as fp32 partials (the reduce kernel finishes them).
+template <int MODE, typename T, int BM, int BN, int WTM, int WTN, int STAGES>
+__device__ __forceinline__ void conv2d_tc(const T* __restrict__ x,
                                           const typename TcWeight<MODE == TC_BF16 || MODE == TC_F16>::type* __restrict__ w,
                                           const float* __restrict__ bias, const float* __restrict__ sample_bias,
-                                          const float* __restrict__ residual, const float* __restrict__ fold, float* __restrict__ y,
+                                          const T* __restrict__ residual, const float* __restrict__ fold, void* __restrict__ y,
                                           const TriConv2dParams& p) {
     constexpr bool HALF = MODE == TC_BF16 || MODE == TC_F16;
     constexpr int WARPS_M = BM / (16 * WTM), WARPS_N = BN / (8 * WTN);
@@ -91,7 +94,6 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x,
     const uint32_t grp = blockIdx.z / p.splits, split = blockIdx.z % p.splits;
     const uint32_t k_begin = split * p.k_split, k_end = min(K, k_begin + p.k_split);
     const uint32_t steps = k_end > k_begin ? (k_end - k_begin + TC_BK - 1) / TC_BK : 0;
-    y += (uint64_t)split * M * p.co;
     const uint64_t m0 = (uint64_t)blockIdx.x * BM;
     const uint32_t n0 = blockIdx.y * BN;
     const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -139,20 +141,31 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x,
         a_inside = 0;
         if (a_vector) {
             bool inside = false;
-            const float4* src = nullptr;
+            const T* src = nullptr;
             if (arow_ok && k < k_end) {
                 const int64_t iy = iy0 + ky, ix = ix0 + kx;
                 inside = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
-                if (inside)
-                    src = reinterpret_cast<const float4*>(x + (abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci);
+                if (inside) src = x + (abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci;
             }
+            if constexpr (sizeof(T) == 2) {
+                // 16-bit activations: one 16-byte load per 8 elements.
 #pragma unroll
-            for (int q = 0; q < A_RUN / 4; ++q) {
-                const float4 v = inside ? src[q] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                a_next[4 * q] = v.x;
-                a_next[4 * q + 1] = v.y;
-                a_next[4 * q + 2] = v.z;
-                a_next[4 * q + 3] = v.w;
+                for (int q = 0; q < A_RUN / 8; ++q) {
+                    if (inside)
+                        tri_load8_f32(src + 8 * q, &a_next[8 * q]);
+                    else
+#pragma unroll
+                        for (int j = 0; j < 8; ++j) a_next[8 * q + j] = 0.0f;
+                }
+            } else {
+#pragma unroll
+                for (int q = 0; q < A_RUN / 4; ++q) {
+                    const float4 v = inside ? reinterpret_cast<const float4*>(src)[q] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    a_next[4 * q] = v.x;
+                    a_next[4 * q + 1] = v.y;
+                    a_next[4 * q + 2] = v.z;
+                    a_next[4 * q + 3] = v.w;
+                }
             }
             a_inside = inside ? (1u << A_RUN) - 1u : 0u;
         } else {
@@ -162,7 +175,7 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x,
                 if (arow_ok && k + i < k_end) {
                     const int64_t iy = iy0 + ky, ix = ix0 + kx;
                     if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) {
-                        av = x[(abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci];
+                        av = tri_load_f32(x + (abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci);
                         a_inside |= 1u << i;
                     }
                 }
@@ -319,28 +332,38 @@ __device__ __forceinline__ void conv2d_tc(const float* __restrict__ x,
                 const uint32_t n = n0 + wn + nt * 8 + 2 * t + (i % 2);
                 if (m >= M || n >= cog) continue;
                 const uint32_t oc = grp * cog + n;
-                y[m * p.co + oc] = tri_conv_epilogue(acc[mt][nt][i], bias, sample_bias, residual, m, oc, p);
+                const float v = tri_conv_epilogue(acc[mt][nt][i], bias, sample_bias, residual, m, oc, p);
+                if (p.splits > 1)
+                    static_cast<float*>(y)[(uint64_t)split * M * p.co + m * p.co + oc] = v;
+                else
+                    tri_store_f32(static_cast<T*>(y) + m * p.co + oc, v);
             }
 }
 
-// One extern "C" kernel per (precision, tile): conv2d_implicit_gemm_<precision>[_<BM>x<BN>], the
-// 64×64 tile unsuffixed. MIN_CTAS is the __launch_bounds__ occupancy each is built for: ptxas keeps it
-// within the registers that allow it without spilling (tests/kernel_resources.rs checks both). The
-// 3xTF32 128×128 kernel keeps one stage: its 64 accumulators and split fragments leave no room for
-// the next step's operands within the 128 registers of 2 CTAs per SM (it spilled 176 bytes).
-#define TC_KERNEL(NAME, MODE, W, BM, BN, WTM, WTN, STAGES, MIN_CTAS)                                          \
+// One extern "C" kernel per (precision, tile, activation type): conv2d_implicit_gemm_<precision>[_<BM>x<BN>]
+// over fp32 activations (the 64×64 tile unsuffixed), and for the 16-bit precisions also _io16 over
+// activations stored in that 16-bit type (--precision bf16 / fp16 networks). MIN_CTAS is the
+// __launch_bounds__ occupancy each is built for: ptxas keeps it within the registers that allow it
+// without spilling (tests/kernel_resources.rs checks both). The 3xTF32 128×128 kernel keeps one
+// stage: its 64 accumulators and split fragments leave no room for the next step's operands within the
+// 128 registers of 2 CTAs per SM (it spilled 176 bytes).
+#define TC_KERNEL(NAME, MODE, T, W, BM, BN, WTM, WTN, STAGES, MIN_CTAS)                                       \
     extern "C" __global__ void __launch_bounds__(32 * (BM / (16 * WTM)) * (BN / (8 * WTN)), MIN_CTAS)          \
-    NAME(const float* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,                 \
-         const float* __restrict__ sample_bias, const float* __restrict__ residual,                              \
-         const float* __restrict__ fold, float* __restrict__ y, const TriConv2dParams p) {                       \
-        conv2d_tc<MODE, BM, BN, WTM, WTN, STAGES>(x, w, bias, sample_bias, residual, fold, y, p);              \
+    NAME(const T* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,                     \
+         const float* __restrict__ sample_bias, const T* __restrict__ residual,                                  \
+         const float* __restrict__ fold, void* __restrict__ y, const TriConv2dParams p) {                        \
+        conv2d_tc<MODE, T, BM, BN, WTM, WTN, STAGES>(x, w, bias, sample_bias, residual, fold, y, p);           \
     }
 
-TC_KERNEL(conv2d_implicit_gemm_bf16, TC_BF16, uint16_t, 64, 64, 2, 4, 2, 4)
-TC_KERNEL(conv2d_implicit_gemm_f16, TC_F16, uint16_t, 64, 64, 2, 4, 2, 4)
-TC_KERNEL(conv2d_implicit_gemm_tf32, TC_TF32, float, 64, 64, 2, 4, 2, 4)
-TC_KERNEL(conv2d_implicit_gemm_3xtf32, TC_3XTF32, float, 64, 64, 2, 4, 2, 4)
-TC_KERNEL(conv2d_implicit_gemm_bf16_128x128, TC_BF16, uint16_t, 128, 128, 4, 4, 2, 2)
-TC_KERNEL(conv2d_implicit_gemm_f16_128x128, TC_F16, uint16_t, 128, 128, 4, 4, 2, 2)
-TC_KERNEL(conv2d_implicit_gemm_tf32_128x128, TC_TF32, float, 128, 128, 4, 4, 2, 2)
-TC_KERNEL(conv2d_implicit_gemm_3xtf32_128x128, TC_3XTF32, float, 128, 128, 4, 4, 1, 2)
+TC_KERNEL(conv2d_implicit_gemm_bf16, TC_BF16, float, uint16_t, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_f16, TC_F16, float, uint16_t, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_tf32, TC_TF32, float, float, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_3xtf32, TC_3XTF32, float, float, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_bf16_128x128, TC_BF16, float, uint16_t, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_f16_128x128, TC_F16, float, uint16_t, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_tf32_128x128, TC_TF32, float, float, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_3xtf32_128x128, TC_3XTF32, float, float, 128, 128, 4, 4, 1, 2)
+TC_KERNEL(conv2d_implicit_gemm_bf16_io16, TC_BF16, __nv_bfloat16, uint16_t, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_f16_io16, TC_F16, __half, uint16_t, 64, 64, 2, 4, 2, 4)
+TC_KERNEL(conv2d_implicit_gemm_bf16_128x128_io16, TC_BF16, __nv_bfloat16, uint16_t, 128, 128, 4, 4, 2, 2)
+TC_KERNEL(conv2d_implicit_gemm_f16_128x128_io16, TC_F16, __half, uint16_t, 128, 128, 4, 4, 2, 2)

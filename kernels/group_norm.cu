@@ -1,6 +1,7 @@
-// group_norm.cu — GroupNorm (and adaptive GroupNorm) over fp32 NHWC [n, pixels, c], fused with the
-// affine and the activation that follow it in every NCSN++ block (GroupNorm → SiLU, AdaGN's per-sample
-// scale and shift). CPU twin: src/backend/cpu/group_norm.rs.
+// group_norm.cu — GroupNorm (and adaptive GroupNorm) over NHWC [n, pixels, c], fused with the affine and
+// the activation that follow it in every NCSN++ block (GroupNorm → SiLU, AdaGN's per-sample scale and
+// shift). CPU twin: src/backend/cpu/group_norm.rs. One kernel per activation storage type (_f32, _bf16,
+// _f16): elements widened on load, the output rounded to nearest even on store; the fold is fp32.
 //
 // One CTA of 256 threads per (sample, group). Statistics are two-pass in float64, as on the CPU: the
 // mean, then the mean squared deviation (biased, as PyTorch). float64 costs nothing here (the kernel is
@@ -18,6 +19,7 @@
 #include "common/block_sum.cuh"
 #include "common/params.h"
 #include "common/shared.cuh"
+#include "common/storage.cuh"
 
 #define GN_THREADS 256
 
@@ -26,15 +28,16 @@ struct GnStats {
     float mean, rstd;
 };
 
-__device__ __forceinline__ GnStats gn_stats(const float* __restrict__ xs, uint64_t count, uint32_t cg, uint32_t c,
+template <typename T>
+__device__ __forceinline__ GnStats gn_stats(const T* __restrict__ xs, uint64_t count, uint32_t cg, uint32_t c,
                                             float eps, double* scratch) {
     auto at = [&](uint64_t k) { return (k / cg) * c + (k % cg); };
     double s = 0.0;
-    for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) s += (double)xs[at(k)];
+    for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) s += (double)tri_load_f32(xs + at(k));
     const double mean = tri_block_sum<GN_THREADS>(s, scratch) / (double)count;
     double q = 0.0;
     for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) {
-        const double d = (double)xs[at(k)] - mean;
+        const double d = (double)tri_load_f32(xs + at(k)) - mean;
         q += d * d;
     }
     const double var = tri_block_sum<GN_THREADS>(q, scratch) / (double)count;
@@ -54,16 +57,16 @@ __device__ __forceinline__ float gn_shift(const float* __restrict__ shift, const
     return shift[(a.shift_per_sample ? vec_off : group_first) + j];
 }
 
-extern "C" __global__ void __launch_bounds__(GN_THREADS)
-group_norm_f32(const float* __restrict__ x, const float* __restrict__ scale, const float* __restrict__ shift,
-               float* __restrict__ y, const TriGroupNormParams p) {
-    TRI_SHARED(double, scratch, [GN_THREADS / 32]);
+template <typename T>
+__device__ __forceinline__ void group_norm_body(const T* __restrict__ x, const float* __restrict__ scale,
+                                                const float* __restrict__ shift, T* __restrict__ y,
+                                                const TriGroupNormParams& p, double* scratch) {
     const TriChannelAffineParams& a = p.affine;
     const uint32_t sample = blockIdx.x / p.groups, group = blockIdx.x % p.groups;
     const uint32_t cg = a.c / p.groups;
     const uint64_t count = (uint64_t)a.pixels * cg;
-    const float* xs = x + (uint64_t)sample * a.pixels * a.c + group * cg;
-    float* ys = y + (uint64_t)sample * a.pixels * a.c + group * cg;
+    const T* xs = x + (uint64_t)sample * a.pixels * a.c + group * cg;
+    T* ys = y + (uint64_t)sample * a.pixels * a.c + group * cg;
     auto at = [&](uint64_t k) { return (k / cg) * a.c + (k % cg); };
     const GnStats st = gn_stats(xs, count, cg, a.c, p.eps, scratch);
 
@@ -71,23 +74,33 @@ group_norm_f32(const float* __restrict__ x, const float* __restrict__ scale, con
     for (uint64_t k = threadIdx.x; k < count; k += GN_THREADS) {
         const uint32_t j = (uint32_t)(k % cg);
         const float sc = gn_scale(st.rstd, scale, a, vec_off, group * cg, j);
-        float v = __fmul_rn(__fsub_rn(xs[at(k)], st.mean), sc);
+        float v = __fmul_rn(__fsub_rn(tri_load_f32(xs + at(k)), st.mean), sc);
         if (a.has_shift) v = __fadd_rn(v, gn_shift(shift, a, vec_off, group * cg, j));
-        ys[at(k)] = tri_activate(a.act, a.act_arg, v);
+        tri_store_f32(ys + at(k), tri_activate(a.act, a.act_arg, v));
     }
 }
+#define TRI_GROUP_NORM(NAME, T)                                                                          \
+    extern "C" __global__ void __launch_bounds__(GN_THREADS)                                             \
+    group_norm_##NAME(const T* __restrict__ x, const float* __restrict__ scale, const float* __restrict__ shift, \
+                      T* __restrict__ y, const TriGroupNormParams p) {                                   \
+        TRI_SHARED(double, scratch, [GN_THREADS / 32]);                                                  \
+        group_norm_body(x, scale, shift, y, p, scratch);                                                 \
+    }
+TRI_GROUP_NORM(f32, float)
+TRI_GROUP_NORM(bf16, __nv_bfloat16)
+TRI_GROUP_NORM(f16, __half)
 
 // The same statistics, folded for a following convolution's prologue instead of applied
 // (params.h, TriConv2dParams): fold[sample, channel] = {mean, rstd·scale, shift, has_shift}. One CTA per
 // (sample, group); the activation is the convolution's to apply.
-extern "C" __global__ void __launch_bounds__(GN_THREADS)
-group_norm_fold_f32(const float* __restrict__ x, const float* __restrict__ scale, const float* __restrict__ shift,
-                    float* __restrict__ fold, const TriGroupNormParams p) {
-    TRI_SHARED(double, scratch, [GN_THREADS / 32]);
+template <typename T>
+__device__ __forceinline__ void group_norm_fold_body(const T* __restrict__ x, const float* __restrict__ scale,
+                                                     const float* __restrict__ shift, float* __restrict__ fold,
+                                                     const TriGroupNormParams& p, double* scratch) {
     const TriChannelAffineParams& a = p.affine;
     const uint32_t sample = blockIdx.x / p.groups, group = blockIdx.x % p.groups;
     const uint32_t cg = a.c / p.groups;
-    const float* xs = x + (uint64_t)sample * a.pixels * a.c + group * cg;
+    const T* xs = x + (uint64_t)sample * a.pixels * a.c + group * cg;
     const GnStats st = gn_stats(xs, (uint64_t)a.pixels * cg, cg, a.c, p.eps, scratch);
     const uint64_t vec_off = (uint64_t)sample * a.c + group * cg;
     for (uint32_t j = threadIdx.x; j < cg; j += GN_THREADS) {
@@ -98,3 +111,13 @@ group_norm_fold_f32(const float* __restrict__ x, const float* __restrict__ scale
         f[3] = a.has_shift ? 1.0f : 0.0f;
     }
 }
+#define TRI_GROUP_NORM_FOLD(NAME, T)                                                                     \
+    extern "C" __global__ void __launch_bounds__(GN_THREADS)                                             \
+    group_norm_fold_##NAME(const T* __restrict__ x, const float* __restrict__ scale,                     \
+                           const float* __restrict__ shift, float* __restrict__ fold, const TriGroupNormParams p) { \
+        TRI_SHARED(double, scratch, [GN_THREADS / 32]);                                                  \
+        group_norm_fold_body(x, scale, shift, fold, p, scratch);                                         \
+    }
+TRI_GROUP_NORM_FOLD(f32, float)
+TRI_GROUP_NORM_FOLD(bf16, __nv_bfloat16)
+TRI_GROUP_NORM_FOLD(f16, __half)

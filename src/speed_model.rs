@@ -141,9 +141,9 @@ pub struct Prediction {
     pub what: String,
     /// 2 per multiply-add.
     pub flops: f64,
-    /// The least traffic of the kernel as it stores tensors today (fp32 activations, a convolution's
-    /// weights as their packed bf16 copy, each read once; output written once; split-K's partials
-    /// written and read once more).
+    /// The least traffic of the kernel as a `--precision bf16` network stores tensors (bf16
+    /// activations, a convolution's weights as their packed bf16 copy, each read once; output
+    /// written once; split-K's fp32 partials written and read once more).
     pub bytes: f64,
     /// The launch: tile and split-K for a convolution, the kernel's layout for attention.
     pub launch: String,
@@ -221,8 +221,8 @@ pub fn conv_prediction(s: &ConvShape) -> Prediction {
     } else {
         0
     };
-    // fp32 activations and partials; the weights as the layer's packed bf16 copy.
-    let bytes = 4.0 * (x + y + partials) as f64 + 2.0 * w as f64;
+    // bf16 activations and weights (the layer's packed copy); fp32 partials.
+    let bytes = 2.0 * (x + w + y) as f64 + 4.0 * partials as f64;
     let launch = if plan.splits > 1 {
         format!("{}, split-K {}", plan.tile.name(), plan.splits)
     } else {
@@ -253,7 +253,8 @@ pub fn conv_prediction(s: &ConvShape) -> Prediction {
 pub fn attention_prediction(s: &AttentionShape) -> Prediction {
     let l = s.hw * s.hw;
     let flops = 2.0 * 2.0 * (s.batch * l * l * s.channels) as f64;
-    let bytes = 4.0 * (4 * s.batch * l * s.channels) as f64;
+    // q, k, v and the output in bf16.
+    let bytes = 2.0 * (4 * s.batch * l * s.channels) as f64;
     let slices = s.channels.div_ceil(FLASH_ATTENTION_COLUMNS);
     predict(
         s.id(),
@@ -376,7 +377,7 @@ mod tests {
         let slots = (H100_SMS * FLASH_ATTENTION_RESIDENT_CTAS) as f64;
         let eff = 2048.0 / ((2048.0 / slots).ceil() * slots);
         let compute = 1.5 * flops / (H100_BF16_TFLOPS * 1e12 * eff) * 1e6;
-        // q, k, v read and the output written once in fp32: 268 MB, more time than the arithmetic.
+        // q, k, v read and the output written once in bf16: 134 MB, more time than the arithmetic.
         let memory = p.bytes / (H100_COPY_TBS * 1e12) * 1e6;
         assert!(compute < memory, "{p:?}");
         assert_eq!(p.bound, "memory");

@@ -250,8 +250,14 @@ fn tensor_core_kernels_reach_their_intended_ctas_per_sm() {
         ("conv2d_implicit_gemm_f16_128x128", 256, big),
         ("conv2d_implicit_gemm_tf32_128x128", 256, big),
         ("conv2d_implicit_gemm_3xtf32_128x128", 256, big),
+        ("conv2d_implicit_gemm_bf16_io16", 128, small),
+        ("conv2d_implicit_gemm_f16_io16", 128, small),
+        ("conv2d_implicit_gemm_bf16_128x128_io16", 256, big),
+        ("conv2d_implicit_gemm_f16_128x128_io16", 256, big),
         ("attention_flash_bf16", 128, flash),
         ("attention_flash_f16", 128, flash),
+        ("attention_flash_bf16_io16", 128, flash),
+        ("attention_flash_f16_io16", 128, flash),
     ];
     let rows = kernels::resources().expect("build.rs writes a well-formed report");
     for (kernel, threads, want) in intended {

@@ -9,6 +9,7 @@
 
 #include "activation.cuh"
 #include "params.h"
+#include "storage.cuh"
 
 // The prologue of a convolution whose input is a GroupNorm's (params.h): input element x of image
 // `img`, channel `ch` (of c) under its fold, in group_norm_f32's operations and order. The fold's four
@@ -21,12 +22,14 @@ __device__ __forceinline__ float tri_conv_prologue(float x, const float* __restr
     return tri_activate(p.pro_act, p.pro_act_arg, v);
 }
 
+// The residual is in the activations' storage type (T), widened on load; bias and sample bias are fp32.
+template <typename T>
 __device__ __forceinline__ float tri_conv_epilogue(float acc, const float* __restrict__ bias,
                                                    const float* __restrict__ sample_bias,
-                                                   const float* __restrict__ residual, uint64_t m,
+                                                   const T* __restrict__ residual, uint64_t m,
                                                    uint32_t oc, const TriConv2dParams& p) {
     if (p.has_bias) acc += bias[oc];
     if (p.has_sample_bias) acc += sample_bias[m / ((uint64_t)p.ho * p.wo) * p.co + oc];
-    if (p.has_residual) acc += residual[m * p.co + oc];
+    if (p.has_residual) acc += tri_load_f32(residual + m * p.co + oc);
     return acc * p.out_scale;
 }

@@ -58,6 +58,14 @@ impl Precision {
         }
     }
 
+    /// The storage type of a network's activations between its ops at this precision: the 16-bit
+    /// precisions keep them in their own type (half the bytes of every pass; the kernels widen on
+    /// load, compute in fp32 and round once on store), the others in fp32. Inputs and outputs of a
+    /// network call stay fp32.
+    pub fn activation_dtype(self) -> DType {
+        self.weight_dtype()
+    }
+
     fn code(self) -> u8 {
         Precision::ALL.iter().position(|&p| p == self).unwrap_or(0) as u8
     }

@@ -69,6 +69,27 @@ pub(crate) fn compatible(
     same_dtype(op, tensor, x, like)
 }
 
+/// A parameter vector of an op on `x` (a bias, an affine's scale, a GroupNorm fold): on x's device
+/// and f32 whatever the activations' storage type (the kernels read parameters in f32).
+pub(crate) fn f32_parameter(
+    op: &'static str,
+    tensor: &'static str,
+    v: &Tensor,
+    x: &Tensor,
+) -> Result<()> {
+    super::dispatch::check_same_device(op, v, x)?;
+    if v.dtype() == crate::dtype::DType::F32 {
+        Ok(())
+    } else {
+        Err(Error::DTypeMismatch {
+            op,
+            tensor,
+            expected: crate::dtype::DType::F32,
+            found: v.dtype(),
+        })
+    }
+}
+
 pub(crate) fn positive(op: &'static str, what: &'static str, v: usize) -> Result<()> {
     if v == 0 {
         Err(Error::InvalidParam {

@@ -4,12 +4,13 @@
 //! `--precision bf16` / `fp16` may already be in that 16-bit type (a layer's packed copy,
 //! [`crate::nn::PackedWeight`]); an f32 weight there is rounded for the call, to the same bits.
 
-use super::checks::{compatible, expect_shape, nhwc, positive};
+use super::checks::{compatible, expect_shape, f32_parameter, nhwc, positive};
 use super::dispatch::{dispatch, wrap, StorageOf};
 use super::group_norm::NormFold;
 use super::flops::count_flops;
 use crate::backend::geometry::{Conv2dGeometry, LinearGeometry};
 use crate::backend::{Conv2dOps, ConvEpilogue};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::Storage;
 use crate::tensor::Tensor;
@@ -146,7 +147,7 @@ fn conv2d_impl(
     weight_beside(op, w, x)?;
     if let Some(b) = bias {
         expect_shape(op, "bias", b, &[co])?;
-        compatible(op, "bias", b, x)?;
+        f32_parameter(op, "bias", b, x)?;
     }
     let (hp, wp) = (
         s.h + p.padding.top + p.padding.bottom,
@@ -181,11 +182,11 @@ fn conv2d_impl(
     }
     if let Some(sb) = f.sample_bias {
         expect_shape(op, "per-image bias", sb, &[g.n, co])?;
-        compatible(op, "per-image bias", sb, x)?;
+        f32_parameter(op, "per-image bias", sb, x)?;
     }
     if let Some(nf) = f.norm {
         expect_shape(op, "GroupNorm fold", &nf.fold, &[g.n, g.ci, 4])?;
-        compatible(op, "GroupNorm fold", &nf.fold, x)?;
+        f32_parameter(op, "GroupNorm fold", &nf.fold, x)?;
     }
     if !f.scale.is_finite() {
         return Err(Error::InvalidParam {
@@ -223,22 +224,22 @@ fn conv2d_impl(
     wrap(storage, &[g.n, g.ho, g.wo, co])
 }
 
-/// A convolution's or linear layer's weight beside its input `x`: on the same device, and in `x`'s
-/// dtype or, on a GPU, in the dtype its precision's kernels read weights in
-/// ([`crate::Precision::weight_dtype`]: a layer's packed bf16 / fp16 copy).
+/// A convolution's or linear layer's weight beside its input `x`: on the same device, and f32 or, on a
+/// GPU, in the dtype its precision's kernels read weights in ([`crate::Precision::weight_dtype`]: a
+/// layer's packed bf16 / fp16 copy), whatever the activations' storage type.
 fn weight_beside(op: &'static str, w: &Tensor, x: &Tensor) -> Result<()> {
     super::dispatch::check_same_device(op, w, x)?;
     let packed = match x.storage() {
         Storage::Cuda(_) => Some(x.device().precision().weight_dtype()),
         Storage::Cpu(_) => None,
     };
-    if w.dtype() == x.dtype() || Some(w.dtype()) == packed {
+    if w.dtype() == DType::F32 || Some(w.dtype()) == packed {
         Ok(())
     } else {
         Err(Error::DTypeMismatch {
             op,
             tensor: "weight",
-            expected: x.dtype(),
+            expected: DType::F32,
             found: w.dtype(),
         })
     }
@@ -288,7 +289,7 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     weight_beside(OP, w, x)?;
     if let Some(b) = bias {
         expect_shape(OP, "bias", b, &[out_f])?;
-        compatible(OP, "bias", b, x)?;
+        f32_parameter(OP, "bias", b, x)?;
     }
     count_flops(rows * in_f * out_f);
     let g = LinearGeometry { rows, in_f, out_f };

@@ -1,7 +1,7 @@
 //! Per-element network ops (`kernels/pointwise.cu`): activations, binary ops, and the per-channel
 //! affine map y = act((x − center)·scale + shift), whose arguments group_norm shares.
 
-use super::checks::{compatible, expect_shape, nhwc, positive};
+use super::checks::{compatible, expect_shape, f32_parameter, nhwc, positive};
 use super::dispatch::{dispatch, wrap, StorageOf};
 use crate::backend::geometry::{
     Activation, BinaryOp, ChannelAffine, ChannelVector, GroupNormGeometry, Nhwc,
@@ -19,7 +19,7 @@ fn vector_kind(
     x: &Tensor,
     s: &Nhwc,
 ) -> Result<bool> {
-    compatible(op, tensor, v, x)?;
+    f32_parameter(op, tensor, v, x)?;
     if v.shape() == [s.c] {
         Ok(false)
     } else if v.shape() == [s.n, s.c] {

@@ -27,4 +27,5 @@ mod ode_drift;
 mod philox_normal;
 mod pointwise;
 mod resample;
+mod storage16;
 mod tensors;

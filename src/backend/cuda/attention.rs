@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
-use super::launch::{check, launch_error, u32_of};
+use super::launch::{check_as, for_dtype, launch_error, u32_of};
 use super::CudaStorage;
 use crate::backend::AttentionOps;
 use crate::device::Precision;
@@ -27,7 +27,7 @@ impl AttentionOps for CudaStorage {
     fn attention(qkv: &Self, n: usize, positions: usize, c: usize) -> Result<Self> {
         const OP: &str = "attention (cuda)";
         let dev = Arc::clone(qkv.device());
-        check(OP, "qkv", qkv, n * positions * 3 * c, &dev)?;
+        check_as(OP, "qkv", qkv, n * positions * 3 * c, &dev, qkv.dtype())?;
         if c == 0 || c > TRI_ATTENTION_MAX_C as usize {
             return Err(Error::InvalidParam {
                 op: OP,
@@ -43,15 +43,21 @@ impl AttentionOps for CudaStorage {
             // The CPU twin's scale, rounded the same way.
             scale: (c as f32).powf(-0.5),
         };
-        let mut out = CudaStorage::alloc(&dev, n * positions * c, DType::F32)?;
+        let dtype = qkv.dtype();
+        let mut out = CudaStorage::alloc(&dev, n * positions * c, dtype)?;
         if n * positions == 0 {
             return Ok(out);
         }
-        let flash = match dev.precision() {
+        // The tensor-core kernel over fp32 activations, or over its own 16-bit type (_io16); other
+        // storage (fp16 activations at bf16, say) takes the FFMA kernel of that type.
+        use names::attention_tc as tc;
+        let flash = match (dev.precision(), dtype) {
             _ if c % FLASH_C_MULTIPLE != 0 => None,
-            Precision::Bf16 => Some(names::attention_tc::ATTENTION_FLASH_BF16),
-            Precision::Fp16 => Some(names::attention_tc::ATTENTION_FLASH_F16),
-            Precision::Fp32 | Precision::Tf32x3 | Precision::Tf32 => None,
+            (Precision::Bf16, DType::F32) => Some(tc::ATTENTION_FLASH_BF16),
+            (Precision::Fp16, DType::F32) => Some(tc::ATTENTION_FLASH_F16),
+            (Precision::Bf16, DType::BF16) => Some(tc::ATTENTION_FLASH_BF16_IO16),
+            (Precision::Fp16, DType::F16) => Some(tc::ATTENTION_FLASH_F16_IO16),
+            _ => None,
         };
         let xv = qkv.view();
         let mut yv = out.view_mut();
@@ -69,14 +75,17 @@ impl AttentionOps for CudaStorage {
             };
             let mut l = dev.stream().launch_builder(&f);
             l.arg(&xv).arg(&mut yv).arg(&p);
-            // SAFETY: see the shared argument in `launch.rs`; qkv holds n·positions rows of 3c floats and
-            // out n·positions rows of c (both checked above), c is a multiple of 8 so every row's 8-float
-            // vector loads and the float2 stores stay aligned and inside their row; the grid has one CTA
+            // SAFETY: see the shared argument in `launch.rs`; qkv holds n·positions rows of 3c elements
+            // and out n·positions rows of c (both checked above, of the type the kernel reads), c is a
+            // multiple of 8 so every row's 8-element vector loads and the 2-element stores stay
+            // aligned and inside their row; the grid has one CTA
             // per 64 queries of each image (x) and per 128 output columns (y), the 128 threads the
             // kernel's __launch_bounds__ and its 4 x 16-row warp mapping; its shared memory is static.
             unsafe { l.launch(cfg) }.map_err(launch_error(OP))?;
         } else {
-            let f = dev.function(names::attention::ATTENTION_F32)?;
+            use names::attention as k;
+            let kernel = for_dtype([k::ATTENTION_F32, k::ATTENTION_BF16, k::ATTENTION_F16], dtype);
+            let f = dev.function(kernel)?;
             // Four warps per CTA, one query row per warp.
             let cfg = LaunchConfig {
                 grid_dim: (u32_of(OP, "rows / 4", (n * positions).div_ceil(4))?, 1, 1),

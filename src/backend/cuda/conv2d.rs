@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
-use super::launch::{check, check_placed, launch_error, nhwc, u32_of};
+use super::launch::{check, check_as, check_placed, for_dtype, launch_error, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Conv2dGeometry, LinearGeometry, Nhwc};
 use crate::backend::conv_plan::{ConvGemm, ConvPlan, ConvTile, CONV_K_STEP};
@@ -34,7 +34,7 @@ impl Conv2dOps for CudaStorage {
                 found: format!("{g:?}"),
             });
         }
-        check(OP, "x", x, g.n * g.h * g.w * g.ci, &dev)?;
+        check_as(OP, "x", x, g.n * g.h * g.w * g.ci, &dev, x.dtype())?;
         check_placed(
             OP,
             "weight",
@@ -46,7 +46,7 @@ impl Conv2dOps for CudaStorage {
             check(OP, "bias", b, g.co, &dev)?;
         }
         if let Some(r) = e.residual {
-            check(OP, "residual", r, g.n * g.ho * g.wo * g.co, &dev)?;
+            check_as(OP, "residual", r, g.n * g.ho * g.wo * g.co, &dev, x.dtype())?;
         }
         if let Some(sb) = e.sample_bias {
             check(OP, "per-image bias", sb, g.n * g.co, &dev)?;
@@ -87,7 +87,7 @@ impl Conv2dOps for CudaStorage {
         const OP: &str = "linear (cuda)";
         let LinearGeometry { rows, in_f, out_f } = *g;
         let dev = Arc::clone(x.device());
-        check(OP, "x", x, rows * in_f, &dev)?;
+        check_as(OP, "x", x, rows * in_f, &dev, x.dtype())?;
         check_placed(OP, "weight", w, out_f * in_f, &dev)?;
         if let Some(b) = bias {
             check(OP, "bias", b, out_f, &dev)?;
@@ -128,10 +128,24 @@ impl Conv2dOps for CudaStorage {
     }
 }
 
-/// The GEMM kernel of `precision` with `tile`, and its threads per CTA; None where that precision
-/// has no kernel with that tile (the FFMA kernel has only 64 × 64).
-fn gemm_kernel(precision: Precision, tile: ConvTile) -> Option<(Kernel, u32)> {
+/// The GEMM kernel of `precision` with `tile` over activations of `act`, and its threads per CTA; None
+/// where that precision has no such kernel (the FFMA kernel has only 64 × 64; 16-bit activations
+/// only go with their own precision).
+fn gemm_kernel(precision: Precision, tile: ConvTile, act: DType) -> Option<(Kernel, u32)> {
     use names::conv2d_tc as tc;
+    if act != DType::F32 {
+        return match (precision, act, tile) {
+            (Precision::Bf16, DType::BF16, ConvTile::T64x64) => Some((tc::CONV2D_IMPLICIT_GEMM_BF16_IO16, 128)),
+            (Precision::Fp16, DType::F16, ConvTile::T64x64) => Some((tc::CONV2D_IMPLICIT_GEMM_F16_IO16, 128)),
+            (Precision::Bf16, DType::BF16, ConvTile::T128x128) => {
+                Some((tc::CONV2D_IMPLICIT_GEMM_BF16_128X128_IO16, 256))
+            }
+            (Precision::Fp16, DType::F16, ConvTile::T128x128) => {
+                Some((tc::CONV2D_IMPLICIT_GEMM_F16_128X128_IO16, 256))
+            }
+            _ => None,
+        };
+    }
     Some(match (precision, tile) {
         (Precision::Fp32, ConvTile::T64x64) => (names::conv2d::CONV2D_IMPLICIT_GEMM_F32, 256),
         (Precision::Fp32, ConvTile::T128x128) => return None,
@@ -163,7 +177,8 @@ fn implicit_gemm(
 ) -> Result<CudaStorage> {
     let dev = Arc::clone(x.device());
     let co = p.co as usize;
-    let mut out = CudaStorage::alloc(&dev, pixels * co, DType::F32)?;
+    let act = x.dtype();
+    let mut out = CudaStorage::alloc(&dev, pixels * co, act)?;
     if pixels * co == 0 {
         return Ok(out);
     }
@@ -190,8 +205,10 @@ fn implicit_gemm(
     let sv = e.sample_bias.unwrap_or(w).view();
     let rv = e.residual.unwrap_or(w).view();
     let fv = e.prologue.map_or(w, |(fold, _)| fold).view();
+    use names::conv2d as k;
     if depthwise {
-        let f = dev.function(names::conv2d::CONV2D_DEPTHWISE_F32)?;
+        let kernel = [k::CONV2D_DEPTHWISE_F32, k::CONV2D_DEPTHWISE_BF16, k::CONV2D_DEPTHWISE_F16];
+        let f = dev.function(for_dtype(kernel, act))?;
         let mut yv = out.view_mut();
         let mut l = dev.stream().launch_builder(&f);
         l.arg(&xv).arg(&wv).arg(&bv).arg(&sv).arg(&rv).arg(&fv).arg(&mut yv).arg(&p);
@@ -217,12 +234,13 @@ fn implicit_gemm(
             precision != Precision::Fp32,
         )
     });
-    let Some((kernel, threads)) = gemm_kernel(precision, plan.tile) else {
+    let Some((kernel, threads)) = gemm_kernel(precision, plan.tile, act) else {
         return Err(Error::InvalidParam {
             op,
             what: "convolution plan",
-            rule: "a CTA tile the device's precision has a kernel for (fp32: 64x64)",
-            found: format!("{} at {precision}", plan.tile.name()),
+            rule: "a CTA tile the device's precision has a kernel for (fp32: 64x64), over f32 \
+                   activations or those of the precision's own 16-bit type",
+            found: format!("{} at {precision} over {act} activations", plan.tile.name()),
         });
     };
     let (bm, bn) = plan.tile.dims();
@@ -286,7 +304,8 @@ fn implicit_gemm(
         // reads no bias or residual (flags 0); the fold as above.
         unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
     }
-    let reduce = dev.function(names::conv2d::CONV2D_SPLITK_REDUCE_F32)?;
+    let reduce = [k::CONV2D_SPLITK_REDUCE_F32, k::CONV2D_SPLITK_REDUCE_BF16, k::CONV2D_SPLITK_REDUCE_F16];
+    let reduce = dev.function(for_dtype(reduce, act))?;
     let pv = partials.view();
     let mut yv = out.view_mut();
     let mut l = dev.stream().launch_builder(&reduce);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
-use super::launch::{check, launch_error, u32_of};
+use super::launch::{check_as, for_dtype, launch_error, u32_of};
 use super::pointwise::affine_params;
 use super::CudaStorage;
 use crate::backend::geometry::{ChannelAffine, GroupNormGeometry};
@@ -17,10 +17,11 @@ use crate::kernels::params::TriGroupNormParams;
 
 impl GroupNormOps for CudaStorage {
     fn group_norm(x: &Self, g: &GroupNormGeometry, a: &ChannelAffine<'_, Self>) -> Result<Self> {
+        use names::group_norm as k;
         run(
             "group_norm (cuda)",
-            names::group_norm::GROUP_NORM_F32,
-            g.n * g.pixels * g.c,
+            [k::GROUP_NORM_F32, k::GROUP_NORM_BF16, k::GROUP_NORM_F16],
+            (g.n * g.pixels * g.c, x.dtype()),
             x,
             g,
             a,
@@ -28,10 +29,11 @@ impl GroupNormOps for CudaStorage {
     }
 
     fn group_norm_fold(x: &Self, g: &GroupNormGeometry, a: &ChannelAffine<'_, Self>) -> Result<Self> {
+        use names::group_norm as k;
         run(
             "group_norm_fold (cuda)",
-            names::group_norm::GROUP_NORM_FOLD_F32,
-            g.n * g.c * 4,
+            [k::GROUP_NORM_FOLD_F32, k::GROUP_NORM_FOLD_BF16, k::GROUP_NORM_FOLD_F16],
+            (g.n * g.c * 4, DType::F32),
             x,
             g,
             a,
@@ -39,19 +41,20 @@ impl GroupNormOps for CudaStorage {
     }
 }
 
-/// Launches `kernel` (group_norm_f32, or group_norm_fold_f32 writing `[n, c, 4]`) with an output of
-/// `out_len` floats: one CTA of 256 threads per (sample, group).
+/// Launches the kernel of `kernels` for x's storage type (group_norm_*, writing that type, or
+/// group_norm_fold_* writing `[n, c, 4]` f32) with an output of `out` (length, dtype): one CTA of 256
+/// threads per (sample, group).
 fn run(
     op: &'static str,
-    kernel: Kernel,
-    out_len: usize,
+    kernels: [Kernel; 3],
+    (out_len, out_dtype): (usize, DType),
     x: &CudaStorage,
     g: &GroupNormGeometry,
     a: &ChannelAffine<'_, CudaStorage>,
 ) -> Result<CudaStorage> {
     let dev = Arc::clone(x.device());
     let len = g.n * g.pixels * g.c;
-    check(op, "x", x, len, &dev)?;
+    check_as(op, "x", x, len, &dev, x.dtype())?;
     if a.n != g.n || a.pixels != g.pixels || a.c != g.c || g.groups == 0 || g.c % g.groups != 0 {
         return Err(Error::InvalidParam {
             op,
@@ -66,11 +69,11 @@ fn run(
         eps: g.eps,
     };
     let ctas = u32_of(op, "batch × groups", g.n * g.groups)?;
-    let mut out = CudaStorage::alloc(&dev, out_len, DType::F32)?;
+    let mut out = CudaStorage::alloc(&dev, out_len, out_dtype)?;
     if len == 0 || out_len == 0 {
         return Ok(out);
     }
-    let f = dev.function(kernel)?;
+    let f = dev.function(for_dtype(kernels, x.dtype()))?;
     let cfg = LaunchConfig {
         grid_dim: (ctas, 1, 1),
         block_dim: (256, 1, 1),

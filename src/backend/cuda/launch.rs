@@ -23,15 +23,37 @@ pub(super) fn check(
     len: usize,
     dev: &Arc<CudaDevice>,
 ) -> Result<()> {
-    if s.dtype() != DType::F32 {
+    check_as(op, tensor, s, len, dev, DType::F32)
+}
+
+/// `s` is a storage of `dtype` with exactly `len` elements on `dev`: a network op's activations are
+/// all in one storage type, that of its first input (f32, or bf16 / fp16 at those precisions).
+pub(super) fn check_as(
+    op: &'static str,
+    tensor: &'static str,
+    s: &CudaStorage,
+    len: usize,
+    dev: &Arc<CudaDevice>,
+    dtype: DType,
+) -> Result<()> {
+    if s.dtype() != dtype {
         return Err(Error::DTypeMismatch {
             op,
             tensor,
-            expected: DType::F32,
+            expected: dtype,
             found: s.dtype(),
         });
     }
     check_placed(op, tensor, s, len, dev)
+}
+
+/// The kernel of a per-storage-type triple (`<op>_f32`, `_bf16`, `_f16`) for activations of `dtype`.
+pub(super) fn for_dtype(kernels: [Kernel; 3], dtype: DType) -> Kernel {
+    match dtype {
+        DType::F32 => kernels[0],
+        DType::BF16 => kernels[1],
+        DType::F16 => kernels[2],
+    }
 }
 
 /// `s` holds exactly `len` elements, of any dtype, on `dev`.
@@ -79,12 +101,13 @@ pub(super) fn nhwc(op: &'static str, s: &Nhwc) -> Result<TriNhwc> {
     })
 }
 
-/// A fresh output of `len` f32 elements and the 1-D launch over it, or None for an empty output.
+/// A fresh output of `len` elements of `dtype` and the 1-D launch over it, or None for an empty output.
 pub(super) fn output(
     dev: &Arc<CudaDevice>,
     len: usize,
+    dtype: DType,
 ) -> Result<(CudaStorage, Option<LaunchConfig>)> {
-    let out = CudaStorage::alloc(dev, len, DType::F32)?;
+    let out = CudaStorage::alloc(dev, len, dtype)?;
     let cfg = (len > 0).then(|| dev.launch_1d(len as u64));
     Ok((out, cfg))
 }
@@ -93,8 +116,9 @@ pub(super) fn launch_error(op: &'static str) -> impl FnOnce(cudarc::driver::Driv
     Error::driver(op, "cuLaunchKernel")
 }
 
-/// Launches `module::kernel(const float* inputs..., float* y, P p)` over a fresh f32 output of
-/// `out_len` values, 1-D grid-stride; the caller has checked every input against what `p` describes.
+/// Launches `module::kernel(const T* inputs..., T* y, P p)` over a fresh output of `out_len` values in
+/// the first input's dtype, 1-D grid-stride; the caller has checked every input against what `p`
+/// describes, all in that dtype, and chose the kernel of that type.
 pub(super) fn launch_1d<P: DeviceRepr>(
     op: &'static str,
     kernel: Kernel,
@@ -111,7 +135,7 @@ pub(super) fn launch_1d<P: DeviceRepr>(
         });
     };
     let dev = Arc::clone(first.device());
-    let (mut out, cfg) = output(&dev, out_len)?;
+    let (mut out, cfg) = output(&dev, out_len, first.dtype())?;
     let Some(cfg) = cfg else { return Ok(out) };
     let f = dev.function(kernel)?;
     let views: Vec<_> = inputs.iter().map(|t| t.view()).collect();
@@ -129,8 +153,10 @@ pub(super) fn launch_1d<P: DeviceRepr>(
 
 // The SAFETY argument shared by every launch in `backend/cuda/`, stated once:
 // - Signature: each kernel's parameter list (kernels/*.cu) is matched by the order and types of the
-//   `arg` calls next to it; every tensor is f32 (checked) unless a wrapper states otherwise (the
-//   tensor-core convolutions' 16-bit weights), the params struct is the bindgen twin of the header's.
+//   `arg` calls next to it; every tensor is f32 (checked), or for the network ops' per-storage-type
+//   kernels (`for_dtype`) every activation in the one dtype checked and the kernel of that type
+//   chosen, and a wrapper states any other case (the tensor-core convolutions' 16-bit weights); the
+//   params struct is the bindgen twin of the header's.
 // - Bounds: every input was checked to hold exactly the element count the params describe, and the
 //   output was allocated with the count the kernel writes; indices are computed in u64.
 // - Aliasing: outputs are fresh blocks, distinct from every input, so the kernels' __restrict__ holds;

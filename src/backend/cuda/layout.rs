@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::launch::{check, launch_1d, nhwc, u32_of};
+use super::launch::{check, check_as, for_dtype, launch_1d, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Nhwc, Window};
 use crate::backend::LayoutOps;
@@ -17,8 +17,8 @@ impl LayoutOps for CudaStorage {
     fn concat_channels(a: &Self, b: &Self, pixels: usize, ca: usize, cb: usize) -> Result<Self> {
         const OP: &str = "concat_channels (cuda)";
         let dev = Arc::clone(a.device());
-        check(OP, "a", a, pixels * ca, &dev)?;
-        check(OP, "b", b, pixels * cb, &dev)?;
+        check_as(OP, "a", a, pixels * ca, &dev, a.dtype())?;
+        check_as(OP, "b", b, pixels * cb, &dev, a.dtype())?;
         let p = TriChannelCopyParams {
             pixels: pixels as u64,
             ca: u32_of(OP, "channels", ca)?,
@@ -26,19 +26,15 @@ impl LayoutOps for CudaStorage {
             start: 0,
             len: 0,
         };
-        launch_1d(
-            OP,
-            names::layout::CONCAT_CHANNELS_F32,
-            &[a, b],
-            pixels * (ca + cb),
-            &p,
-        )
+        use names::layout as k;
+        let kernel = [k::CONCAT_CHANNELS_F32, k::CONCAT_CHANNELS_BF16, k::CONCAT_CHANNELS_F16];
+        launch_1d(OP, for_dtype(kernel, a.dtype()), &[a, b], pixels * (ca + cb), &p)
     }
 
     fn slice_channels(x: &Self, pixels: usize, c: usize, start: usize, len: usize) -> Result<Self> {
         const OP: &str = "slice_channels (cuda)";
         let dev = Arc::clone(x.device());
-        check(OP, "x", x, pixels * c, &dev)?;
+        check_as(OP, "x", x, pixels * c, &dev, x.dtype())?;
         if start + len > c {
             return Err(Error::InvalidParam {
                 op: OP,
@@ -55,19 +51,15 @@ impl LayoutOps for CudaStorage {
             len: len as u32,
         };
         // The kernel's own bounds: start + len <= c (checked).
-        launch_1d(
-            OP,
-            names::layout::SLICE_CHANNELS_F32,
-            &[x],
-            pixels * len,
-            &p,
-        )
+        use names::layout as k;
+        let kernel = [k::SLICE_CHANNELS_F32, k::SLICE_CHANNELS_BF16, k::SLICE_CHANNELS_F16];
+        launch_1d(OP, for_dtype(kernel, x.dtype()), &[x], pixels * len, &p)
     }
 
     fn crop(x: &Self, s: &Nhwc, window: &Window) -> Result<Self> {
         const OP: &str = "crop (cuda)";
         let dev = Arc::clone(x.device());
-        check(OP, "x", x, s.len(), &dev)?;
+        check_as(OP, "x", x, s.len(), &dev, x.dtype())?;
         window.check(OP, s)?;
         let Window { top, left, ho, wo } = *window;
         // The window lies inside the image (checked), so its offsets fit the u32 dimensions.
@@ -79,20 +71,24 @@ impl LayoutOps for CudaStorage {
             wo: wo as u32,
         };
         // The kernel's own bounds: the window lies inside the image (checked).
-        launch_1d(OP, names::layout::CROP_F32, &[x], s.n * ho * wo * s.c, &p)
+        use names::layout as k;
+        let kernel = for_dtype([k::CROP_F32, k::CROP_BF16, k::CROP_F16], x.dtype());
+        launch_1d(OP, kernel, &[x], s.n * ho * wo * s.c, &p)
     }
 
     fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self> {
         const OP: &str = "channel_mean (cuda)";
         let dev = Arc::clone(x.device());
-        check(OP, "x", x, n * pixels * c, &dev)?;
+        check_as(OP, "x", x, n * pixels * c, &dev, x.dtype())?;
         let p = TriChannelMeanParams {
             n: u32_of(OP, "batch", n)?,
             pixels: u32_of(OP, "pixels", pixels)?,
             c: u32_of(OP, "channels", c)?,
             pad: 0,
         };
-        launch_1d(OP, names::layout::CHANNEL_MEAN_F32, &[x], n * c, &p)
+        use names::layout as k;
+        let kernel = [k::CHANNEL_MEAN_F32, k::CHANNEL_MEAN_BF16, k::CHANNEL_MEAN_F16];
+        launch_1d(OP, for_dtype(kernel, x.dtype()), &[x], n * c, &p)
     }
 
     fn pixel_norm(x: &Self, rows: usize, dim: usize) -> Result<Self> {

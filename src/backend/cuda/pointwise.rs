@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cudarc::driver::PushKernelArg;
 
-use super::launch::{check, launch_1d, launch_error, output, u32_of};
+use super::launch::{check, check_as, for_dtype, launch_1d, launch_error, output, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Activation, BinaryOp, ChannelAffine, ChannelVector};
 use crate::backend::PointwiseOps;
@@ -86,11 +86,13 @@ impl PointwiseOps for CudaStorage {
         const OP: &str = "channel_affine (cuda)";
         let dev = Arc::clone(x.device());
         let len = a.n * a.pixels * a.c;
-        check(OP, "x", x, len, &dev)?;
+        check_as(OP, "x", x, len, &dev, x.dtype())?;
         let p = affine_params(OP, a, &dev)?;
-        let (mut out, cfg) = output(&dev, len)?;
+        let (mut out, cfg) = output(&dev, len, x.dtype())?;
         let Some(cfg) = cfg else { return Ok(out) };
-        let f = dev.function(names::pointwise::CHANNEL_AFFINE_F32)?;
+        use names::pointwise as k;
+        let kernel = [k::CHANNEL_AFFINE_F32, k::CHANNEL_AFFINE_BF16, k::CHANNEL_AFFINE_F16];
+        let f = dev.function(for_dtype(kernel, x.dtype()))?;
         let xv = x.view();
         let cv = a.center.map_or(x, |v| v.data).view();
         let sv = a.scale.map_or(x, |v| v.data).view();
@@ -106,21 +108,23 @@ impl PointwiseOps for CudaStorage {
     fn activation(x: &Self, act: Activation) -> Result<Self> {
         const OP: &str = "activation (cuda)";
         let dev = Arc::clone(x.device());
-        check(OP, "x", x, x.len(), &dev)?;
+        check_as(OP, "x", x, x.len(), &dev, x.dtype())?;
         let (code, arg) = activation_code(act);
         let p = TriActivationParams {
             n: x.len() as u64,
             act: code,
             arg,
         };
-        launch_1d(OP, names::pointwise::ACTIVATION_F32, &[x], x.len(), &p)
+        use names::pointwise as k;
+        let kernel = for_dtype([k::ACTIVATION_F32, k::ACTIVATION_BF16, k::ACTIVATION_F16], x.dtype());
+        launch_1d(OP, kernel, &[x], x.len(), &p)
     }
 
     fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self> {
         const OP: &str = "binary (cuda)";
         let dev = Arc::clone(a.device());
-        check(OP, "a", a, a.len(), &dev)?;
-        check(OP, "b", b, a.len(), &dev)?;
+        check_as(OP, "a", a, a.len(), &dev, a.dtype())?;
+        check_as(OP, "b", b, a.len(), &dev, a.dtype())?;
         let p = TriBinaryParams {
             n: a.len() as u64,
             op: match op {
@@ -130,6 +134,8 @@ impl PointwiseOps for CudaStorage {
             } as i32,
             pad: 0,
         };
-        launch_1d(OP, names::pointwise::BINARY_F32, &[a, b], a.len(), &p)
+        use names::pointwise as k;
+        let kernel = for_dtype([k::BINARY_F32, k::BINARY_BF16, k::BINARY_F16], a.dtype());
+        launch_1d(OP, kernel, &[a, b], a.len(), &p)
     }
 }

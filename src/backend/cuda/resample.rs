@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::launch::{check, launch_1d, nhwc, u32_of};
+use super::launch::{check_as, for_dtype, launch_1d, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Nhwc, Resample2x, UpFirDnGeometry};
 use crate::backend::ResampleOps;
@@ -27,7 +27,7 @@ impl ResampleOps for CudaStorage {
                 found: format!("{} taps for k = {}", kernel.len(), g.k),
             });
         }
-        check(OP, "x", x, g.n * g.h * g.w * g.c, &dev)?;
+        check_as(OP, "x", x, g.n * g.h * g.w * g.c, &dev, x.dtype())?;
         let pad = |v: isize| {
             i32::try_from(v).map_err(|_| Error::InvalidParam {
                 op: OP,
@@ -52,19 +52,15 @@ impl ResampleOps for CudaStorage {
         };
         // The kernel's own bounds: the kernel reads only input pixels that its source mapping
         // places inside [0, h) × [0, w) (padding and inserted zeros are skipped).
-        launch_1d(
-            OP,
-            names::resample::UPFIRDN2D_F32,
-            &[x],
-            g.n * g.ho * g.wo * g.c,
-            &p,
-        )
+        use names::resample as k;
+        let kernel = for_dtype([k::UPFIRDN2D_F32, k::UPFIRDN2D_BF16, k::UPFIRDN2D_F16], x.dtype());
+        launch_1d(OP, kernel, &[x], g.n * g.ho * g.wo * g.c, &p)
     }
 
     fn resample2x(x: &Self, s: &Nhwc, mode: Resample2x) -> Result<Self> {
         const OP: &str = "resample2x (cuda)";
         let dev = Arc::clone(x.device());
-        check(OP, "x", x, s.len(), &dev)?;
+        check_as(OP, "x", x, s.len(), &dev, x.dtype())?;
         let (out_len, code) = match mode {
             Resample2x::NearestUp => (s.len() * 4, TRI_RESAMPLE_NEAREST_UP),
             Resample2x::MeanDown => (s.n * (s.h / 2) * (s.w / 2) * s.c, TRI_RESAMPLE_MEAN_DOWN),
@@ -75,6 +71,8 @@ impl ResampleOps for CudaStorage {
             mode: code,
             pad: 0,
         };
-        launch_1d(OP, names::resample::RESAMPLE2X_F32, &[x], out_len, &p)
+        use names::resample as k;
+        let kernel = for_dtype([k::RESAMPLE2X_F32, k::RESAMPLE2X_BF16, k::RESAMPLE2X_F16], x.dtype());
+        launch_1d(OP, kernel, &[x], out_len, &p)
     }
 }

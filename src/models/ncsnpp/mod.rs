@@ -192,6 +192,16 @@ impl Ncsnpp {
         let zemb = zemb.as_ref();
         let temb = self.time_embedding(&t, x)?;
         let temb = temb.as_ref();
+        // Activations in the precision's storage type from here to the output (the embeddings and
+        // every parameter stay fp32).
+        let act_dtype = x.device().precision().activation_dtype();
+        let stored;
+        let x = if x.dtype() == act_dtype {
+            x
+        } else {
+            stored = ops::cast(x, act_dtype)?;
+            &stored
+        };
 
         let centered;
         let x = if a.centered {
@@ -270,10 +280,15 @@ impl Ncsnpp {
             Some((gn, conv)) => conv.forward(&gn.forward(&h, a.act)?)?,
             None => out_pyr.ok_or_else(|| internal("output pyramid"))?,
         };
-        if a.use_tanh {
-            ops::activation(&out, Activation::Tanh)
+        let out = if a.use_tanh {
+            ops::activation(&out, Activation::Tanh)?
         } else {
+            out
+        };
+        if out.dtype() == DType::F32 {
             Ok(out)
+        } else {
+            ops::cast(&out, DType::F32)
         }
     }
 
