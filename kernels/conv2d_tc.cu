@@ -1,6 +1,6 @@
-// conv2d_tc.cu — 2-D convolution over fp32 NHWC activations and HWIO weights as an implicit GEMM on
-// tensor cores (mma.sync, kernels/common/tensor_core.cuh): the same problem, parameters and grid as
-// conv2d_implicit_gemm_f32 (kernels/conv2d.cu), one kernel per operand precision:
+// conv2d_tc.cu — 2-D convolution over NHWC activations (fp32, or 16-bit: _io16) and HWIO weights as an
+// implicit GEMM on tensor cores (mma.sync, kernels/common/tensor_core.cuh): the same problem, parameters
+// and grid as conv2d_implicit_gemm_f32 (kernels/conv2d.cu), one kernel per operand precision:
 //   conv2d_implicit_gemm_bf16 / _f16: operands rounded to bf16 / fp16, m16n8k16, fp32 accumulators;
 //   conv2d_implicit_gemm_tf32:        operands rounded to TF32, m16n8k8, fp32 accumulators;
 //   conv2d_implicit_gemm_3xtf32:      fp32-accurate: each operand split into two TF32 halves, three
@@ -21,9 +21,10 @@
 // per group and the row stride multiples of 8 halves / 4 floats: every NCSN++ conv), else element by
 // element through registers. The mainloop is software-pipelined over two shared-memory stages: the
 // next k step's A loads and B copies are issued before the current step's mma, A converted and
-// stored to the other stage after it, then one wait for the copies and one barrier per step. (A
-// cannot take cp.async while activations are fp32 in memory: it is converted and, with the GroupNorm
-// prologue, transformed on the way.)
+// stored to the other stage after it, then one wait for the copies and one barrier per step. Over
+// 16-bit activations of the operand's type (the _io16 kernels) A is copied by cp.async as well where
+// the GroupNorm prologue does not transform it; over fp32 activations, or with the prologue, it is
+// converted / transformed on the way through registers.
 // 16-bit operands reach registers by ldmatrix (A x4, B x4.trans for two n8 tiles); TF32 ones by their
 // fragment layout. Grid: (ceil(M / BM), ceil(cog / BN), groups · splits): split-K for the small grids
 // (params.h). A GroupNorm + activation prologue applies to the in-image A elements as they are stored;
@@ -133,8 +134,14 @@ __device__ __forceinline__ void conv2d_tc(const T* __restrict__ x,
     // (with the input 16-byte aligned) loads as A_RUN / 4 float4 vectors instead of A_RUN scalars.
     static_assert(A_RUN % 8 == 0, "runs fill whole 16-byte shared-memory stores");
     const bool a_vector = HALF && cig % A_RUN == 0 && ((uintptr_t)x & 15u) == 0;
-    // Issues step k0's loads: A into registers, B into shared-memory `stage` (by cp.async, or element
-    // by element).
+    // 16-bit activations (then of the operand's own type) that no prologue transforms are copied as
+    // they are: by cp.async (.ca: a 3×3 window reads each input pixel up to 9 times, so L1 keeps
+    // it), zero-filled at the padding, past M and past the slice's K.
+    static_assert(sizeof(T) == 4 || (HALF && A_RUN == 8), "16-bit activations: one 16-byte run per thread");
+    const bool a_async = sizeof(T) == 2 && a_vector && !p.has_prologue;
+    // Issues step k0's loads into shared-memory `stage` where they go by cp.async (A, and B in whole
+    // chunks) or element by element (B otherwise), and A into registers where it is converted or
+    // transformed first.
     auto load = [&](uint32_t k0, int stage) {
         uint32_t k = k0 + lka, ci = k % cig, tap = k / cig, ky = tap / p.kw, kx = tap % p.kw;
         a_channel = ci;
@@ -148,14 +155,14 @@ __device__ __forceinline__ void conv2d_tc(const T* __restrict__ x,
                 if (inside) src = x + (abase + (uint64_t)iy * s.w + ix) * s.c + grp * cig + ci;
             }
             if constexpr (sizeof(T) == 2) {
-                // 16-bit activations: one 16-byte load per 8 elements.
+                if (a_async) {
+                    tri_cp_async_ca<16>(&A16[stage * A16_STAGE + lrow * TC_A16_STRIDE + lka], inside ? src : x,
+                                        inside ? 16 : 0);
+                } else if (inside) {
+                    tri_load8_f32(src, a_next);  // one 16-byte load, widened for the prologue
+                } else {
 #pragma unroll
-                for (int q = 0; q < A_RUN / 8; ++q) {
-                    if (inside)
-                        tri_load8_f32(src + 8 * q, &a_next[8 * q]);
-                    else
-#pragma unroll
-                        for (int j = 0; j < 8; ++j) a_next[8 * q + j] = 0.0f;
+                    for (int j = 0; j < 8; ++j) a_next[j] = 0.0f;
                 }
             } else {
 #pragma unroll
@@ -199,7 +206,6 @@ __device__ __forceinline__ void conv2d_tc(const T* __restrict__ x,
                 const W* src = ok ? w + (uint64_t)kb * p.b_k_stride + grp * cog + col : w;
                 tri_cp_async_cg16(&dst[kk * B_STRIDE + nc], src, ok ? 16 : 0);
             }
-            tri_cp_async_commit();
         } else {
             // Straight to shared memory: `stage` is free (see the mainloop), and this path only serves
             // the odd-width layers (RGB output convs, the embedding's dense layers).
@@ -210,10 +216,13 @@ __device__ __forceinline__ void conv2d_tc(const T* __restrict__ x,
                     bcol_ok && kb < k_end ? w[(uint64_t)kb * p.b_k_stride + bcol_off] : (W)0;
             }
         }
+        tri_cp_async_commit();  // the step's copies, one group (empty where none were issued)
     };
-    // A's run goes to shared memory as whole 16-byte stores (rows of 48 or 80 bytes, runs at 0 or 16
-    // elements: all 16-byte aligned), its 16-bit pairs rounded to nearest even.
+    // A's run (unless cp.async copied it) goes to shared memory as whole 16-byte stores (rows of 48
+    // or 80 bytes, runs at 0 or 16 elements: all 16-byte aligned), its 16-bit pairs rounded to nearest
+    // even.
     auto store = [&](int stage) {
+        if (a_async) return;
         uint32_t ci = a_channel;
         float av[A_RUN];
 #pragma unroll

@@ -137,9 +137,12 @@ fn the_tensor_core_convolutions_run_on_tensor_cores() {
             ("STS.128", 24),
             // The weight tiles by cp.async through L2 (.cg): one 16-byte chunk per thread and step at
             // 16 bits, two at fp32, issued in the first step's load and the pipelined one (the
-            // one-stage 3xTF32 kernel's too), each batch committed as a group.
-            ("LDGSTS.E.BYPASS.128", 24),
-            ("LDGDEPBAR", 16),
+            // one-stage 3xTF32 kernel's too), in all 12 kernels; the _io16 kernels' A runs through
+            // L1 (.ca), one per thread and step in the same two places; each step's copies committed
+            // as one group.
+            ("LDGSTS.E.BYPASS.128", 32),
+            ("LDGSTS.E.128", 8),
+            ("LDGDEPBAR", 24),
         ],
     );
 }

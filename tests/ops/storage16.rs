@@ -1,6 +1,7 @@
 //! Every network op over activations stored in 16 bits (bf16 at `--precision bf16`, fp16 at `fp16`):
 //! the `_bf16` / `_f16` kernels of `pointwise.cu`, `group_norm.cu`, `layout.cu`, `resample.cu`,
-//! `conv2d.cu` (depthwise, split-K reduce), `conv2d_tc.cu` (`_io16`) and the two attention kernels.
+//! `conv2d.cu` (depthwise, split-K reduce), `conv2d_tc.cu` (`_io16`: A by cp.async without a prologue,
+//! through registers with one or where channels cross taps) and the two attention kernels.
 //!
 //! Each op runs on the GPU under test over 16-bit inputs (random values rounded to the type), with its
 //! output poisoned (NaN in both halves of every 32-bit word); the reference is the fp32 CPU op on the
@@ -213,6 +214,13 @@ fn every_network_op_over_16_bit_activations_rounds_the_fp32_result_once() {
                 let gn = ops::cast(&rounded, DType::F32).unwrap();
                 ops::conv2d(&gn, &wt_c, Some(&bias_c), &Conv2dParams::same(3)).unwrap()
             }
+        });
+        // 12 input channels: A runs cross taps, so A goes element by element instead of by cp.async.
+        let x12 = input(&[n, h, w, 12], seed + 16, dtype, &gpu);
+        let (w12, w12_c) = rounded_weights(&[3, 3, 12, co], seed + 17, dtype, &gpu);
+        run("conv2d 3x3 over 12 channels", &|g| {
+            let (wt, b) = if g { (&w12, &bias) } else { (&w12_c, &bias_c) };
+            ops::conv2d(pick(&x12, g), wt, Some(b), &Conv2dParams::same(3)).unwrap()
         });
         // Packed 16-bit weights over 16-bit activations: the layers' case.
         run("conv2d 1x1 over packed weights", &|g| {
