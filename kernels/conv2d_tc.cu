@@ -19,7 +19,7 @@
 // launcher; fp32 for the TF32 ones), so the B tile is a plain copy: cp.async, 16 bytes per thread and
 // chunk, straight into shared memory where the output channels run in whole aligned chunks (channels
 // per group and the row stride multiples of 8 halves / 4 floats: every NCSN++ conv), else element by
-// element through registers. The mainloop is software-pipelined over two shared-memory stages: the
+// element. The mainloop is software-pipelined over two shared-memory stages: the
 // next k step's A loads and B copies are issued before the current step's mma, A converted and
 // stored to the other stage after it, then one wait for the copies and one barrier per step. Over
 // 16-bit activations of the operand's type (the _io16 kernels) A is copied by cp.async as well where

@@ -276,7 +276,9 @@ fn implicit_gemm(
         let mut l = dev.stream().launch_builder(&f);
         l.arg(&xv).arg(&wv).arg(&bv).arg(&sv).arg(&rv).arg(&fv).arg(&mut yv).arg(&p);
         // SAFETY: see the shared argument in `launch.rs`; `w` is in the kernel's weight type (`want`:
-        // bf16 / fp16 bits for the 16-bit kernels, f32 otherwise). The GEMM kernels guard every load and store
+        // bf16 / fp16 bits for the 16-bit kernels, f32 otherwise), x, the residual and the output in
+        // the kernel's activation type (`act`, chosen by gemm_kernel; with splits = 1 the output is
+        // written in that type). The GEMM kernels guard every load and store
         // by the pixel count M = n·ho·wo, the group's channel count and K = kh·kw·cig, and read input
         // pixels only inside [0, h) × [0, w); `threads` per CTA matches the kernel's
         // __launch_bounds__ and tile mapping (gemm_kernel). bias[co], sample_bias[n·co] (by an output
@@ -299,9 +301,10 @@ fn implicit_gemm(
         let mut pv = partials.view_mut();
         let mut l = dev.stream().launch_builder(&f);
         l.arg(&xv).arg(&wv).arg(&bv).arg(&sv).arg(&rv).arg(&fv).arg(&mut pv).arg(&part);
-        // SAFETY: as the unsplit launch above; CTA z = group · splits + s writes only its slice's
-        // M·co partials at offset s·M·co, inside the splits·M·co scratch allocated just above, and
-        // reads no bias or residual (flags 0); the fold as above.
+        // SAFETY: as the unsplit launch above; with splits > 1 the kernels write f32 partials whatever
+        // the activation type: CTA z = group · splits + s writes only its slice's M·co partials at
+        // offset s·M·co, inside the splits·M·co f32 scratch allocated just above, and reads no bias or
+        // residual (flags 0); the fold as above.
         unsafe { l.launch(cfg) }.map_err(launch_error(op))?;
     }
     let reduce = [k::CONV2D_SPLITK_REDUCE_F32, k::CONV2D_SPLITK_REDUCE_BF16, k::CONV2D_SPLITK_REDUCE_F16];
@@ -310,7 +313,8 @@ fn implicit_gemm(
     let mut yv = out.view_mut();
     let mut l = dev.stream().launch_builder(&reduce);
     l.arg(&pv).arg(&bv).arg(&sv).arg(&rv).arg(&mut yv).arg(&p);
-    // SAFETY: see the shared argument in `launch.rs`. The reduce visits the M·co outputs by a
+    // SAFETY: see the shared argument in `launch.rs` (the reduce of the activation type: residual and
+    // output in it, partials f32). The reduce visits the M·co outputs by a
     // grid-stride loop and reads partials[s·M·co + i] for s < splits (the scratch holds splits·M·co),
     // bias[i % co], sample_bias[(i / (ho·wo·co))·co + i % co] and residual[i] under their flags (each
     // checked by the caller).
