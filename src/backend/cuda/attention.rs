@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
-use super::launch::{check_as, for_dtype, launch_error, u32_of};
+use super::launch::{check_placed, for_dtype, launch_error, u32_of};
 use super::CudaStorage;
 use crate::backend::AttentionOps;
 use crate::device::Precision;
@@ -27,7 +27,7 @@ impl AttentionOps for CudaStorage {
     fn attention(qkv: &Self, n: usize, positions: usize, c: usize) -> Result<Self> {
         const OP: &str = "attention (cuda)";
         let dev = Arc::clone(qkv.device());
-        check_as(OP, "qkv", qkv, n * positions * 3 * c, &dev, qkv.dtype())?;
+        check_placed(OP, "qkv", qkv, n * positions * 3 * c, &dev)?;
         if c == 0 || c > TRI_ATTENTION_MAX_C as usize {
             return Err(Error::InvalidParam {
                 op: OP,

@@ -34,7 +34,7 @@ impl Conv2dOps for CudaStorage {
                 found: format!("{g:?}"),
             });
         }
-        check_as(OP, "x", x, g.n * g.h * g.w * g.ci, &dev, x.dtype())?;
+        check_placed(OP, "x", x, g.n * g.h * g.w * g.ci, &dev)?;
         check_placed(
             OP,
             "weight",
@@ -87,7 +87,7 @@ impl Conv2dOps for CudaStorage {
         const OP: &str = "linear (cuda)";
         let LinearGeometry { rows, in_f, out_f } = *g;
         let dev = Arc::clone(x.device());
-        check_as(OP, "x", x, rows * in_f, &dev, x.dtype())?;
+        check_placed(OP, "x", x, rows * in_f, &dev)?;
         check_placed(OP, "weight", w, out_f * in_f, &dev)?;
         if let Some(b) = bias {
             check(OP, "bias", b, out_f, &dev)?;

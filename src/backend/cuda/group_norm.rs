@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
-use super::launch::{check_as, for_dtype, launch_error, u32_of};
+use super::launch::{check_placed, for_dtype, launch_error, u32_of};
 use super::pointwise::affine_params;
 use super::CudaStorage;
 use crate::backend::geometry::{ChannelAffine, GroupNormGeometry};
@@ -54,7 +54,7 @@ fn run(
 ) -> Result<CudaStorage> {
     let dev = Arc::clone(x.device());
     let len = g.n * g.pixels * g.c;
-    check_as(op, "x", x, len, &dev, x.dtype())?;
+    check_placed(op, "x", x, len, &dev)?;
     if a.n != g.n || a.pixels != g.pixels || a.c != g.c || g.groups == 0 || g.c % g.groups != 0 {
         return Err(Error::InvalidParam {
             op,

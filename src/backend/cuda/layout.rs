@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::launch::{check, check_as, for_dtype, launch_1d, nhwc, u32_of};
+use super::launch::{check, check_as, check_placed, for_dtype, launch_1d, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Nhwc, Window};
 use crate::backend::LayoutOps;
@@ -17,7 +17,7 @@ impl LayoutOps for CudaStorage {
     fn concat_channels(a: &Self, b: &Self, pixels: usize, ca: usize, cb: usize) -> Result<Self> {
         const OP: &str = "concat_channels (cuda)";
         let dev = Arc::clone(a.device());
-        check_as(OP, "a", a, pixels * ca, &dev, a.dtype())?;
+        check_placed(OP, "a", a, pixels * ca, &dev)?;
         check_as(OP, "b", b, pixels * cb, &dev, a.dtype())?;
         let p = TriChannelCopyParams {
             pixels: pixels as u64,
@@ -34,7 +34,7 @@ impl LayoutOps for CudaStorage {
     fn slice_channels(x: &Self, pixels: usize, c: usize, start: usize, len: usize) -> Result<Self> {
         const OP: &str = "slice_channels (cuda)";
         let dev = Arc::clone(x.device());
-        check_as(OP, "x", x, pixels * c, &dev, x.dtype())?;
+        check_placed(OP, "x", x, pixels * c, &dev)?;
         if start + len > c {
             return Err(Error::InvalidParam {
                 op: OP,
@@ -59,7 +59,7 @@ impl LayoutOps for CudaStorage {
     fn crop(x: &Self, s: &Nhwc, window: &Window) -> Result<Self> {
         const OP: &str = "crop (cuda)";
         let dev = Arc::clone(x.device());
-        check_as(OP, "x", x, s.len(), &dev, x.dtype())?;
+        check_placed(OP, "x", x, s.len(), &dev)?;
         window.check(OP, s)?;
         let Window { top, left, ho, wo } = *window;
         // The window lies inside the image (checked), so its offsets fit the u32 dimensions.
@@ -79,7 +79,7 @@ impl LayoutOps for CudaStorage {
     fn channel_mean(x: &Self, n: usize, pixels: usize, c: usize) -> Result<Self> {
         const OP: &str = "channel_mean (cuda)";
         let dev = Arc::clone(x.device());
-        check_as(OP, "x", x, n * pixels * c, &dev, x.dtype())?;
+        check_placed(OP, "x", x, n * pixels * c, &dev)?;
         let p = TriChannelMeanParams {
             n: u32_of(OP, "batch", n)?,
             pixels: u32_of(OP, "pixels", pixels)?,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cudarc::driver::PushKernelArg;
 
-use super::launch::{check, check_as, for_dtype, launch_1d, launch_error, output, u32_of};
+use super::launch::{check, check_as, check_placed, for_dtype, launch_1d, launch_error, output, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Activation, BinaryOp, ChannelAffine, ChannelVector};
 use crate::backend::PointwiseOps;
@@ -86,7 +86,7 @@ impl PointwiseOps for CudaStorage {
         const OP: &str = "channel_affine (cuda)";
         let dev = Arc::clone(x.device());
         let len = a.n * a.pixels * a.c;
-        check_as(OP, "x", x, len, &dev, x.dtype())?;
+        check_placed(OP, "x", x, len, &dev)?;
         let p = affine_params(OP, a, &dev)?;
         let (mut out, cfg) = output(&dev, len, x.dtype())?;
         let Some(cfg) = cfg else { return Ok(out) };
@@ -108,7 +108,7 @@ impl PointwiseOps for CudaStorage {
     fn activation(x: &Self, act: Activation) -> Result<Self> {
         const OP: &str = "activation (cuda)";
         let dev = Arc::clone(x.device());
-        check_as(OP, "x", x, x.len(), &dev, x.dtype())?;
+        check_placed(OP, "x", x, x.len(), &dev)?;
         let (code, arg) = activation_code(act);
         let p = TriActivationParams {
             n: x.len() as u64,
@@ -123,7 +123,7 @@ impl PointwiseOps for CudaStorage {
     fn binary(a: &Self, b: &Self, op: BinaryOp) -> Result<Self> {
         const OP: &str = "binary (cuda)";
         let dev = Arc::clone(a.device());
-        check_as(OP, "a", a, a.len(), &dev, a.dtype())?;
+        check_placed(OP, "a", a, a.len(), &dev)?;
         check_as(OP, "b", b, a.len(), &dev, a.dtype())?;
         let p = TriBinaryParams {
             n: a.len() as u64,

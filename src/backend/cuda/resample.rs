@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::launch::{check_as, for_dtype, launch_1d, nhwc, u32_of};
+use super::launch::{check_placed, for_dtype, launch_1d, nhwc, u32_of};
 use super::CudaStorage;
 use crate::backend::geometry::{Nhwc, Resample2x, UpFirDnGeometry};
 use crate::backend::ResampleOps;
@@ -27,7 +27,7 @@ impl ResampleOps for CudaStorage {
                 found: format!("{} taps for k = {}", kernel.len(), g.k),
             });
         }
-        check_as(OP, "x", x, g.n * g.h * g.w * g.c, &dev, x.dtype())?;
+        check_placed(OP, "x", x, g.n * g.h * g.w * g.c, &dev)?;
         let pad = |v: isize| {
             i32::try_from(v).map_err(|_| Error::InvalidParam {
                 op: OP,
@@ -60,7 +60,7 @@ impl ResampleOps for CudaStorage {
     fn resample2x(x: &Self, s: &Nhwc, mode: Resample2x) -> Result<Self> {
         const OP: &str = "resample2x (cuda)";
         let dev = Arc::clone(x.device());
-        check_as(OP, "x", x, s.len(), &dev, x.dtype())?;
+        check_placed(OP, "x", x, s.len(), &dev)?;
         let (out_len, code) = match mode {
             Resample2x::NearestUp => (s.len() * 4, TRI_RESAMPLE_NEAREST_UP),
             Resample2x::MeanDown => (s.n * (s.h / 2) * (s.w / 2) * s.c, TRI_RESAMPLE_MEAN_DOWN),
